@@ -1,0 +1,221 @@
+"""ONNX model -> a Teaclave-compatible WebAssembly function (the only package importing tvm).
+
+    result = build(Path("mnist.onnx"), Path("build/mnist"), BuildOptions(name="mnist"))
+
+writes `mnist.wasm`, `mnist.json` (the manifest) and, with separate weights, `mnist.weights`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import onnx
+
+from ..abi import PROFILES, WEIGHTS_ID, Profile, safe_id
+from ..errors import BuildError, UnsupportedModelError
+from .arena import ArenaLayout, plan_arena
+from .blob import pack_blob
+from .codegen import compile_kernels
+from .importer import graph_inputs, input_shapes, load_onnx, to_relax
+from .link import BLOB_FILE, LinkInputs, link, model_source
+from .lower import lower
+from .manifest import make_manifest
+from .plan import Plan, read_plan
+
+__all__ = ["BuildOptions", "BuildResult", "build"]
+
+T = TypeVar("T")
+_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    name: str | None = None  # default: the model file's stem
+    profile: str = "fast"  # a key of abi.PROFILES
+    weights: str = "embedded"  # or "separate"
+    shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)  # input name -> static shape
+    input_names: Sequence[str] | None = None  # ids for the inputs, in ONNX order
+    output_names: Sequence[str] | None = None
+    keep: bool = False  # keep intermediates in OUT/NAME.build/
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    wasm: Path
+    manifest_path: Path
+    weights: Path | None
+    manifest: dict[str, Any]
+
+
+class _Stages:
+    """Runs named stages, reporting each one's time."""
+
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.progress = progress
+
+    def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        start = time.perf_counter()
+        result = fn(*args)
+        if self.progress:
+            self.progress(f"{name:<8} {time.perf_counter() - start:7.2f}s")
+        return result
+
+
+def build(
+    model_path: Path,
+    out_dir: Path,
+    options: BuildOptions = BuildOptions(),
+    progress: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Builds NAME.wasm, NAME.json (and NAME.weights) in out_dir. Raises BuildError (with a
+    message naming the file, input or operator at fault); nothing is written then."""
+    profile, name = _check_options(model_path, options)
+    stage = _Stages(progress)
+    model = stage("load", load_onnx, model_path)  # parse + onnx.checker + known operators
+    io = stage("names", _io_ids, model, options)  # function-level ids of inputs and outputs
+    shapes = input_shapes(model, options.shapes)  # every input dimension static
+    mod = stage("import", to_relax, model, shapes)  # ONNX -> Relax
+    mod = stage("lower", lower, mod)  # legalize + fuse -> call_tir per kernel
+    plan = stage("plan", read_plan, mod)  # tensors, constants, calls, graph inputs/outputs
+    layout = stage("memory", plan_arena, plan)  # liveness-based offsets in one arena
+    _check_fits(plan, layout, profile, io)
+    blob, model_id = stage("pack", pack_blob, plan, layout)  # plan + constants, the weights
+    kernels = stage("kernels", compile_kernels, mod, plan, profile)  # TIR -> wasm32 object
+    link_in = LinkInputs(
+        plan, [i for i, _ in io[0]], [i for i, _ in io[1]], model_id, options.weights == "embedded"
+    )
+    wasm = stage("link", _link, link_in, blob, kernels, profile, out_dir / f"{name}.build", options)
+    return stage(
+        "write", _write, model_path, out_dir, name, options, profile, plan, io, layout, blob, wasm
+    )
+
+
+def _check_options(model_path: Path, options: BuildOptions) -> tuple[Profile, str]:
+    if options.profile not in PROFILES:
+        raise BuildError(f"unknown profile {options.profile!r}: choose one of {sorted(PROFILES)}")
+    if options.weights not in ("embedded", "separate"):
+        raise BuildError(f"unknown weights mode {options.weights!r}: embedded or separate")
+    name = options.name or model_path.stem
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise BuildError(f"function name {name!r}: use letters, digits, '_', '-', '.'")
+    return PROFILES[options.profile], name
+
+
+def _ids(kind: str, names: list[str], given: Sequence[str] | None) -> list[tuple[str, str]]:
+    ids = list(given) if given is not None else [safe_id(n) for n in names]
+    if len(ids) != len(names):
+        raise BuildError(f"--{kind}-names gives {len(ids)} ids for {len(names)} {kind}s")
+    bad = [i for i in ids if not _ID.fullmatch(i) or i == WEIGHTS_ID]
+    if bad:
+        raise BuildError(f"{kind} id {bad[0]!r}: use letters, digits and '_', not {WEIGHTS_ID!r}")
+    if len(set(ids)) != len(ids):
+        raise BuildError(f"{kind} ids {ids} are not unique: set them with --{kind}-names")
+    return list(zip(ids, names, strict=True))
+
+
+def _io_ids(model: onnx.ModelProto, options: BuildOptions) -> tuple[list, list]:
+    inputs = _ids("input", [i.name for i in graph_inputs(model)], options.input_names)
+    outputs = _ids("output", [o.name for o in model.graph.output], options.output_names)
+    clash = {i for i, _ in inputs} & {o for o, _ in outputs}
+    if clash:
+        raise BuildError(f"ids {sorted(clash)} name both an input and an output")
+    return inputs, outputs
+
+
+def _check_fits(plan: Plan, layout: ArenaLayout, profile: Profile, io: tuple) -> None:
+    if len(plan.inputs) != len(io[0]) or len(plan.outputs) != len(io[1]):
+        raise UnsupportedModelError(
+            f"the lowered graph has {len(plan.inputs)} inputs and {len(plan.outputs)} outputs, "
+            f"the ONNX graph {len(io[0])} and {len(io[1])}"
+        )
+    need = layout.arena_bytes + sum(plan.tensors[t].nbytes for t in plan.constants)
+    if profile.heap_limit is not None and need > profile.heap_limit:
+        raise UnsupportedModelError(
+            f"profile {profile.name}: weights + arena need {need / 2**20:.1f} MiB, "
+            f"more than its {profile.heap_limit >> 20} MiB heap"
+        )
+
+
+def _link(
+    inputs: LinkInputs,
+    blob: bytes,
+    kernels: bytes,
+    profile: Profile,
+    keep_dir: Path,
+    options: BuildOptions,
+) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="ti-build-") as tmp:
+        work = keep_dir if options.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "kernels.o").write_bytes(kernels)
+        (work / "model.c").write_text(model_source(inputs))
+        if inputs.embedded:
+            (work / BLOB_FILE).write_bytes(blob)
+        if options.keep:
+            (work / "plan.json").write_text(json.dumps(_plan_json(inputs.plan), indent=1))
+        return link(work, work / "kernels.o", work / "model.c", profile)
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "kernels": plan.kernels,
+        "tensors": [
+            {"shape": list(t.shape), "dtype": t.dtype, "constant": i in plan.constants}
+            for i, t in enumerate(plan.tensors)
+        ],
+        "calls": [
+            {"kernel": plan.kernels[c.kernel], "inputs": c.inputs, "outputs": c.outputs}
+            for c in plan.calls
+        ],
+        "inputs": plan.inputs,
+        "outputs": plan.outputs,
+    }
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Writes a file whole or not at all."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write(
+    model_path: Path,
+    out_dir: Path,
+    name: str,
+    options: BuildOptions,
+    profile: Profile,
+    plan: Plan,
+    io: tuple,
+    layout: ArenaLayout,
+    blob: bytes,
+    wasm: bytes,
+) -> BuildResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = {f"{name}.wasm": wasm}
+    if options.weights == "separate":
+        artifacts[f"{name}.weights"] = blob
+    manifest = make_manifest(
+        name=name,
+        source=(model_path.name, model_path.read_bytes()),
+        plan=plan,
+        io=io,
+        profile=profile,
+        weights_mode=options.weights,
+        arena=(layout.arena_bytes, layout.total_bytes),
+        artifacts=artifacts,
+    )
+    for file, data in artifacts.items():
+        _replace(out_dir / file, data)
+    manifest_path = out_dir / f"{name}.json"
+    _replace(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+    weights = out_dir / f"{name}.weights" if options.weights == "separate" else None
+    return BuildResult(out_dir / f"{name}.wasm", manifest_path, weights, manifest)

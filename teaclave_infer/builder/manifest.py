@@ -1,0 +1,97 @@
+"""NAME.json: what a client needs to call the function, and what the build was made of."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import metadata
+from typing import Any
+
+from ..abi import ENTRYPOINT, TEACLAVE_IMPORTS, WEIGHTS_ID, Profile, Status
+from .plan import Plan, TensorSpec
+
+__all__ = ["FORMAT", "make_manifest", "return_value_rule"]
+
+FORMAT = "teaclave-infer-function/1"
+_TOOLS = ("teaclave-infer", "apache-tvm", "apache-tvm-ffi", "onnx", "numpy", "ziglang")
+
+
+def _tensor(ident: str, onnx_name: str, spec: TensorSpec) -> dict[str, Any]:
+    return {"id": ident, "onnx_name": onnx_name, "shape": list(spec.shape), "dtype": spec.dtype}
+
+
+def returns_argmax(spec: TensorSpec) -> bool:
+    """The runtime's rule (ti_entry.c): argmax for a float vector [1, N], N > 1."""
+    return (
+        len(spec.shape) == 2
+        and spec.shape[0] == 1
+        and spec.shape[1] > 1
+        and spec.dtype in ("float32", "float64")
+    )
+
+
+def return_value_rule(plan: Plan, output_ids: list[str]) -> str:
+    if plan.outputs and returns_argmax(plan.tensors[plan.outputs[0]]):
+        return f"the argmax of output {output_ids[0]!r} (index of its largest score)"
+    return "0"
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def make_manifest(
+    *,
+    name: str,
+    source: tuple[str, bytes],
+    plan: Plan,
+    io: tuple[list[tuple[str, str]], list[tuple[str, str]]],
+    profile: Profile,
+    weights_mode: str,
+    arena: tuple[int, int],
+    artifacts: dict[str, bytes],
+) -> dict[str, Any]:
+    """The manifest as a JSON-ready dict. `io` holds (id, onnx_name) pairs of inputs and outputs;
+    `arena` is (arena bytes, sum of all tensor sizes)."""
+    inputs, outputs = io
+    return {
+        "format": FORMAT,
+        "name": name,
+        "source": {"file": source[0], "sha256": hashlib.sha256(source[1]).hexdigest()},
+        "abi": {
+            "imports": [f"env.{n}" for n in TEACLAVE_IMPORTS],
+            "exports": [ENTRYPOINT, "memory"],
+            "arguments": "each input id names (as key) the file id to read; each output id given "
+            "names the file to write; files are .npy (or, for inputs, the raw tensor bytes)",
+        },
+        "profile": {
+            "name": profile.name,
+            "description": profile.description,
+            "features": list(profile.llvm_features),
+        },
+        "weights": {
+            "mode": weights_mode,
+            "input_id": WEIGHTS_ID if weights_mode == "separate" else None,
+        },
+        "inputs": [
+            _tensor(i, n, plan.tensors[t]) for (i, n), t in zip(inputs, plan.inputs, strict=True)
+        ],
+        "outputs": [
+            _tensor(i, n, plan.tensors[t]) for (i, n), t in zip(outputs, plan.outputs, strict=True)
+        ],
+        "return_value": return_value_rule(plan, [i for i, _ in outputs]),
+        "error_codes": {str(int(s)): s.meaning for s in Status},
+        "memory": {
+            "arena_bytes": arena[0],
+            "tensor_bytes": arena[1],
+            "constant_bytes": sum(plan.tensors[t].nbytes for t in plan.constants),
+        },
+        "kernels": len(plan.kernels),
+        "artifacts": {
+            file: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            for file, data in artifacts.items()
+        },
+        "tools": {dist: _version(dist) for dist in _TOOLS},
+    }

@@ -1,0 +1,118 @@
+"""`teaclave-infer`: build a function from an ONNX model, or run the MNIST demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .abi import PROFILES
+from .errors import TeaclaveInferError
+
+__all__ = ["main"]
+
+
+def _shape(text: str) -> tuple[str, list[int]]:
+    name, sep, dims = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, [int(d) for d in dims.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected NAME=D1,D2,... e.g. x=1,3,224,224"
+        ) from None
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",")]
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="the ONNX model file")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--name", help="function name (default: the model file's stem)")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="fast",
+        help="wasm features: fast (SIMD) or teaclave (runs on Teaclave's WAMR)",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=["embedded", "separate"],
+        default="embedded",
+        help="weights inside the wasm, or in NAME.weights read as input 'weights'",
+    )
+    parser.add_argument(
+        "--shape",
+        type=_shape,
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="fix a dynamic input shape, e.g. data=1,3,224,224 (repeatable)",
+    )
+    parser.add_argument("--input-names", type=_names, help="ids of the inputs, in ONNX order: a,b")
+    parser.add_argument("--output-names", type=_names, help="ids of the outputs, in ONNX order")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep intermediates (plan.json, kernels.o, model.c) in OUT/NAME.build",
+    )
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from .builder import BuildOptions, build  # imports TVM: only when building
+
+    options = BuildOptions(
+        name=args.name,
+        profile=args.profile,
+        weights=args.weights,
+        shapes=dict(args.shape),
+        input_names=args.input_names,
+        output_names=args.output_names,
+        keep=args.keep,
+    )
+    result = build(args.model, args.out, options, progress=lambda line: print(f"  {line}"))
+    memory = result.manifest["memory"]
+    print(
+        f"wrote {result.wasm} ({result.wasm.stat().st_size} bytes), {result.manifest_path}"
+        + (f", {result.weights}" if result.weights else "")
+        + f"; arena {memory['arena_bytes']} bytes"
+    )
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo as demo
+
+    return demo(args.model, args.samples, args.out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teaclave-infer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_build_arguments(sub.add_parser("build", help="build a WebAssembly function from ONNX"))
+    demo = sub.add_parser("demo", help="build the MNIST function and classify the sample digits")
+    demo.add_argument("--model", type=Path, default=Path("functions/mnist/mnist.onnx"))
+    demo.add_argument("--samples", type=Path, default=Path("functions/mnist/samples"))
+    demo.add_argument("--out", type=Path, default=Path("build/mnist"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Runs a command; a TeaclaveInferError is one line on stderr and exit status 1."""
+    parser = _parser()
+    if prog:
+        parser.prog = prog
+    args = parser.parse_args(argv)
+    try:
+        return run_build(args) if args.command == "build" else run_demo(args)
+    except TeaclaveInferError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The one exception hierarchy of teaclave-infer.
+
+Every error the package raises on purpose is a `TeaclaveInferError`; narrow subclasses name the
+stage that failed and carry what a caller needs to act on it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildError",
+    "ExecutionError",
+    "InvalidModuleError",
+    "ModelLoadError",
+    "TeaclaveInferError",
+    "ToolchainError",
+    "UnsupportedModelError",
+]
+
+
+class TeaclaveInferError(Exception):
+    """Base class of every error raised by teaclave-infer."""
+
+
+class BuildError(TeaclaveInferError):
+    """Building a WebAssembly function from a model failed."""
+
+
+class ModelLoadError(BuildError):
+    """The model file is missing, unreadable or not a valid ONNX model."""
+
+
+class UnsupportedModelError(BuildError):
+    """The model is valid ONNX but uses something the builder cannot compile (an operator, a
+    dynamic shape, a dtype)."""
+
+
+class ToolchainError(BuildError):
+    """A compiler or linker step failed; `log` holds what the tool printed."""
+
+    def __init__(self, message: str, log: str = "") -> None:
+        super().__init__(message if not log else f"{message}\n{log}")
+        self.log = log
+
+
+class ExecutionError(TeaclaveInferError):
+    """Running a function failed (a trap, a host error)."""
+
+
+class InvalidModuleError(ExecutionError):
+    """The bytes are not a function this executor will run: not wasm, a forbidden import, a
+    missing export."""
