@@ -51,6 +51,7 @@ def build_model(
     tmp_path: Path, model: onnx.ModelProto | Path, name: str = "model", **options: object
 ) -> BuildResult:
     if isinstance(model, onnx.ModelProto):
+        tmp_path.mkdir(parents=True, exist_ok=True)
         path = tmp_path / f"{name}.onnx"
         onnx.save(model, str(path))
     else:

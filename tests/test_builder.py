@@ -1,0 +1,142 @@
+"""The builder as a model owner meets it: the CLI, its errors, the manifest, determinism, and the
+teaclave profile's feature set."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import wasmtime
+from helpers import assert_matches_onnxruntime, build_model, init, make_model, vi
+from onnx import TensorProto as TP
+from onnx import helper
+
+from teaclave_infer.cli import main
+from teaclave_infer.errors import ModelLoadError, UnsupportedModelError
+from teaclave_infer.executor._run import engine_for
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny(dims: list[int | str] | None = None, op: str = "Relu") -> onnx.ModelProto:
+    w = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    return make_model(
+        [helper.make_node(op, ["input.1"], ["r"]), helper.make_node("MatMul", ["r", "w"], ["scores"])],
+        [vi("input.1", TP.FLOAT, dims or [1, 3])],
+        [vi("scores", TP.FLOAT, None)],
+        [init("w", w)],
+    )
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    onnx.save(model, str(path))
+    return path
+
+
+def test_cli_builds_and_prints_a_line_per_stage(tmp_path, capsys):
+    model = save(tiny(), tmp_path / "tiny.onnx")
+    assert main(["build", str(model), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    for stage in ("load", "import", "lower", "plan", "memory", "kernels", "link", "write"):
+        assert f"  {stage} " in printed
+    assert (tmp_path / "out" / "tiny.wasm").exists()
+
+
+def test_manifest_describes_the_function(tmp_path):
+    model = tiny()
+    result = build_model(tmp_path, model, "tiny", weights="separate", profile="teaclave")
+    m = json.loads(result.manifest_path.read_text())
+    assert m["inputs"] == [{"id": "input_1", "onnx_name": "input.1", "shape": [1, 3],
+                            "dtype": "float32"}]  # fmt: skip
+    assert m["outputs"] == [{"id": "scores", "onnx_name": "scores", "shape": [1, 4],
+                             "dtype": "float32"}]  # fmt: skip
+    assert m["profile"]["name"] == "teaclave"
+    assert m["weights"] == {"mode": "separate", "input_id": "weights"}
+    assert "argmax" in m["return_value"]
+    assert m["error_codes"]["-5"].startswith("an input is not .npy")
+    for file in ("tiny.wasm", "tiny.weights"):
+        data = (result.wasm.parent / file).read_bytes()
+        assert m["artifacts"][file] == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    assert m["memory"]["arena_bytes"] > 0
+    assert set(m["tools"]) >= {"apache-tvm", "onnx", "ziglang"}
+
+
+def test_build_is_deterministic(tmp_path):
+    model = save(tiny(), tmp_path / "tiny.onnx")
+    outs = []
+    for n in (1, 2):
+        build_model(tmp_path / f"b{n}", model, "tiny", weights="separate")
+        outs.append({p.name: p.read_bytes() for p in (tmp_path / f"b{n}" / "out").iterdir()})
+    assert outs[0].keys() == {"tiny.wasm", "tiny.weights", "tiny.json"}
+    assert outs[0] == outs[1]
+
+
+def test_input_and_output_names_can_be_chosen(tmp_path):
+    model = tiny()
+    result = build_model(tmp_path, model, "tiny", input_names=["pixels"], output_names=["logits"])
+    assert [i["id"] for i in result.manifest["inputs"]] == ["pixels"]
+    assert [o["id"] for o in result.manifest["outputs"]] == ["logits"]
+
+
+def test_dynamic_shape_needs_a_shape_flag(tmp_path):
+    model = tiny(["batch", 3])
+    with pytest.raises(UnsupportedModelError, match=r"input 'input.1' has a dynamic shape.*--shape"):
+        build_model(tmp_path, model, "dyn")
+    assert not (tmp_path / "out" / "dyn.wasm").exists()
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert_matches_onnxruntime(tmp_path, model, {"input.1": x}, shapes={"input.1": [2, 3]})
+
+
+def test_teaclave_profile_runs_with_simd_and_bulk_memory_off(tmp_path):
+    model = tiny()
+    teaclave = build_model(tmp_path / "t", model, "t", profile="teaclave")
+    fast = build_model(tmp_path / "f", model, "f", profile="fast")
+    wasmtime.Module(engine_for("teaclave"), teaclave.wasm.read_bytes())  # compiles: no SIMD used
+    with pytest.raises(wasmtime.WasmtimeError):  # the same engine really refuses SIMD
+        wasmtime.Module(engine_for("teaclave"), fast.wasm.read_bytes())
+
+
+def test_keep_leaves_the_intermediates(tmp_path):
+    build_model(tmp_path, tiny(), "tiny", keep=True)
+    kept = {p.name for p in (tmp_path / "out" / "tiny.build").iterdir()}
+    assert {"plan.json", "kernels.o", "model.c"} <= kept
+
+
+def test_malformed_onnx_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07this is not a protobuf of a model\xff\xff")
+    with pytest.raises(ModelLoadError, match="bad.onnx: not a valid ONNX model"):
+        build_model(tmp_path, bad, "bad")
+
+
+def test_unsupported_operator_is_named(tmp_path):
+    model = tiny(op="Celu")
+    with pytest.raises(UnsupportedModelError, match="unsupported ONNX operator.*Celu"):
+        build_model(tmp_path, model, "celu")
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: d / "missing.onnx", "missing.onnx: no such file"),
+        (lambda d: (d / "bad.onnx").write_bytes(b"junk") and d / "bad.onnx", "not a valid ONNX"),
+    ],
+)
+def test_build_model_py_errors_are_one_line(tmp_path, setup, message):
+    model = setup(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "build_model.py"), str(model), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

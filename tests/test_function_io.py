@@ -1,0 +1,161 @@
+"""The function I/O contract: .npy and raw inputs, .npy outputs, argv, and a distinct negative
+return value (never a trap) for every kind of bad input."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from helpers import build_model, init, make_model, npy, vi
+from onnx import TensorProto as TP
+from onnx import helper
+
+from teaclave_infer.abi import Status
+from teaclave_infer.builder import BuildResult
+from teaclave_infer.executor import run
+
+X = np.random.default_rng(3).standard_normal((1, 2, 4, 4)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def functions(tmp_path_factory) -> dict[str, BuildResult]:
+    """One small classifier, built with embedded and with separate weights."""
+    w = np.random.default_rng(4).standard_normal((32, 5)).astype(np.float32)
+    model = make_model(
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])],
+        [vi("x", TP.FLOAT, [1, 2, 4, 4])],
+        [vi("y", TP.FLOAT, [1, 5])],
+        [init("w", w)],
+    )
+    out = {}
+    for weights in ("embedded", "separate"):
+        out[weights] = build_model(tmp_path_factory.mktemp(weights), model, "io", weights=weights)
+    return out
+
+
+def call(
+    fn: BuildResult,
+    arguments: dict[str, str],
+    files: dict[str, bytes],
+    outputs: tuple[str, ...] = (),
+) -> tuple[int, dict[str, bytes]]:
+    if fn.weights is not None and "weights" not in files:
+        files = {**files, "weights": fn.weights.read_bytes()}
+    result = run(fn.wasm.read_bytes(), arguments, files, outputs)
+    return result.return_value, result.outputs
+
+
+def expected() -> np.ndarray:
+    w = np.random.default_rng(4).standard_normal((32, 5)).astype(np.float32)
+    return X.reshape(1, 32) @ w
+
+
+@pytest.mark.parametrize("weights", ["embedded", "separate"])
+def test_npy_in_npy_out_and_argmax(functions, weights):
+    rv, out = call(functions[weights], {"x": "img", "y": "scores"}, {"img": npy(X)}, ("scores",))
+    scores = np.load(io.BytesIO(out["scores"]))
+    np.testing.assert_allclose(scores, expected(), rtol=1e-5, atol=1e-5)
+    assert rv == int(np.argmax(scores))
+
+
+def test_raw_bytes_input_gives_the_same_result(functions):
+    fn = functions["embedded"]
+    rv_npy, _ = call(fn, {"x": "img"}, {"img": npy(X)})
+    rv_raw, _ = call(fn, {"x": "img"}, {"img": X.tobytes()})
+    assert rv_raw == rv_npy == int(np.argmax(expected()))
+
+
+def test_output_written_only_when_asked(functions):
+    _, out = call(functions["embedded"], {"x": "img"}, {"img": npy(X)}, ("scores",))
+    assert out == {}
+
+
+def test_npy_written_by_other_writers_is_accepted(functions):
+    """A version 2.0 header and a shape written without spaces."""
+    header = b"{'descr':'<f4','fortran_order':False,'shape':(1,2,4,4)}"
+    header += b" " * (-(len(header) + 13) % 64) + b"\n"
+    v2 = b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header + X.tobytes()
+    rv, _ = call(functions["embedded"], {"x": "img"}, {"img": v2})
+    assert rv == int(np.argmax(expected()))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "files", "status"),
+    [
+        ({}, {"img": npy(X)}, Status.MISSING_ARGUMENT),
+        ({"x": "other"}, {"img": npy(X)}, Status.OPEN_INPUT_FAILED),
+        ({"x": "img"}, {"img": npy(X.astype(np.float64))}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img"}, {"img": npy(X.reshape(1, 2, 16))}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img"}, {"img": npy(X.reshape(1, 32))}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img"}, {"img": b"garbage!"}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img"}, {"img": npy(X)[:-1]}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img"}, {"img": npy(X) + b"\0"}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img"}, {"img": X.tobytes()[:-4]}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img"}, {"img": X.tobytes() + b"1234"}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img"}, {"img": b"\x93NUMPY\x01\x00\xff\xff"}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img"}, {"img": b""}, Status.BAD_INPUT_FORMAT),
+        ({"x": "img", "y": "not_granted"}, {"img": npy(X)}, Status.WRITE_OUTPUT_FAILED),
+    ],
+    ids=["missing-argument", "not-granted", "wrong-dtype", "wrong-rank", "wrong-shape",
+         "garbage", "truncated-npy", "trailing-byte", "short-raw", "long-raw", "bad-header",
+         "empty", "output-not-granted"],
+)  # fmt: skip
+def test_bad_input_returns_its_status(functions, arguments, files, status):
+    rv, out = call(functions["embedded"], arguments, files, ("scores",))
+    assert rv == status
+    assert out == {}
+
+
+def test_fortran_order_is_refused(functions):
+    header = b"{'descr': '<f4', 'fortran_order': True, 'shape': (1, 2, 4, 4), }"
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + X.tobytes()
+    rv, _ = call(functions["embedded"], {"x": "img"}, {"img": data})
+    assert rv == Status.BAD_INPUT_FORMAT
+
+
+def test_separate_weights_are_read_from_the_weights_input(functions):
+    fn = functions["separate"]
+    blob = fn.weights.read_bytes()
+    assert call(fn, {"x": "img"}, {"img": npy(X), "weights": blob})[0] >= 0
+    renamed = call(fn, {"x": "img", "weights": "w2"}, {"img": npy(X), "w2": blob, "weights": b""})
+    assert renamed[0] == int(np.argmax(expected()))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b"",  # missing
+        lambda b: b[:-1],  # truncated
+        lambda b: b + b"\0",  # trailing
+        lambda b: b"XXXX" + b[4:],  # magic
+        lambda b: b[:8] + bytes([b[8] ^ 1]) + b[9:],  # model id of another model
+        lambda b: b[:72] + b"\xff" * 8 + b[80:],  # first tensor record
+    ],
+    ids=["missing", "truncated", "trailing", "magic", "model-id", "tensor-record"],
+)
+def test_bad_weights_are_refused(functions, damage):
+    fn = functions["separate"]
+    files = {"img": npy(X), "weights": damage(fn.weights.read_bytes())}
+    rv, _ = call(fn, {"x": "img"}, files)
+    assert rv == Status.BAD_WEIGHTS
+
+
+def test_weights_absent_from_the_grant(functions):
+    fn = functions["separate"]
+    rv = run(fn.wasm.read_bytes(), {"x": "img"}, {"img": npy(X)}).return_value
+    assert rv == Status.BAD_WEIGHTS
+
+
+def test_imports_are_only_teaclave_file_functions(functions):
+    import wasmtime
+
+    from teaclave_infer.abi import TEACLAVE_IMPORTS
+
+    for fn in functions.values():
+        module = wasmtime.Module(wasmtime.Engine(), fn.wasm.read_bytes())
+        assert {(i.module, i.name) for i in module.imports} <= {
+            ("env", n) for n in TEACLAVE_IMPORTS
+        }
+        assert sorted(e.name for e in module.exports) == ["entrypoint", "memory"]
