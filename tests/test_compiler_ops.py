@@ -177,6 +177,20 @@ def int_output_first() -> Case:
     ), {"x": rand(1, 6)}
 
 
+def bool_and_where() -> Case:
+    """A bool tensor crosses kernel boundaries and leaves as an output."""
+    return make_model(
+        [
+            node("Greater", ["x", "t"], ["mask"]),
+            node("Where", ["mask", "x", "z"], ["y"]),
+            node("Not", ["mask"], ["inv"]),
+        ],
+        [vi("x", TP.FLOAT, [2, 7])],
+        [vi("y", TP.FLOAT, None), vi("inv", TP.BOOL, None)],
+        [init("t", np.array(0.1, np.float32)), init("z", rand(2, 7))],
+    ), {"x": rand(2, 7)}
+
+
 CASES: dict[str, Callable[[], Case]] = {
     f.__name__: f
     for f in [
@@ -190,6 +204,7 @@ CASES: dict[str, Callable[[], Case]] = {
         batch_of_three,
         two_inputs_two_outputs,
         int_output_first,
+        bool_and_where,
     ]
 }
 

@@ -6,6 +6,6 @@ Limits (deadline, fuel, memory caps) and the module cache come with the executor
 
 from __future__ import annotations
 
-from ._run import Result, run
+from ._run import Result, load, run
 
-__all__ = ["Result", "run"]
+__all__ = ["Result", "load", "run"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from ..abi import ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS, pack_arguments
 from ..errors import ExecutionError, InvalidModuleError
 from ._files import FileContext, GuestMemory
 
-__all__ = ["Result", "engine_for", "run"]
+__all__ = ["Result", "engine_for", "load", "run"]
 
 PAGE = 65536
 
@@ -23,6 +24,7 @@ class Result:
     outputs: dict[str, bytes] = field(default_factory=dict)
 
 
+@functools.cache
 def engine_for(profile: str) -> wasmtime.Engine:
     """An engine with exactly the profile's wasm features on (see ARCHITECTURE.md: wasmtime 50
     cannot turn reference types off, and SIMD only together with relaxed SIMD)."""
@@ -105,20 +107,27 @@ def _place_argv(store: wasmtime.Store, memory: wasmtime.Memory, argv: list[bytes
     return base
 
 
+def load(wasm: bytes, profile: str = "fast") -> wasmtime.Module:
+    """Compiles and checks a function for the profile's engine."""
+    try:
+        module = wasmtime.Module(engine_for(profile), wasm)
+    except wasmtime.WasmtimeError as err:
+        raise InvalidModuleError(f"not a valid module for profile {profile}: {err}") from err
+    check_imports(module)
+    return module
+
+
 def run(
-    wasm: bytes,
+    function: bytes | wasmtime.Module,
     arguments: Mapping[str, object],
     inputs: Mapping[str, bytes],
     outputs: Sequence[str] = (),
     profile: str = "fast",
 ) -> Result:
-    """Calls the function's entrypoint once. Outputs exist only if the call returned."""
+    """Calls the function's entrypoint once, in a fresh store. `function` is wasm bytes or a
+    module from `load(..., profile)`. Outputs exist only if the call returned."""
+    module = load(function, profile) if isinstance(function, bytes) else function
     engine = engine_for(profile)
-    try:
-        module = wasmtime.Module(engine, wasm)
-    except wasmtime.WasmtimeError as err:
-        raise InvalidModuleError(f"not a valid module for profile {profile}: {err}") from err
-    check_imports(module)
     store = wasmtime.Store(engine)
     host = _Host(store, FileContext(inputs, outputs))
     linker = wasmtime.Linker(engine)

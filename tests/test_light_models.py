@@ -1,0 +1,61 @@
+"""The 9 real architectures ONNX ships in onnx/backend/test/data/light, compiled and compared
+with onnxruntime in both weight modes.
+
+These files build every weight with ConstantOfShape (one value repeated), which makes most
+outputs uniform and a comparison nearly blind. Each test first replaces those weights with
+seeded random ones, scaled by fan-in, so that every channel carries a different signal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from helpers import assert_matches_onnxruntime
+from onnx import TensorProto as TP
+from onnx import helper, numpy_helper
+
+from teaclave_infer.builder.importer import graph_inputs
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+QUICK = {"light_squeezenet"}  # small enough for the default tier
+MODELS = sorted(p.stem for p in LIGHT.glob("light_*.onnx"))
+
+
+def randomized(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
+    """The model with each ConstantOfShape weight replaced by a random initializer."""
+    rng = np.random.default_rng(seed)
+    inits = {i.name: i for i in model.graph.initializer}
+    graph = model.graph
+    for node in [n for n in graph.node if n.op_type == "ConstantOfShape" and n.input[0] in inits]:
+        shape = tuple(int(d) for d in numpy_helper.to_array(inits[node.input[0]]))
+        if len(shape) >= 2:
+            bound = np.sqrt(3.0 / np.prod(shape[1:]))
+            value = rng.uniform(-bound, bound, shape)
+        else:  # biases, batch-norm scales and variances: positive, near 1
+            value = rng.uniform(0.5, 1.5, shape)
+        graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), node.output[0]))
+        # IR version 3 files must list every initializer as a graph input
+        graph.input.append(helper.make_tensor_value_info(node.output[0], TP.FLOAT, shape))
+        graph.node.remove(node)
+        graph.initializer.remove(inits[node.input[0]])
+    used = {i.name for i in graph.initializer}
+    for vi in [i for i in graph.input if i.name not in used and i.name.endswith("__SHAPE")]:
+        graph.input.remove(vi)
+    return model
+
+
+@pytest.mark.parametrize("weights", ["embedded", "separate"])
+@pytest.mark.parametrize(
+    "name", [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in MODELS]
+)
+def test_light_model_matches_onnxruntime(tmp_path, name, weights):
+    model = randomized(onnx.load(str(LIGHT / f"{name}.onnx")))
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    (data,) = graph_inputs(model)
+    shape = [d.dim_value for d in data.type.tensor_type.shape.dim]
+    x = np.random.default_rng(1).uniform(0, 1, shape).astype(np.float32)
+    assert_matches_onnxruntime(tmp_path, path, {data.name: x}, name=name, weights=weights)
