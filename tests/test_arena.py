@@ -70,7 +70,9 @@ def test_random_graphs_keep_live_tensors_apart():
         tensors = [plan.add_tensor(TensorSpec((int(rng.integers(1, 500)),), "uint8"))]
         plan.inputs = list(tensors)
         for _ in range(int(rng.integers(1, 15))):
-            ins = tuple(int(t) for t in rng.choice(tensors, size=min(2, len(tensors)), replace=False))
+            ins = tuple(
+                int(t) for t in rng.choice(tensors, size=min(2, len(tensors)), replace=False)
+            )
             outs = tuple(
                 plan.add_tensor(TensorSpec((int(rng.integers(1, 500)),), "uint8"))
                 for _ in range(int(rng.integers(1, 3)))
