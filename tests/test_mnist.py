@@ -1,0 +1,47 @@
+"""The committed MNIST model as a function: every sample digit is classified as labelled, the
+scores match onnxruntime, in both weight modes and both profiles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from helpers import build_model, reference, run_built
+
+from teaclave_infer.demo import image_tensor, run_demo
+
+MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist"
+LABELS: dict[str, int] = json.loads((MNIST / "samples" / "labels.json").read_text())
+
+
+def test_the_model_is_what_the_contract_says():
+    model = onnx.load(str(MNIST / "mnist.onnx"))
+    (inp,) = model.graph.input
+    assert inp.name == "input_img"
+    assert [d.dim_value for d in inp.type.tensor_type.shape.dim] == [1, 1, 28, 28]
+    assert len(LABELS) == 20 and set(LABELS.values()) == set(range(10))
+
+
+@pytest.mark.parametrize("weights", ["embedded", "separate"])
+@pytest.mark.parametrize("profile", ["fast", "teaclave"])
+def test_samples_are_classified_as_labelled(tmp_path, profile, weights):
+    result = build_model(tmp_path, MNIST / "mnist.onnx", "mnist", profile=profile, weights=weights)
+    assert result.manifest["inputs"][0]["id"] == "input_img"
+    for name, label in sorted(LABELS.items()):
+        x = image_tensor(MNIST / "samples" / name)
+        rv, outputs = run_built(result, {"input_img": x})
+        expected = reference(MNIST / "mnist.onnx", {"input_img": x})
+        (scores,) = outputs.values()
+        np.testing.assert_allclose(scores, next(iter(expected.values())), rtol=1e-3, atol=1e-4)
+        assert rv == label, name
+
+
+def test_demo_builds_once_and_classifies_every_sample(tmp_path, capsys):
+    assert run_demo(MNIST / "mnist.onnx", MNIST / "samples", tmp_path) == 0
+    assert "building" in capsys.readouterr().out
+    assert run_demo(MNIST / "mnist.onnx", MNIST / "samples", tmp_path) == 0  # reuses the build
+    out = capsys.readouterr().out
+    assert "building" not in out and "20/20 digits classified as labelled" in out
