@@ -25,7 +25,7 @@ from .arena import ArenaLayout, plan_arena
 from .blob import pack_blob
 from .codegen import compile_kernels
 from .importer import graph_inputs, input_shapes, load_onnx, to_relax
-from .link import BLOB_FILE, LinkInputs, link, model_source
+from .link import BLOB_FILE, IoIds, LinkInputs, link, model_source
 from .lower import lower
 from .manifest import make_manifest
 from .plan import Plan, read_plan
@@ -78,6 +78,7 @@ def build(
     """Builds NAME.wasm, NAME.json (and NAME.weights) in out_dir. Raises BuildError (with a
     message naming the file, input or operator at fault); nothing is written then."""
     profile, name = _check_options(model_path, options)
+    keep_dir = out_dir / f"{name}.build" if options.keep else None
     stage = _Stages(progress)
     model = stage("load", load_onnx, model_path)  # parse + onnx.checker + known operators
     io = stage("names", _io_ids, model, options)  # function-level ids of inputs and outputs
@@ -89,13 +90,15 @@ def build(
     _check_fits(plan, layout, profile, io)
     blob, model_id = stage("pack", pack_blob, plan, layout)  # plan + constants, the weights
     kernels = stage("kernels", compile_kernels, mod, plan, profile)  # TIR -> wasm32 object
-    link_in = LinkInputs(
-        plan, [i for i, _ in io[0]], [i for i, _ in io[1]], model_id, options.weights == "embedded"
+    link_in = LinkInputs(plan, io, model_id, blob if options.weights == "embedded" else None)
+    wasm = stage("link", _link, link_in, kernels, profile, keep_dir)  # runtime + kernels -> wasm
+    artifacts = {f"{name}.wasm": wasm}
+    if options.weights == "separate":
+        artifacts[f"{name}.weights"] = blob
+    manifest = make_manifest(
+        name, model_path, plan, io, profile, options.weights, layout, artifacts
     )
-    wasm = stage("link", _link, link_in, blob, kernels, profile, out_dir / f"{name}.build", options)
-    return stage(
-        "write", _write, model_path, out_dir, name, options, profile, plan, io, layout, blob, wasm
-    )
+    return stage("write", _write, out_dir, artifacts, manifest)  # whole files or nothing
 
 
 def _check_options(model_path: Path, options: BuildOptions) -> tuple[Profile, str]:
@@ -121,20 +124,21 @@ def _ids(kind: str, names: list[str], given: Sequence[str] | None) -> list[tuple
     return list(zip(ids, names, strict=True))
 
 
-def _io_ids(model: onnx.ModelProto, options: BuildOptions) -> tuple[list, list]:
+def _io_ids(model: onnx.ModelProto, options: BuildOptions) -> IoIds:
     inputs = _ids("input", [i.name for i in graph_inputs(model)], options.input_names)
     outputs = _ids("output", [o.name for o in model.graph.output], options.output_names)
-    clash = {i for i, _ in inputs} & {o for o, _ in outputs}
+    io = IoIds(inputs, outputs)
+    clash = set(io.input_ids) & set(io.output_ids)
     if clash:
         raise BuildError(f"ids {sorted(clash)} name both an input and an output")
-    return inputs, outputs
+    return io
 
 
-def _check_fits(plan: Plan, layout: ArenaLayout, profile: Profile, io: tuple) -> None:
-    if len(plan.inputs) != len(io[0]) or len(plan.outputs) != len(io[1]):
+def _check_fits(plan: Plan, layout: ArenaLayout, profile: Profile, io: IoIds) -> None:
+    if len(plan.inputs) != len(io.inputs) or len(plan.outputs) != len(io.outputs):
         raise UnsupportedModelError(
             f"the lowered graph has {len(plan.inputs)} inputs and {len(plan.outputs)} outputs, "
-            f"the ONNX graph {len(io[0])} and {len(io[1])}"
+            f"the ONNX graph {len(io.inputs)} and {len(io.outputs)}"
         )
     need = layout.arena_bytes + sum(plan.tensors[t].nbytes for t in plan.constants)
     if profile.heap_limit is not None and need > profile.heap_limit:
@@ -144,22 +148,15 @@ def _check_fits(plan: Plan, layout: ArenaLayout, profile: Profile, io: tuple) ->
         )
 
 
-def _link(
-    inputs: LinkInputs,
-    blob: bytes,
-    kernels: bytes,
-    profile: Profile,
-    keep_dir: Path,
-    options: BuildOptions,
-) -> bytes:
+def _link(inputs: LinkInputs, kernels: bytes, profile: Profile, keep_dir: Path | None) -> bytes:
     with tempfile.TemporaryDirectory(prefix="ti-build-") as tmp:
-        work = keep_dir if options.keep else Path(tmp)
+        work = keep_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         (work / "kernels.o").write_bytes(kernels)
         (work / "model.c").write_text(model_source(inputs))
-        if inputs.embedded:
-            (work / BLOB_FILE).write_bytes(blob)
-        if options.keep:
+        if inputs.embedded_blob is not None:
+            (work / BLOB_FILE).write_bytes(inputs.embedded_blob)
+        if keep_dir:
             (work / "plan.json").write_text(json.dumps(_plan_json(inputs.plan), indent=1))
         return link(work, work / "kernels.o", work / "model.c", profile)
 
@@ -187,35 +184,12 @@ def _replace(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _write(
-    model_path: Path,
-    out_dir: Path,
-    name: str,
-    options: BuildOptions,
-    profile: Profile,
-    plan: Plan,
-    io: tuple,
-    layout: ArenaLayout,
-    blob: bytes,
-    wasm: bytes,
-) -> BuildResult:
+def _write(out_dir: Path, artifacts: dict[str, bytes], manifest: dict[str, Any]) -> BuildResult:
     out_dir.mkdir(parents=True, exist_ok=True)
-    artifacts = {f"{name}.wasm": wasm}
-    if options.weights == "separate":
-        artifacts[f"{name}.weights"] = blob
-    manifest = make_manifest(
-        name=name,
-        source=(model_path.name, model_path.read_bytes()),
-        plan=plan,
-        io=io,
-        profile=profile,
-        weights_mode=options.weights,
-        arena=(layout.arena_bytes, layout.total_bytes),
-        artifacts=artifacts,
-    )
     for file, data in artifacts.items():
         _replace(out_dir / file, data)
-    manifest_path = out_dir / f"{name}.json"
+    manifest_path = out_dir / f"{manifest['name']}.json"
     _replace(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
-    weights = out_dir / f"{name}.weights" if options.weights == "separate" else None
-    return BuildResult(out_dir / f"{name}.wasm", manifest_path, weights, manifest)
+    paths = [out_dir / file for file in artifacts]
+    weights = next((p for p in paths if p.suffix == ".weights"), None)
+    return BuildResult(paths[0], manifest_path, weights, manifest)

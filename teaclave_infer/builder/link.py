@@ -15,7 +15,7 @@ from ..errors import ToolchainError
 from .plan import Plan
 from .wasmbin import keep_exports
 
-__all__ = ["LinkInputs", "link", "model_source"]
+__all__ = ["IoIds", "LinkInputs", "link", "model_source"]
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_SOURCES = ("ti_entry.c", "ti_io.c", "ti_mem.c", "ti_plan.c")
@@ -23,12 +23,27 @@ BLOB_FILE = "model.weights"
 
 
 @dataclass(frozen=True)
+class IoIds:
+    """(function-level id, ONNX name) of each input and output, in ONNX order."""
+
+    inputs: list[tuple[str, str]]
+    outputs: list[tuple[str, str]]
+
+    @property
+    def input_ids(self) -> list[str]:
+        return [i for i, _ in self.inputs]
+
+    @property
+    def output_ids(self) -> list[str]:
+        return [i for i, _ in self.outputs]
+
+
+@dataclass(frozen=True)
 class LinkInputs:
     plan: Plan
-    input_ids: list[str]
-    output_ids: list[str]
+    io: IoIds
     model_id: bytes
-    embedded: bool  # the blob is `BLOB_FILE` beside the generated C
+    embedded_blob: bytes | None  # None: the weights are separate
 
 
 def _c_bytes(data: bytes) -> str:
@@ -44,12 +59,12 @@ def model_source(inputs: LinkInputs) -> str:
     )
     table = "".join(f"    __tvm_ffi_{k},\n" for k in plan.kernels)
     ins = "".join(
-        f'    {{"{i}", {t}}},\n' for i, t in zip(inputs.input_ids, plan.inputs, strict=True)
+        f'    {{"{i}", {t}}},\n' for i, t in zip(inputs.io.input_ids, plan.inputs, strict=True)
     )
     outs = "".join(
-        f'    {{"{i}", {t}}},\n' for i, t in zip(inputs.output_ids, plan.outputs, strict=True)
+        f'    {{"{i}", {t}}},\n' for i, t in zip(inputs.io.output_ids, plan.outputs, strict=True)
     )
-    if inputs.embedded:
+    if inputs.embedded_blob is not None:
         blob = (
             f'_Alignas(64) static const uint8_t ti_blob[] = {{\n#embed "{BLOB_FILE}"\n}};\n'
             "const uint8_t *const ti_embedded_blob = ti_blob;\n"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from ..abi import ENTRYPOINT, TEACLAVE_IMPORTS, WEIGHTS_ID, Profile, Status
+from .arena import ArenaLayout
+from .link import IoIds
 from .plan import Plan, TensorSpec
 
 __all__ = ["FORMAT", "make_manifest", "return_value_rule"]
@@ -43,23 +46,20 @@ def _version(dist: str) -> str:
 
 
 def make_manifest(
-    *,
     name: str,
-    source: tuple[str, bytes],
+    source: Path,
     plan: Plan,
-    io: tuple[list[tuple[str, str]], list[tuple[str, str]]],
+    io: IoIds,
     profile: Profile,
     weights_mode: str,
-    arena: tuple[int, int],
+    layout: ArenaLayout,
     artifacts: dict[str, bytes],
 ) -> dict[str, Any]:
-    """The manifest as a JSON-ready dict. `io` holds (id, onnx_name) pairs of inputs and outputs;
-    `arena` is (arena bytes, sum of all tensor sizes)."""
-    inputs, outputs = io
+    """The manifest as a JSON-ready dict; keys documented in the README."""
     return {
         "format": FORMAT,
         "name": name,
-        "source": {"file": source[0], "sha256": hashlib.sha256(source[1]).hexdigest()},
+        "source": {"file": source.name, "sha256": hashlib.sha256(source.read_bytes()).hexdigest()},
         "abi": {
             "imports": [f"env.{n}" for n in TEACLAVE_IMPORTS],
             "exports": [ENTRYPOINT, "memory"],
@@ -76,16 +76,17 @@ def make_manifest(
             "input_id": WEIGHTS_ID if weights_mode == "separate" else None,
         },
         "inputs": [
-            _tensor(i, n, plan.tensors[t]) for (i, n), t in zip(inputs, plan.inputs, strict=True)
+            _tensor(i, n, plan.tensors[t]) for (i, n), t in zip(io.inputs, plan.inputs, strict=True)
         ],
         "outputs": [
-            _tensor(i, n, plan.tensors[t]) for (i, n), t in zip(outputs, plan.outputs, strict=True)
+            _tensor(i, n, plan.tensors[t])
+            for (i, n), t in zip(io.outputs, plan.outputs, strict=True)
         ],
-        "return_value": return_value_rule(plan, [i for i, _ in outputs]),
+        "return_value": return_value_rule(plan, io.output_ids),
         "error_codes": {str(int(s)): s.meaning for s in Status},
         "memory": {
-            "arena_bytes": arena[0],
-            "tensor_bytes": arena[1],
+            "arena_bytes": layout.arena_bytes,
+            "tensor_bytes": layout.total_bytes,
             "constant_bytes": sum(plan.tensors[t].nbytes for t in plan.constants),
         },
         "kernels": len(plan.kernels),

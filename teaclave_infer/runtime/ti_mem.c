@@ -12,6 +12,7 @@ static uintptr_t ti_start, ti_top, ti_end; /* the current region */
 static size_t ti_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
 void *ti_alloc(size_t nbytes) {
+  if (nbytes > (size_t)-1 - TI_PAGE) return NULL; /* would wrap when rounded up to pages */
   nbytes = ti_align_up(nbytes ? nbytes : 1, TI_ALIGN);
   if (ti_end - ti_top < nbytes) {
     size_t pages = ti_align_up(nbytes, TI_PAGE) / TI_PAGE;
