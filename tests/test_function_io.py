@@ -59,6 +59,14 @@ def test_npy_in_npy_out_and_argmax(functions, weights):
     assert rv == int(np.argmax(scores))
 
 
+def test_both_weight_modes_give_identical_bytes(functions):
+    outs = [
+        call(fn, {"x": "img", "y": "scores"}, {"img": npy(X)}, ("scores",))
+        for fn in functions.values()
+    ]
+    assert outs[0] == outs[1]
+
+
 def test_raw_bytes_input_gives_the_same_result(functions):
     fn = functions["embedded"]
     rv_npy, _ = call(fn, {"x": "img"}, {"img": npy(X)})

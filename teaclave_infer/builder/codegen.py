@@ -27,6 +27,7 @@ def wasm_target(profile: Profile) -> tvm.target.Target:
             "mtriple": "wasm32-unknown-unknown-wasm",
             "mcpu": "mvp",
             "mattr": list(profile.llvm_features),
+            "vector-width": 128,  # wasm's only width; also silences TVM's warning about it
         }
     )
 
