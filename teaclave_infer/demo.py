@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .executor import run
+from .executor import load, run
 
 __all__ = ["image_tensor", "npy_bytes", "run_demo"]
 
@@ -46,15 +46,14 @@ def run_demo(model: Path, samples: Path, out: Path) -> int:
     """Prints one line per sample and a summary; returns 0 when every digit is classified as
     labelled."""
     manifest = _built(model, out)
-    wasm = (out / f"{manifest['name']}.wasm").read_bytes()
+    function = load((out / f"{manifest['name']}.wasm").read_bytes())  # compiled once
     input_id = manifest["inputs"][0]["id"]
     labels: dict[str, int] = json.loads((samples / "labels.json").read_text())
     correct = 0
     for name, label in sorted(labels.items()):
+        image = npy_bytes(image_tensor(samples / name))
         start = time.perf_counter()
-        result = run(
-            wasm, {input_id: input_id}, {input_id: npy_bytes(image_tensor(samples / name))}
-        )
+        result = run(function, {input_id: input_id}, {input_id: image})
         ms = (time.perf_counter() - start) * 1000
         correct += result.return_value == label
         mark = "ok" if result.return_value == label else "WRONG"
