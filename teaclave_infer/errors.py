@@ -9,7 +9,9 @@ from __future__ import annotations
 __all__ = [
     "BuildError",
     "ExecutionError",
+    "ForbiddenImportError",
     "InvalidModuleError",
+    "LimitError",
     "ModelLoadError",
     "TeaclaveInferError",
     "ToolchainError",
@@ -43,9 +45,17 @@ class ToolchainError(BuildError):
 
 
 class ExecutionError(TeaclaveInferError):
-    """Running a function failed (a trap, a host error)."""
+    """A function could not be run as asked (the executor's errors)."""
 
 
 class InvalidModuleError(ExecutionError):
-    """The bytes are not a function this executor will run: not wasm, a forbidden import, a
-    missing export."""
+    """The bytes are not a function this executor will run: not wasm, a feature the profile
+    does not allow, a missing or mistyped export."""
+
+
+class ForbiddenImportError(InvalidModuleError):
+    """The module imports something other than Teaclave's five file functions."""
+
+
+class LimitError(ExecutionError):
+    """The caller's request breaks a limit before anything runs (an input too large)."""

@@ -13,7 +13,10 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 from teaclave_infer.builder import BuildOptions, BuildResult, build
-from teaclave_infer.executor import run
+from teaclave_infer.executor import Limits, run
+
+# Big models (VGG-19 embeds 550 MB of weights) need more than the executor's default limits.
+TEST_LIMITS = Limits(deadline_s=600, memory_bytes=2 << 30)
 
 RTOL, ATOL = 1e-3, 1e-4
 
@@ -75,8 +78,11 @@ def run_built(
         arguments,
         files,
         [f"out_{o['id']}" for o in manifest["outputs"]],
+        TEST_LIMITS,
         profile=profile or manifest["profile"]["name"],
     )
+    assert out.ok, out.message
+    assert out.return_value is not None
     outputs = {
         o["onnx_name"]: np.load(io.BytesIO(out.outputs[f"out_{o['id']}"]))
         for o in manifest["outputs"]

@@ -19,7 +19,7 @@ from onnx import helper
 
 from teaclave_infer.cli import main
 from teaclave_infer.errors import ModelLoadError, UnsupportedModelError
-from teaclave_infer.executor._run import engine_for
+from teaclave_infer.executor import EngineKey, ResultKind, engine_for, run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -105,9 +105,12 @@ def test_teaclave_profile_runs_with_simd_and_bulk_memory_off(tmp_path):
     model = tiny()
     teaclave = build_model(tmp_path / "t", model, "t", profile="teaclave")
     fast = build_model(tmp_path / "f", model, "f", profile="fast")
-    wasmtime.Module(engine_for("teaclave"), teaclave.wasm.read_bytes())  # compiles: no SIMD used
+    engine = engine_for(EngineKey("teaclave", fuel=False, wasm_stack_bytes=512 << 10))
+    wasmtime.Module(engine, teaclave.wasm.read_bytes())  # compiles: no SIMD used
     with pytest.raises(wasmtime.WasmtimeError):  # the same engine really refuses SIMD
-        wasmtime.Module(engine_for("teaclave"), fast.wasm.read_bytes())
+        wasmtime.Module(engine, fast.wasm.read_bytes())
+    refused = run(fast.wasm.read_bytes(), {}, {}, profile="teaclave")
+    assert refused.kind is ResultKind.INVALID_MODULE
 
 
 def test_keep_leaves_the_intermediates(tmp_path):

@@ -43,6 +43,7 @@ def call(
     if fn.weights is not None and "weights" not in files:
         files = {**files, "weights": fn.weights.read_bytes()}
     result = run(fn.wasm.read_bytes(), arguments, files, outputs)
+    assert result.ok and result.return_value is not None, result.message
     return result.return_value, result.outputs
 
 

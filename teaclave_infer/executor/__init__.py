@@ -1,11 +1,24 @@
 """Run one function invocation in a wasmtime sandbox with Teaclave's file context.
 
-This is the executor's first cut: validation of imports, argv placement and the file context.
-Limits (deadline, fuel, memory caps) and the module cache come with the executor issue.
+result = run(wasm, {"input_img": "img"}, {"img": npy_bytes}, outputs=["scores"])
+if result.ok: print(result.return_value, result.outputs)
 """
 
-from __future__ import annotations
+from ._cache import ModuleCache
+from ._engine import EngineKey, engine_for
+from ._limits import Limits, Result, ResultKind
+from ._run import DEFAULT_CACHE, run
+from ._validate import compile_checked, validate
 
-from ._run import Result, load, run
-
-__all__ = ["Result", "load", "run"]
+__all__ = [
+    "DEFAULT_CACHE",
+    "EngineKey",
+    "Limits",
+    "ModuleCache",
+    "Result",
+    "ResultKind",
+    "compile_checked",
+    "engine_for",
+    "run",
+    "validate",
+]

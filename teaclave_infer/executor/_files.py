@@ -1,8 +1,9 @@
 """Teaclave's file context: the guest names files by function-level ids, never paths.
 
 Handles count from 1 per invocation and are never reused; write handles are marked
-`0x4000_0000 | n`; at most 1023 per invocation. Every error is -1 to the guest, never an
+`0x4000_0000 | n`; at most `max_handles` per invocation. Every error is -1 to the guest, never an
 exception: these methods run inside host callbacks, where an exception would unwind into wasm.
+Outputs stay in memory; the caller keeps them only if the call succeeds.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import ctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["FileContext"]
+__all__ = ["ERROR", "FileContext", "GuestMemory"]
 
 WRITE_FLAG = 0x4000_0000
-MAX_HANDLES = 1023
 ERROR = -1
+MAX_ID = 4096  # bytes of a file id the host reads before giving up on finding its NUL
 
 
 @dataclass
@@ -26,11 +27,13 @@ class _Open:
     chunks: list[bytes] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
 class GuestMemory:
-    """Bounds-checked access to a guest's linear memory (guest pointers arrive as signed i32)."""
+    """Bounds-checked view of a guest's linear memory at one moment (guest pointers arrive as
+    signed i32; memory may move when it grows, so take a new view per host call)."""
 
-    def __init__(self, base: int, size: int) -> None:
-        self.base, self.size = base, size
+    base: int
+    size: int
 
     def span(self, ptr: int, length: int) -> int | None:
         """The host address of guest [ptr, ptr+length), or None when it runs past the memory."""
@@ -39,50 +42,56 @@ class GuestMemory:
             return None
         return self.base + ptr
 
-    def c_string(self, ptr: int, limit: int = 4096) -> str | None:
-        start = self.span(ptr, 0)
-        if start is None:
+    def c_string(self, ptr: int) -> str | None:
+        ptr &= 0xFFFF_FFFF
+        if ptr >= self.size:
             return None
-        available = min(limit, self.size - (ptr & 0xFFFF_FFFF))
-        raw = ctypes.string_at(start, available)
+        raw = ctypes.string_at(self.base + ptr, min(MAX_ID, self.size - ptr))
         end = raw.find(b"\0")
         return raw[:end].decode("utf-8", "replace") if end >= 0 else None
 
 
 class FileContext:
-    """Inputs granted to one invocation and the outputs it produced."""
+    """Inputs granted to one invocation, and the outputs it writes."""
 
-    def __init__(self, inputs: Mapping[str, bytes], outputs: Sequence[str]) -> None:
+    def __init__(
+        self,
+        inputs: Mapping[str, bytes],
+        outputs: Sequence[str],
+        max_handles: int = 1023,
+        output_bytes: int = 64 << 20,
+    ) -> None:
         self.inputs = dict(inputs)
-        self.output_ids = set(outputs) - set(inputs)
+        self.output_ids = set(outputs) - set(inputs)  # an input id is never an output
+        self.max_handles, self.output_budget = max_handles, output_bytes
         self.handles: dict[int, _Open] = {}
-        self.opened = 0
+        self.issued = 0
         self.written: dict[str, bytes] = {}
+        self.output_limit_hit = False
 
-    def _new(self, entry: _Open) -> int:
-        if self.opened >= MAX_HANDLES:
+    def _issue(self, entry: _Open) -> int:
+        if self.issued >= self.max_handles:
             return ERROR
-        self.opened += 1
-        handle = self.opened | (WRITE_FLAG if entry.write else 0)
+        self.issued += 1
+        handle = self.issued | (WRITE_FLAG if entry.write else 0)
         self.handles[handle] = entry
         return handle
 
     def open_input(self, fid: str | None) -> int:
-        return self._new(_Open(fid, False)) if fid in self.inputs else ERROR
+        return self._issue(_Open(fid, False)) if fid is not None and fid in self.inputs else ERROR
 
     def create_output(self, fid: str | None) -> int:
-        if fid not in self.output_ids or fid in self.written:
+        if fid is None or fid not in self.output_ids or fid in self.written:
             return ERROR
-        if any(h.fid == fid for h in self.handles.values()):
+        if any(h.write and h.fid == fid for h in self.handles.values()):
             return ERROR
-        return self._new(_Open(fid, True))
+        return self._issue(_Open(fid, True))
 
     def read(self, handle: int, dst: int | None, size: int) -> int:
         entry = self.handles.get(handle)
         if entry is None or entry.write or dst is None:
             return ERROR
-        data = self.inputs[entry.fid]
-        chunk = data[entry.position : entry.position + size]
+        chunk = self.inputs[entry.fid][entry.position : entry.position + size]
         ctypes.memmove(dst, chunk, len(chunk))
         entry.position += len(chunk)
         return len(chunk)
@@ -91,6 +100,10 @@ class FileContext:
         entry = self.handles.get(handle)
         if entry is None or not entry.write or src is None:
             return ERROR
+        if size > self.output_budget:
+            self.output_limit_hit = True
+            return ERROR
+        self.output_budget -= size
         entry.chunks.append(ctypes.string_at(src, size))
         return size
 

@@ -1,87 +1,62 @@
-"""run(): instantiate a function, place argv, call entrypoint, collect outputs."""
+"""run(): one invocation, as a pipeline of named stages.
+
+validate + compile (or load from the cache) → link the five host functions → instantiate → place
+argv → call `entrypoint` under the limits → collect outputs. One Store per invocation; engines and
+the cache are shared, so invocations may run on several threads at once.
+"""
 
 from __future__ import annotations
 
 import ctypes
-import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import wasmtime
 
 from ..abi import ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS, pack_arguments
-from ..errors import ExecutionError, InvalidModuleError
-from ._files import FileContext, GuestMemory
+from ..errors import ForbiddenImportError, InvalidModuleError, LimitError
+from ._cache import ModuleCache
+from ._engine import TICK_S, EngineKey, ticker_for
+from ._files import ERROR, FileContext, GuestMemory
+from ._limits import Limits, Result, ResultKind
 
-__all__ = ["Result", "engine_for", "load", "run"]
+__all__ = ["DEFAULT_CACHE", "run"]
 
 PAGE = 65536
-
-
-@dataclass(frozen=True)
-class Result:
-    return_value: int
-    outputs: dict[str, bytes] = field(default_factory=dict)
-
-
-@functools.cache
-def engine_for(profile: str) -> wasmtime.Engine:
-    """An engine with exactly the profile's wasm features on (see ARCHITECTURE.md: wasmtime 50
-    cannot turn reference types off, and SIMD only together with relaxed SIMD)."""
-    config = wasmtime.Config()
-    fast = profile == "fast"
-    config.wasm_simd = fast
-    config.wasm_relaxed_simd = False
-    config.wasm_bulk_memory = fast
-    config.wasm_multi_value = False
-    config.wasm_tail_call = False
-    config.wasm_threads = False
-    return wasmtime.Engine(config)
-
-
-def check_imports(module: wasmtime.Module) -> None:
-    """Every import must be one of Teaclave's five file functions with its exact type."""
-    for imp in module.imports:
-        params = TEACLAVE_IMPORTS.get(imp.name or "")
-        ty = imp.type
-        ok = (
-            imp.module == IMPORT_MODULE
-            and params is not None
-            and isinstance(ty, wasmtime.FuncType)
-            and [str(p) for p in ty.params] == ["i32"] * params
-            and [str(r) for r in ty.results] == ["i32"]
-        )
-        if not ok:
-            raise InvalidModuleError(f"forbidden import {imp.module}.{imp.name}: {ty}")
+DEFAULT_CACHE = ModuleCache()  # in memory only; pass a ModuleCache(directory) to persist
+DEFAULT_LIMITS = Limits()
 
 
 class _Host:
     """The five host functions over one store's memory and file context."""
 
-    def __init__(self, store: wasmtime.Store, ctx: FileContext) -> None:
-        self.store, self.ctx = store, ctx
+    def __init__(self, store: wasmtime.Store, files: FileContext) -> None:
+        self.store, self.files = store, files
         self.memory: wasmtime.Memory | None = None
 
     def guest(self) -> GuestMemory:
-        assert self.memory is not None  # set before entrypoint runs
+        if self.memory is None:  # a host call during instantiation (a start function)
+            return GuestMemory(0, 0)
         base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
         return GuestMemory(base, self.memory.data_len(self.store))
 
     def functions(self) -> dict[str, Callable[..., int]]:
-        ctx = self.ctx
+        files = self.files
         return {
-            "teaclave_open_input": lambda p: ctx.open_input(self.guest().c_string(p)),
-            "teaclave_create_output": lambda p: ctx.create_output(self.guest().c_string(p)),
-            "teaclave_read_file": lambda fd, p, n: ctx.read(fd, self.guest().span(p, n), n),
-            "teaclave_write_file": lambda fd, p, n: ctx.write(fd, self.guest().span(p, n), n),
-            "teaclave_close_file": ctx.close,
+            "teaclave_open_input": lambda p: files.open_input(self.guest().c_string(p)),
+            "teaclave_create_output": lambda p: files.create_output(self.guest().c_string(p)),
+            "teaclave_read_file": lambda fd, p, n: files.read(fd, self.guest().span(p, n), n),
+            "teaclave_write_file": lambda fd, p, n: files.write(fd, self.guest().span(p, n), n),
+            "teaclave_close_file": files.close,
         }
 
-    def link(self, linker: wasmtime.Linker) -> None:
+    def linker(self, engine: wasmtime.Engine) -> wasmtime.Linker:
+        linker = wasmtime.Linker(engine)
         i32 = wasmtime.ValType.i32()
         for name, fn in self.functions().items():
             ty = wasmtime.FuncType([i32] * TEACLAVE_IMPORTS[name], [i32])
             linker.define_func(IMPORT_MODULE, name, ty, _never_raises(fn))
+        return linker
 
 
 def _never_raises(fn: Callable[..., int]) -> Callable[..., int]:
@@ -89,17 +64,18 @@ def _never_raises(fn: Callable[..., int]) -> Callable[..., int]:
         try:
             return int(fn(*args))
         except Exception:  # an exception must never unwind into wasm: the guest sees -1
-            return -1
+            return ERROR
 
     return call
 
 
 def _place_argv(store: wasmtime.Store, memory: wasmtime.Memory, argv: list[bytes]) -> int:
-    """Writes the pointer array and the strings into fresh pages; returns the array's address."""
+    """Grows memory, writes the pointer array then the strings there; returns the array's
+    address. Raises WasmtimeError when the memory limit refuses the growth."""
     strings = b"".join(a + b"\0" for a in argv)
-    need = len(strings) + 4 * len(argv)
-    base = memory.grow(store, max(1, -(-need // PAGE))) * PAGE
-    table, cursor = bytearray(), base + 4 * len(argv)
+    table_bytes = 4 * len(argv)
+    base = memory.grow(store, max(1, -(-(table_bytes + len(strings)) // PAGE))) * PAGE
+    table, cursor = bytearray(), base + table_bytes
     for a in argv:
         table += cursor.to_bytes(4, "little")
         cursor += len(a) + 1
@@ -107,40 +83,138 @@ def _place_argv(store: wasmtime.Store, memory: wasmtime.Memory, argv: list[bytes
     return base
 
 
-def load(wasm: bytes, profile: str = "fast") -> wasmtime.Module:
-    """Compiles and checks a function for the profile's engine."""
-    try:
-        module = wasmtime.Module(engine_for(profile), wasm)
-    except wasmtime.WasmtimeError as err:
-        raise InvalidModuleError(f"not a valid module for profile {profile}: {err}") from err
-    check_imports(module)
-    return module
+def _check_inputs(inputs: Mapping[str, bytes], limits: Limits) -> None:
+    for fid, data in inputs.items():
+        if len(data) > limits.max_input_bytes:
+            raise LimitError(
+                f"input {fid!r} is {len(data)} bytes, over the limit of {limits.max_input_bytes}"
+            )
+
+
+class _Ended(Exception):
+    """An invocation ended before returning; carries its result kind."""
+
+    def __init__(self, kind: ResultKind, message: str, trap_code: str | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.trap_code = kind, f"{kind}: {message}", trap_code
+
+
+class _Invocation:
+    """One Store, one instance, one call."""
+
+    def __init__(self, module: wasmtime.Module, key: EngineKey, limits: Limits) -> None:
+        self.module, self.key, self.limits = module, key, limits
+        self.store = wasmtime.Store(ticker_for(key).engine)
+        self.store.set_limits(memory_size=limits.memory_bytes)
+        if limits.fuel is not None:
+            self.store.set_fuel(limits.fuel)
+        self.store.set_epoch_deadline(max(1, round(limits.deadline_s / TICK_S)))
+        self.memory: wasmtime.Memory | None = None
+
+    def at_memory_cap(self) -> bool:
+        """Within a page of the cap: the last growth the guest asked for was refused."""
+        size = self.memory.data_len(self.store) if self.memory is not None else 0
+        return size + PAGE > self.limits.memory_bytes
+
+    def instantiate(self, host: _Host) -> wasmtime.Func:
+        try:
+            instance = host.linker(self.store.engine).instantiate(self.store, self.module)
+        except wasmtime.Trap as err:  # a start function trapped
+            raise self.trapped(err) from err
+        except wasmtime.WasmtimeError as err:  # the initial memory is over the cap
+            raise _Ended(
+                ResultKind.MEMORY_LIMIT, f"{self.limits.memory_bytes} bytes: {err}"
+            ) from err
+        exports = instance.exports(self.store)
+        self.memory = host.memory = exports["memory"]
+        return exports[ENTRYPOINT]
+
+    def place_argv(self, argv: list[bytes]) -> int:
+        assert self.memory is not None
+        try:
+            return _place_argv(self.store, self.memory, argv)
+        except wasmtime.WasmtimeError as err:
+            raise _Ended(ResultKind.MEMORY_LIMIT, f"no room for argv: {err}") from err
+
+    def call(self, entry: wasmtime.Func, argc: int, argv_ptr: int) -> int:
+        try:
+            return int(entry(self.store, argc, argv_ptr))
+        except wasmtime.Trap as err:
+            raise self.trapped(err) from err
+        except wasmtime.WasmtimeError as err:
+            raise _Ended(ResultKind.TRAP, str(err).strip().splitlines()[0]) from err
+
+    def trapped(self, err: wasmtime.Trap) -> _Ended:
+        code = err.trap_code
+        first = err.message.strip().splitlines()[0] if err.message.strip() else "trap"
+        if code is wasmtime.TrapCode.INTERRUPT:
+            return _Ended(
+                ResultKind.TIMEOUT, f"the deadline of {self.limits.deadline_s:g} s passed"
+            )
+        if code is wasmtime.TrapCode.OUT_OF_FUEL:
+            return _Ended(ResultKind.TIMEOUT, f"the fuel budget of {self.limits.fuel} ran out")
+        if code is wasmtime.TrapCode.STACK_OVERFLOW:
+            return _Ended(ResultKind.STACK_OVERFLOW, first, "stack_overflow")
+        if self.at_memory_cap():
+            return _Ended(
+                ResultKind.MEMORY_LIMIT, f"{self.limits.memory_bytes} bytes, then {first}"
+            )
+        return _Ended(ResultKind.TRAP, first, code.name.lower() if code is not None else None)
 
 
 def run(
-    function: bytes | wasmtime.Module,
+    wasm: bytes,
     arguments: Mapping[str, object],
     inputs: Mapping[str, bytes],
     outputs: Sequence[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+    *,
     profile: str = "fast",
+    cache: ModuleCache = DEFAULT_CACHE,
 ) -> Result:
-    """Calls the function's entrypoint once, in a fresh store. `function` is wasm bytes or a
-    module from `load(..., profile)`. Outputs exist only if the call returned."""
-    module = load(function, profile) if isinstance(function, bytes) else function
-    engine = engine_for(profile)
-    store = wasmtime.Store(engine)
-    host = _Host(store, FileContext(inputs, outputs))
-    linker = wasmtime.Linker(engine)
-    host.link(linker)
-    exports = linker.instantiate(store, module).exports(store)
-    memory, entry = exports.get("memory"), exports.get(ENTRYPOINT)
-    if not isinstance(memory, wasmtime.Memory) or not isinstance(entry, wasmtime.Func):
-        raise InvalidModuleError("the module must export `memory` and `entrypoint`")
-    host.memory = memory
-    argv = pack_arguments(arguments)
-    argv_ptr = _place_argv(store, memory, argv)
+    """Runs the function's entrypoint once; every way it can end is a Result kind. Raises only
+    LimitError, for a request that breaks a limit before anything runs."""
+    _check_inputs(inputs, limits)
+    key = EngineKey(profile, limits.fuel is not None, limits.wasm_stack_bytes)
+    laps = _Laps()
     try:
-        rv = entry(store, len(argv), argv_ptr)
-    except wasmtime.Trap as err:
-        raise ExecutionError(f"the function trapped: {err.message}") from err
-    return Result(int(rv), dict(host.ctx.written))
+        module = cache.get(wasm, key)  # validate + compile, or load from the cache
+    except ForbiddenImportError as err:
+        return Result(ResultKind.FORBIDDEN_IMPORT, message=f"forbidden_import: {err}")
+    except InvalidModuleError as err:
+        return Result(ResultKind.INVALID_MODULE, message=f"invalid_module: {err}")
+    laps("compile")
+    invocation = _Invocation(module, key, limits)
+    files = FileContext(inputs, outputs, limits.max_handles, limits.output_bytes)
+    try:
+        with ticker_for(key):  # the epoch advances while anything runs
+            entry = invocation.instantiate(_Host(invocation.store, files))  # link + instantiate
+            argv = pack_arguments(arguments)
+            argv_ptr = invocation.place_argv(argv)  # argv in fresh pages at the end
+            laps("instantiate")
+            return_value = invocation.call(entry, len(argv), argv_ptr)  # under the limits
+            laps("run")
+    except _Ended as ended:
+        laps("run")
+        return Result(ended.kind, message=ended.message, trap_code=ended.trap_code,
+                      timings=laps.times)  # fmt: skip
+    if files.output_limit_hit:
+        message = f"output_limit: outputs exceeded {limits.output_bytes} bytes"
+        return Result(ResultKind.OUTPUT_LIMIT, message=message, timings=laps.times)
+    if return_value < 0 and invocation.at_memory_cap():
+        message = f"memory_limit: the function hit {limits.memory_bytes} bytes and failed"
+        return Result(ResultKind.MEMORY_LIMIT, message=message, timings=laps.times)
+    return Result(ResultKind.OK, return_value, dict(files.written), "ok", timings=laps.times)
+
+
+class _Laps:
+    """Seconds spent in each stage."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.clock = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.times[stage] = now - self.clock
+        self.clock = now

@@ -1,0 +1,102 @@
+"""Compiled modules, serialized to a directory and kept in memory.
+
+An entry's key is the sha256 of the wasm, the wasmtime version and the engine config. A file is
+"TICM" + version + sha256 of the payload + the payload (wasmtime's serialized module). A file
+that is short, has another magic, or whose payload does not hash to what its header says is
+deleted and rebuilt, never deserialized. wasmtime trusts what it deserializes, so the directory
+must be writable only by the platform: the hash guards against corruption, not an attacker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from importlib import metadata
+from pathlib import Path
+
+import wasmtime
+
+from ._engine import EngineKey, engine_for
+from ._validate import compile_checked, validate
+
+__all__ = ["ModuleCache"]
+
+MAGIC = b"TICM"
+VERSION = (1).to_bytes(4, "little")
+HEADER = len(MAGIC) + len(VERSION) + 32
+
+
+def _key(wasm_sha256: str, engine: EngineKey) -> str:
+    material = f"{wasm_sha256};wasmtime={metadata.version('wasmtime')};{engine.describe()}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+class ModuleCache:
+    """Compile-or-load of validated modules; safe to share between threads."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+        self.memory: dict[str, wasmtime.Module] = {}
+        self.lock = threading.Lock()
+        self.stats = {"memory_hits": 0, "disk_hits": 0, "compiles": 0, "rejected": 0}
+
+    def get(self, wasm: bytes, engine_key: EngineKey) -> wasmtime.Module:
+        """The validated module for these bytes; raises InvalidModuleError otherwise."""
+        key = _key(hashlib.sha256(wasm).hexdigest(), engine_key)
+        with self.lock:
+            module = self.memory.get(key)
+        if module is not None:
+            self._count("memory_hits")
+            return module
+        engine = engine_for(engine_key)
+        module = self._load(key, engine)
+        if module is None:
+            module = compile_checked(engine, wasm, engine_key.profile)
+            self._count("compiles")
+            self._store(key, module)
+        with self.lock:
+            self.memory[key] = module
+        return module
+
+    def path(self, key: str) -> Path | None:
+        return self.directory / f"{key}.cwasm" if self.directory else None
+
+    def _load(self, key: str, engine: wasmtime.Engine) -> wasmtime.Module | None:
+        path = self.path(key)
+        if path is None or not path.exists():
+            return None
+        data = path.read_bytes()
+        payload = data[HEADER:]
+        intact = (
+            len(data) > HEADER
+            and data[:8] == MAGIC + VERSION
+            and hashlib.sha256(payload).digest() == data[8:HEADER]
+        )
+        try:
+            if not intact:
+                raise ValueError("damaged entry")
+            module = wasmtime.Module.deserialize(engine, payload)
+            validate(module)
+        except (ValueError, wasmtime.WasmtimeError):
+            self._count("rejected")
+            path.unlink(missing_ok=True)
+            return None
+        self._count("disk_hits")
+        return module
+
+    def _count(self, stat: str) -> None:
+        with self.lock:
+            self.stats[stat] += 1
+
+    def _store(self, key: str, module: wasmtime.Module) -> None:
+        path = self.path(key)
+        if path is None:
+            return
+        payload = bytes(module.serialize())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + VERSION + hashlib.sha256(payload).digest() + payload)
+        os.replace(tmp, path)

@@ -1,0 +1,106 @@
+"""wasmtime engines with explicit features per profile, and the epoch ticker for deadlines.
+
+One engine per (profile, fuel on/off, wasm stack size), shared by every invocation. wasmtime-py
+aborts the process on an invalid engine config, so no user value reaches `Config` except the
+stack size, checked by `Limits`. wasmtime 50 cannot turn reference types off (ARCHITECTURE.md);
+SIMD goes off only together with relaxed SIMD.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from dataclasses import dataclass
+
+import wasmtime
+
+from ..abi import PROFILES
+
+__all__ = ["EngineKey", "Ticker", "engine_for"]
+
+TICK_S = 0.01  # deadline granularity: an interrupted call stops within one tick of its deadline
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    profile: str
+    fuel: bool
+    wasm_stack_bytes: int
+
+    def describe(self) -> str:
+        """Every config choice, for the module cache's key."""
+        fast = self.profile == "fast"
+        return (
+            f"profile={self.profile};simd={fast};bulk_memory={fast};relaxed_simd=False;"
+            f"multi_value=False;tail_call=False;threads=False;gc=False;memory64=False;"
+            f"exceptions=False;fuel={self.fuel};epochs=True;stack={self.wasm_stack_bytes}"
+        )
+
+
+@functools.cache
+def engine_for(key: EngineKey) -> wasmtime.Engine:
+    """The shared engine for a key; only the profile's features are on."""
+    if key.profile not in PROFILES:
+        raise ValueError(f"unknown profile {key.profile!r}")
+    fast = key.profile == "fast"
+    config = wasmtime.Config()
+    config.wasm_simd = fast
+    config.wasm_relaxed_simd = False
+    config.wasm_bulk_memory = fast
+    config.wasm_multi_value = False
+    config.wasm_tail_call = False
+    config.wasm_threads = False
+    config.wasm_gc = False
+    config.wasm_function_references = False
+    config.wasm_memory64 = False
+    config.wasm_multi_memory = False
+    config.wasm_exceptions = False
+    config.wasm_wide_arithmetic = False
+    config.wasm_custom_page_sizes = False
+    config.wasm_stack_switching = False
+    config.consume_fuel = key.fuel
+    config.epoch_interruption = True
+    config.max_wasm_stack = key.wasm_stack_bytes
+    return wasmtime.Engine(config)
+
+
+class Ticker:
+    """Advances an engine's epoch every TICK_S while at least one invocation runs on it.
+
+    A store's deadline is a number of ticks from now, so one invocation's deadline never
+    interrupts another's (what a per-call `increment_epoch` would do)."""
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self.engine = engine
+        self.active = 0
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> Ticker:
+        with self.lock:
+            self.active += 1
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="epoch-ticker", daemon=True)
+                self.thread.start()
+            self.wake.set()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.active -= 1
+
+    def _loop(self) -> None:
+        while True:
+            self.wake.wait()
+            self.engine.increment_epoch()
+            with self.lock:
+                if self.active == 0:
+                    self.wake.clear()
+            time.sleep(TICK_S)
+
+
+@functools.cache
+def ticker_for(engine_key: EngineKey) -> Ticker:
+    return Ticker(engine_for(engine_key))

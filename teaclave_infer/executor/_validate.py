@@ -1,0 +1,57 @@
+"""Validation before anything runs: Teaclave's five imports with their exact types, an
+`entrypoint (i32, i32) -> i32` export and a memory export."""
+
+from __future__ import annotations
+
+import wasmtime
+
+from ..abi import ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS
+from ..errors import ForbiddenImportError, InvalidModuleError
+
+__all__ = ["compile_checked", "validate"]
+
+
+def _signature(ty: wasmtime.FuncType) -> str:
+    params = ", ".join(str(p) for p in ty.params)
+    results = ", ".join(str(r) for r in ty.results)
+    return f"({params}) -> ({results})"
+
+
+def _kind(ty: object) -> str:
+    return type(ty).__name__.removesuffix("Type").lower()
+
+
+def validate(module: wasmtime.Module) -> None:
+    """Raises ForbiddenImportError or InvalidModuleError naming the offending item."""
+    for imp in module.imports:
+        name, ty = f"{imp.module}.{imp.name}", imp.type
+        params = TEACLAVE_IMPORTS.get(imp.name or "") if imp.module == IMPORT_MODULE else None
+        if params is None:
+            raise ForbiddenImportError(f"forbidden import {name} ({_kind(ty)})")
+        want = f"({', '.join(['i32'] * params)}) -> (i32)"
+        if not isinstance(ty, wasmtime.FuncType) or _signature(ty) != want:
+            got = _signature(ty) if isinstance(ty, wasmtime.FuncType) else _kind(ty)
+            raise ForbiddenImportError(f"import {name} must be a function {want}, not {got}")
+    exports = {e.name: e.type for e in module.exports}
+    entry = exports.get(ENTRYPOINT)
+    if not isinstance(entry, wasmtime.FuncType):
+        raise InvalidModuleError(f"missing export: function {ENTRYPOINT}")
+    if _signature(entry) != "(i32, i32) -> (i32)":
+        raise InvalidModuleError(
+            f"export {ENTRYPOINT} must be (i32, i32) -> (i32), not {_signature(entry)}"
+        )
+    if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+        raise InvalidModuleError("missing export: memory `memory`")
+
+
+def compile_checked(engine: wasmtime.Engine, wasm: bytes, profile: str) -> wasmtime.Module:
+    """Compiles bytes into a validated module; errors name what is wrong."""
+    if not wasm.startswith(b"\0asm"):
+        raise InvalidModuleError("not a WebAssembly module (no \\0asm magic)")
+    try:
+        module = wasmtime.Module(engine, wasm)
+    except wasmtime.WasmtimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "invalid"
+        raise InvalidModuleError(f"invalid module for profile {profile}: {first}") from err
+    validate(module)
+    return module
