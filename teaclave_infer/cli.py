@@ -1,4 +1,4 @@
-"""`teaclave-infer`: build a function from an ONNX model, or run the MNIST demo."""
+"""`teaclave-infer`: build a function from an ONNX model, run one, or run the MNIST demo."""
 
 from __future__ import annotations
 
@@ -84,6 +84,58 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("function", type=Path, help="the function's .wasm")
+    parser.add_argument(
+        "--arg",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a task argument (repeatable)",
+    )
+    parser.add_argument(
+        "--input",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="FID=PATH",
+        help="grant the file PATH as input FID; also passes the argument FID=FID",
+    )
+    parser.add_argument(
+        "--output",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="FID=PATH",
+        help="declare output FID, written to PATH if the call succeeds",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="wasm features (default: from NAME.json beside the wasm, else fast)",
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="S")
+    parser.add_argument("--memory-limit", type=int, default=256, metavar="MIB")
+    parser.add_argument("--output-limit", type=int, default=64, metavar="MIB")
+    parser.add_argument("--fuel", type=int, metavar="N", help="instruction budget (off by default)")
+    parser.add_argument("--cache-dir", type=Path, help="keep compiled modules here")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run_function(args: argparse.Namespace) -> int:
+    from .localrun import run_local
+
+    return run_local(args)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
@@ -94,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teaclave-infer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_build_arguments(sub.add_parser("build", help="build a WebAssembly function from ONNX"))
+    add_run_arguments(sub.add_parser("run", help="run a function once in the sandbox"))
     demo = sub.add_parser("demo", help="build the MNIST function and classify the sample digits")
     demo.add_argument("--model", type=Path, default=Path("functions/mnist/mnist.onnx"))
     demo.add_argument("--samples", type=Path, default=Path("functions/mnist/samples"))
@@ -108,7 +161,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         parser.prog = prog
     args = parser.parse_args(argv)
     try:
-        return run_build(args) if args.command == "build" else run_demo(args)
+        commands = {"build": run_build, "run": run_function, "demo": run_demo}
+        return commands[args.command](args)
     except TeaclaveInferError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 1

@@ -28,9 +28,15 @@ def test_arguments_are_sorted_pairs_with_json_for_non_strings():
 
 @pytest.mark.parametrize(
     ("onnx_name", "ident"),
-    [("input_img", "input_img"), ("gpu_0/data_0", "gpu_0_data_0"), ("input.1", "input_1"),
-     ("0", "_0"), ("weights", "weights_"), ("", "_")],
-)  # fmt: skip
+    [
+        ("input_img", "input_img"),
+        ("gpu_0/data_0", "gpu_0_data_0"),
+        ("input.1", "input_1"),
+        ("0", "_0"),
+        ("weights", "weights_"),
+        ("", "_"),
+    ],
+)
 def test_safe_ids(onnx_name, ident):
     assert safe_id(onnx_name) == ident
 

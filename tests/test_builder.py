@@ -55,10 +55,12 @@ def test_manifest_describes_the_function(tmp_path):
     model = tiny()
     result = build_model(tmp_path, model, "tiny", weights="separate", profile="teaclave")
     m = json.loads(result.manifest_path.read_text())
-    assert m["inputs"] == [{"id": "input_1", "onnx_name": "input.1", "shape": [1, 3],
-                            "dtype": "float32"}]  # fmt: skip
-    assert m["outputs"] == [{"id": "scores", "onnx_name": "scores", "shape": [1, 4],
-                             "dtype": "float32"}]  # fmt: skip
+    assert m["inputs"] == [
+        {"id": "input_1", "onnx_name": "input.1", "shape": [1, 3], "dtype": "float32"}
+    ]
+    assert m["outputs"] == [
+        {"id": "scores", "onnx_name": "scores", "shape": [1, 4], "dtype": "float32"}
+    ]
     assert m["profile"]["name"] == "teaclave"
     assert m["weights"] == {"mode": "separate", "input_id": "weights"}
     assert "argmax" in m["return_value"]

@@ -226,8 +226,9 @@ def test_return_value_is_the_argmax_of_a_score_vector(tmp_path):
 def test_kernels_with_scratch_space_use_the_workspace_hooks(tmp_path):
     """A softmax over 3000 values needs scratch buffers too big for the stack: TVM asks the
     runtime's workspace allocator for them."""
-    model = make_model([node("Softmax", ["x"], ["y"])], [vi("x", TP.FLOAT, [1, 3000])],
-                       [vi("y", TP.FLOAT, None)])  # fmt: skip
+    model = make_model(
+        [node("Softmax", ["x"], ["y"])], [vi("x", TP.FLOAT, [1, 3000])], [vi("y", TP.FLOAT, None)]
+    )
     assert_matches_onnxruntime(tmp_path, model, {"x": rand(1, 3000) * 4}, keep=True)
     kernels = (tmp_path / "out" / "model.build" / "kernels.o").read_bytes()
     assert b"__TVMBackendAllocWorkspace" in kernels

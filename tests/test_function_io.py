@@ -106,10 +106,22 @@ def test_npy_written_by_other_writers_is_accepted(functions):
         ({"x": "img"}, {"img": b""}, Status.BAD_INPUT_FORMAT),
         ({"x": "img", "y": "not_granted"}, {"img": npy(X)}, Status.WRITE_OUTPUT_FAILED),
     ],
-    ids=["missing-argument", "not-granted", "wrong-dtype", "wrong-rank", "wrong-shape",
-         "garbage", "truncated-npy", "trailing-byte", "short-raw", "long-raw", "bad-header",
-         "empty", "output-not-granted"],
-)  # fmt: skip
+    ids=[
+        "missing-argument",
+        "not-granted",
+        "wrong-dtype",
+        "wrong-rank",
+        "wrong-shape",
+        "garbage",
+        "truncated-npy",
+        "trailing-byte",
+        "short-raw",
+        "long-raw",
+        "bad-header",
+        "empty",
+        "output-not-granted",
+    ],
+)
 def test_bad_input_returns_its_status(functions, arguments, files, status):
     rv, out = call(functions["embedded"], arguments, files, ("scores",))
     assert rv == status

@@ -8,6 +8,7 @@ the cache are shared, so invocations may run on several threads at once.
 from __future__ import annotations
 
 import ctypes
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -112,9 +113,14 @@ class _Invocation:
         self.memory: wasmtime.Memory | None = None
 
     def at_memory_cap(self) -> bool:
-        """Within a page of the cap: the last growth the guest asked for was refused."""
+        """Whether the guest's memory is within 1/16 of the cap (at least 1 MiB) of it.
+
+        wasmtime-py's store limits refuse a growth past the cap (memory.grow returns -1) but
+        offer no callback to observe it, so a call that fails this close to the cap is taken to
+        have failed for want of memory."""
         size = self.memory.data_len(self.store) if self.memory is not None else 0
-        return size + PAGE > self.limits.memory_bytes
+        margin = max(1 << 20, self.limits.memory_bytes // 16)
+        return size + margin > self.limits.memory_bytes
 
     def instantiate(self, host: _Host) -> wasmtime.Func:
         try:
@@ -142,11 +148,11 @@ class _Invocation:
         except wasmtime.Trap as err:
             raise self.trapped(err) from err
         except wasmtime.WasmtimeError as err:
-            raise _Ended(ResultKind.TRAP, str(err).strip().splitlines()[0]) from err
+            raise _Ended(ResultKind.TRAP, _describe(str(err))) from err
 
     def trapped(self, err: wasmtime.Trap) -> _Ended:
         code = err.trap_code
-        first = err.message.strip().splitlines()[0] if err.message.strip() else "trap"
+        first = _describe(err.message)
         if code is wasmtime.TrapCode.INTERRUPT:
             return _Ended(
                 ResultKind.TIMEOUT, f"the deadline of {self.limits.deadline_s:g} s passed"
@@ -196,8 +202,9 @@ def run(
             laps("run")
     except _Ended as ended:
         laps("run")
-        return Result(ended.kind, message=ended.message, trap_code=ended.trap_code,
-                      timings=laps.times)  # fmt: skip
+        return Result(
+            ended.kind, message=ended.message, trap_code=ended.trap_code, timings=laps.times
+        )
     if files.output_limit_hit:
         message = f"output_limit: outputs exceeded {limits.output_bytes} bytes"
         return Result(ResultKind.OUTPUT_LIMIT, message=message, timings=laps.times)
@@ -205,6 +212,16 @@ def run(
         message = f"memory_limit: the function hit {limits.memory_bytes} bytes and failed"
         return Result(ResultKind.MEMORY_LIMIT, message=message, timings=laps.times)
     return Result(ResultKind.OK, return_value, dict(files.written), "ok", timings=laps.times)
+
+
+def _describe(message: str) -> str:
+    """A trap's cause and innermost frame on one line ("wasm trap: ... (at 0: 0x1b6 - f)")."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return "trap"
+    frame = next((line for line in lines if line.startswith("0:")), None)
+    cause = re.sub(r"^\d+:\s*", "", lines[-1])
+    return cause + (f" (at {' '.join(frame.split()[1:])})" if frame else "")
 
 
 class _Laps:

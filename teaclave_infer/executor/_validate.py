@@ -51,7 +51,7 @@ def compile_checked(engine: wasmtime.Engine, wasm: bytes, profile: str) -> wasmt
     try:
         module = wasmtime.Module(engine, wasm)
     except wasmtime.WasmtimeError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "invalid"
-        raise InvalidModuleError(f"invalid module for profile {profile}: {first}") from err
+        detail = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        raise InvalidModuleError(f"invalid module for profile {profile}: {detail}") from err
     validate(module)
     return module

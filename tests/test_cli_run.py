@@ -1,0 +1,64 @@
+"""`teaclave-infer run`: the MNIST function on a local file, and failures as exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from guests import OUT, guest
+from helpers import npy
+
+from teaclave_infer.builder import build
+from teaclave_infer.cli import main
+from teaclave_infer.demo import image_tensor
+
+MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist"
+
+
+@pytest.fixture(scope="module")
+def mnist_wasm(tmp_path_factory) -> Path:
+    return build(MNIST / "mnist.onnx", tmp_path_factory.mktemp("mnist")).wasm
+
+
+def test_mnist_through_the_cli(tmp_path, mnist_wasm, capsys):
+    labels = json.loads((MNIST / "samples" / "labels.json").read_text())
+    name, label = sorted(labels.items())[5]
+    image = tmp_path / "digit.npy"
+    image.write_bytes(npy(image_tensor(MNIST / "samples" / name)))
+    scores = tmp_path / "scores.npy"
+    argv = ["run", str(mnist_wasm), "--input", f"input_img={image}", "--output",
+            f"scores={scores}", "--json", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"] == "ok" and report["return_value"] == label
+    assert report["outputs"]["scores"]["bytes"] == scores.stat().st_size
+    assert int(np.argmax(np.load(scores))) == label
+    assert main(argv[:-3]) == 0  # plain output: the return value alone
+    assert capsys.readouterr().out.strip() == str(label)
+    assert list((tmp_path / "cache").glob("*.cwasm"))
+
+
+def test_a_trap_is_one_line_and_no_output(tmp_path, capsys):
+    wasm = tmp_path / "trap.wasm"
+    wasm.write_bytes(guest(f"(drop (call $create (i32.const {OUT}))) (unreachable)"))
+    out = tmp_path / "out.bin"
+    assert main(["run", str(wasm), "--output", f"out={out}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trap" in err[0] and "unreachable" in err[0]
+    assert not out.exists()
+
+
+def test_a_timeout_names_its_kind(tmp_path, capsys):
+    wasm = tmp_path / "loop.wasm"
+    wasm.write_bytes(guest("(loop (br 0)) (i32.const 0)"))
+    assert main(["run", str(wasm), "--timeout", "0.2"]) == 2
+    assert "timeout" in capsys.readouterr().err
+
+
+def test_a_missing_input_file_is_an_error(tmp_path, capsys):
+    wasm = tmp_path / "ok.wasm"
+    wasm.write_bytes(guest("(i32.const 0)"))
+    assert main(["run", str(wasm), "--input", f"x={tmp_path / 'none.npy'}"]) == 1
+    assert "none.npy" in capsys.readouterr().err

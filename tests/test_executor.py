@@ -1,0 +1,261 @@
+"""The executor against hand-written guests: validation, Teaclave's file context, argv, every
+result kind, the module cache and concurrent invocations."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import wasmtime
+from guests import BUF, IN, LOG, NOPE, OUT, guest, log_values
+
+from teaclave_infer.errors import LimitError
+from teaclave_infer.executor import Limits, ModuleCache, ResultKind, run
+
+W = 0x4000_0000
+
+
+def logged(wasm: bytes, inputs: dict[str, bytes], outputs=("out", "log"), **kw) -> list[int]:
+    result = run(wasm, {}, inputs, list(outputs), **kw)
+    assert result.ok, result.message
+    return log_values(result.outputs["log"])
+
+
+def test_handles_count_from_one_and_are_never_reused():
+    wasm = guest(f"""
+      (call $log (call $open (i32.const {IN})))
+      (call $log (call $open (i32.const {IN})))
+      (call $log (call $create (i32.const {OUT})))
+      (call $log (call $close (i32.const 1)))
+      (call $log (call $close (i32.const 1)))
+      (call $log (call $open (i32.const {IN})))
+      (call $flush) (i32.const 0)""")
+    assert logged(wasm, {"in": b"abc"}) == [1, 2, W | 3, 0, -1, 4]
+
+
+def test_every_wrong_use_of_a_handle_or_id_is_minus_one():
+    wasm = guest(f"""
+      (call $log (call $open (i32.const {NOPE})))          ;; id not granted
+      (call $log (call $create (i32.const {IN})))          ;; an input id as an output
+      (call $log (call $create (i32.const {NOPE})))        ;; not a declared output
+      (call $log (call $open (i32.const 0x7ffffff0)))      ;; id past the memory
+      (local.set $h (call $create (i32.const {OUT})))
+      (call $log (call $create (i32.const {OUT})))         ;; the same output twice
+      (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))  ;; wrong direction
+      (call $log (call $write (i32.const 1) (i32.const {BUF}) (i32.const 4)))  ;; no such handle
+      (call $log (call $open (i32.const {IN})))            ;; handle 2
+      (call $log (call $write (i32.const 2) (i32.const {BUF}) (i32.const 4)))  ;; wrong direction
+      (call $log (call $read (i32.const 2) (i32.const -16) (i32.const 8)))     ;; buffer past end
+      (call $log (call $read (i32.const 2) (i32.const {BUF}) (i32.const -1)))  ;; negative size
+      (call $log (call $read (i32.const 99) (i32.const {BUF}) (i32.const 4)))  ;; unknown handle
+      (call $log (call $close (i32.const 77)))
+      (call $flush) (i32.const 0)""")
+    assert logged(wasm, {"in": b"abc"}) == [-1] * 7 + [2] + [-1] * 5
+
+
+def test_reads_write_and_outputs_only_when_closed():
+    wasm = guest(f"""
+      (local.set $h (call $open (i32.const {IN})))
+      (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
+      (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
+      (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
+      (local.set $h (call $create (i32.const {OUT})))
+      (call $log (call $write (local.get $h) (i32.const {BUF}) (i32.const 2)))
+      (call $log (call $close (local.get $h)))
+      (call $flush) (i32.const 7)""")
+    result = run(wasm, {}, {"in": b"abcdef"}, ["out", "log"])
+    assert result.ok and result.return_value == 7
+    assert log_values(result.outputs["log"]) == [4, 2, 0, 2, 0]
+    assert result.outputs["out"] == b"ef"  # the last read left "ef" at the buffer's start
+
+
+def test_handles_run_out_after_the_limit():
+    wasm = guest(f"""
+      (block $done (loop $more
+        (br_if $done (i32.eq (call $open (i32.const {IN})) (i32.const -1)))
+        (local.set $h (i32.add (local.get $h) (i32.const 1)))
+        (br $more)))
+      (local.get $h)""")
+    assert run(wasm, {}, {"in": b""}).return_value == 1023
+    assert run(wasm, {}, {"in": b""}, limits=Limits(max_handles=5)).return_value == 5
+
+
+def test_argv_is_sorted_pairs_in_grown_pages():
+    wasm = guest(f"""
+      (call $log (local.get $argc))
+      (call $log (local.get $argv))
+      (local.set $h (call $create (i32.const {OUT})))
+      (drop (call $write (local.get $h) (local.get $argv)
+        (i32.sub (i32.mul (memory.size) (i32.const 65536)) (local.get $argv))))
+      (drop (call $close (local.get $h)))
+      (call $flush) (i32.const 0)""")
+    result = run(wasm, {"zeta": "1", "alpha": "x y", "mid": [1, 2]}, {}, ["out", "log"])
+    argc, argv_ptr = log_values(result.outputs["log"])
+    assert argc == 6 and argv_ptr >= 65536  # past the module's one page
+    region = result.outputs["out"]
+    pointers = [int.from_bytes(region[4 * i : 4 * i + 4], "little") for i in range(argc)]
+    strings = [region[p - argv_ptr : region.index(b"\0", p - argv_ptr)] for p in pointers]
+    assert strings == [b"alpha", b"x y", b"mid", b"[1, 2]", b"zeta", b"1"]
+
+
+@pytest.mark.parametrize(
+    ("body", "extra", "kind", "code"),
+    [
+        ("(unreachable)", "", ResultKind.TRAP, "unreachable"),
+        ("(i32.div_u (i32.const 1) (local.get $h))", "", ResultKind.TRAP, "integer_division_by_zero"),
+        ("(i32.load (i32.const -4))", "", ResultKind.TRAP, "memory_out_of_bounds"),
+        ("(call $deep (i32.const 0))", "(func $deep (param i32) (result i32) "
+         "(call $deep (i32.add (local.get 0) (i32.const 1))))", ResultKind.STACK_OVERFLOW, "stack_overflow"),
+    ],
+    ids=["unreachable", "divide-by-zero", "out-of-bounds", "recursion"],
+)  # fmt: skip
+def test_traps_map_to_their_kind(body, extra, kind, code):
+    result = run(guest(body, extra), {}, {})
+    assert result.kind is kind and result.trap_code == code
+    assert result.return_value is None and result.message.startswith(str(kind))
+
+
+def test_a_failed_call_leaves_no_outputs():
+    wasm = guest(f"""
+      (local.set $h (call $create (i32.const {OUT})))
+      (drop (call $write (local.get $h) (i32.const {BUF}) (i32.const 8)))
+      (drop (call $close (local.get $h)))
+      (unreachable)""")
+    result = run(wasm, {}, {}, ["out"])
+    assert result.kind is ResultKind.TRAP and result.outputs == {}
+
+
+def test_an_endless_loop_stops_at_the_deadline():
+    start = time.perf_counter()
+    result = run(guest("(loop (br 0)) (i32.const 0)"), {}, {}, limits=Limits(deadline_s=0.5))
+    elapsed = time.perf_counter() - start
+    assert result.kind is ResultKind.TIMEOUT and "0.5 s" in result.message
+    assert elapsed < 1.5
+
+
+def test_fuel_bounds_the_instructions():
+    result = run(guest("(loop (br 0)) (i32.const 0)"), {}, {}, limits=Limits(fuel=100_000))
+    assert result.kind is ResultKind.TIMEOUT and "fuel" in result.message
+    counted = run(guest("(i32.const 3)"), {}, {}, limits=Limits(fuel=100_000))
+    assert counted.ok and counted.return_value == 3
+
+
+def test_a_memory_bomb_hits_the_memory_limit():
+    bomb = "(loop (br_if 0 (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) (unreachable)"
+    result = run(guest(bomb), {}, {}, limits=Limits(memory_bytes=8 << 20))
+    assert result.kind is ResultKind.MEMORY_LIMIT
+
+
+def test_a_module_bigger_than_the_limit_is_refused():
+    result = run(guest("(i32.const 0)", pages=200), {}, {}, limits=Limits(memory_bytes=4 << 20))
+    assert result.kind is ResultKind.MEMORY_LIMIT
+
+
+def test_endless_output_hits_the_output_limit():
+    wasm = guest(f"""
+      (local.set $h (call $create (i32.const {OUT})))
+      (loop (br_if 0 (i32.ne (call $write (local.get $h) (i32.const 0) (i32.const 65536))
+                             (i32.const -1))))
+      (drop (call $close (local.get $h)))
+      (i32.const 0)""")
+    result = run(wasm, {}, {}, ["out"], Limits(output_bytes=1 << 20))
+    assert result.kind is ResultKind.OUTPUT_LIMIT and result.outputs == {}
+
+
+def test_an_input_over_the_limit_is_refused_before_running():
+    with pytest.raises(LimitError, match="input 'in' is 11 bytes"):
+        run(guest("(i32.const 0)"), {}, {"in": b"x" * 11}, limits=Limits(max_input_bytes=10))
+
+
+def test_limits_are_checked():
+    with pytest.raises(ValueError, match="deadline_s"):
+        Limits(deadline_s=0)
+
+
+IMPORT_EP = '(func (export "entrypoint") (param i32 i32) (result i32) (i32.const 0))'
+
+
+@pytest.mark.parametrize(
+    ("wat", "kind", "named"),
+    [
+        (f'(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) '
+         f'(result i32))) (memory (export "memory") 1) {IMPORT_EP})',
+         ResultKind.FORBIDDEN_IMPORT, "wasi_snapshot_preview1.fd_write"),
+        (f'(module (import "env" "teaclave_read_file" (func (param i32 i32) (result i32))) '
+         f'(memory (export "memory") 1) {IMPORT_EP})',
+         ResultKind.FORBIDDEN_IMPORT, "env.teaclave_read_file must be a function (i32, i32, i32)"),
+        (f'(module (import "env" "memory" (memory 1)) {IMPORT_EP})',
+         ResultKind.FORBIDDEN_IMPORT, "env.memory"),
+        ('(module (memory (export "memory") 1) (func (export "entrypoint") (param i32) '
+         '(result i32) (i32.const 0)))', ResultKind.INVALID_MODULE, "entrypoint must be (i32, i32)"),
+        ('(module (memory (export "memory") 1))', ResultKind.INVALID_MODULE, "entrypoint"),
+        (f"(module {IMPORT_EP})", ResultKind.INVALID_MODULE, "memory"),
+    ],
+    ids=["wasi", "wrong-signature", "imported-memory", "entrypoint-type", "no-entrypoint",
+         "no-memory"],
+)  # fmt: skip
+def test_modules_are_validated_before_anything_runs(wat, kind, named):
+    result = run(bytes(wasmtime.wat2wasm(wat)), {}, {})
+    assert result.kind is kind and named in result.message
+
+
+def test_bytes_that_are_not_wasm_are_refused():
+    result = run(b"MZ\x90\x00not wasm", {}, {})
+    assert result.kind is ResultKind.INVALID_MODULE and "not a WebAssembly module" in result.message
+
+
+def test_simd_is_refused_by_the_teaclave_profile():
+    wasm = guest("(i32x4.extract_lane 0 (v128.const i32x4 5 0 0 0))")
+    assert run(wasm, {}, {}, profile="fast").return_value == 5
+    refused = run(wasm, {}, {}, profile="teaclave")
+    assert refused.kind is ResultKind.INVALID_MODULE and "SIMD" in refused.message
+
+
+def test_cache_hits_misses_and_rejects_damaged_entries(tmp_path):
+    wasm = guest("(i32.const 42)")
+    first = ModuleCache(tmp_path)
+    assert run(wasm, {}, {}, cache=first).return_value == 42
+    assert first.stats["compiles"] == 1
+    (entry,) = tmp_path.glob("*.cwasm")
+    second = ModuleCache(tmp_path)
+    assert run(wasm, {}, {}, cache=second).return_value == 42
+    assert run(wasm, {}, {}, cache=second).return_value == 42
+    assert second.stats == {"memory_hits": 1, "disk_hits": 1, "compiles": 0, "rejected": 0}
+    for damage in (
+        lambda b: b[:-1] + bytes([b[-1] ^ 1]),
+        lambda b: b[:20],
+        lambda b: b"XXXX" + b[4:],
+    ):
+        entry.write_bytes(damage(entry.read_bytes()))
+        third = ModuleCache(tmp_path)
+        assert run(wasm, {}, {}, cache=third).return_value == 42
+        assert third.stats["rejected"] == 1 and third.stats["compiles"] == 1
+    run(wasm, {}, {}, profile="teaclave", cache=ModuleCache(tmp_path))
+    assert len(list(tmp_path.glob("*.cwasm"))) == 2  # the engine config is part of the key
+
+
+def test_concurrent_invocations_keep_their_own_deadlines():
+    endless = guest("(loop (br 0)) (i32.const 0)")
+    busy = guest("""
+      (loop (local.set $h (i32.add (local.get $h) (i32.const 1)))
+            (br_if 0 (i32.lt_u (local.get $h) (i32.const 2000000000))))
+      (i32.const 9)""")
+    results: dict[str, object] = {}
+
+    def call(name: str, wasm: bytes, limits: Limits) -> None:
+        start = time.perf_counter()
+        results[name] = (run(wasm, {}, {}, limits=limits), time.perf_counter() - start)
+
+    threads = [
+        threading.Thread(target=call, args=("endless", endless, Limits(deadline_s=1))),
+        threading.Thread(target=call, args=("busy", busy, Limits(deadline_s=60))),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    endless_result, endless_s = results["endless"]
+    busy_result, busy_s = results["busy"]
+    assert endless_result.kind is ResultKind.TIMEOUT and endless_s < 2.0
+    assert busy_result.ok and busy_result.return_value == 9
