@@ -8,7 +8,7 @@ import time
 
 import pytest
 import wasmtime
-from guests import BUF, IN, LOG, NOPE, OUT, guest, log_values
+from guests import BUF, IN, NOPE, OUT, guest, log_values
 
 from teaclave_infer.errors import LimitError
 from teaclave_infer.executor import Limits, ModuleCache, ResultKind, run
