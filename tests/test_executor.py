@@ -99,14 +99,17 @@ def test_argv_is_sorted_pairs_in_grown_pages():
     assert strings == [b"alpha", b"x y", b"mid", b"[1, 2]", b"zeta", b"1"]
 
 
+DIV0 = "integer_division_by_zero"
+DEEP = "(func $deep (param i32) (result i32) (call $deep (i32.add (local.get 0) (i32.const 1))))"
+
+
 @pytest.mark.parametrize(
     ("body", "extra", "kind", "code"),
     [
         ("(unreachable)", "", ResultKind.TRAP, "unreachable"),
-        ("(i32.div_u (i32.const 1) (local.get $h))", "", ResultKind.TRAP, "integer_division_by_zero"),
+        ("(i32.div_u (i32.const 1) (local.get $h))", "", ResultKind.TRAP, DIV0),
         ("(i32.load (i32.const -4))", "", ResultKind.TRAP, "memory_out_of_bounds"),
-        ("(call $deep (i32.const 0))", "(func $deep (param i32) (result i32) "
-         "(call $deep (i32.add (local.get 0) (i32.const 1))))", ResultKind.STACK_OVERFLOW, "stack_overflow"),
+        ("(call $deep (i32.const 0))", DEEP, ResultKind.STACK_OVERFLOW, "stack_overflow"),
     ],
     ids=["unreachable", "divide-by-zero", "out-of-bounds", "recursion"],
 )  # fmt: skip
