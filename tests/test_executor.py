@@ -191,7 +191,7 @@ IMPORT_EP = '(func (export "entrypoint") (param i32 i32) (result i32) (i32.const
         (f'(module (import "env" "memory" (memory 1)) {IMPORT_EP})',
          ResultKind.FORBIDDEN_IMPORT, "env.memory"),
         ('(module (memory (export "memory") 1) (func (export "entrypoint") (param i32) '
-         '(result i32) (i32.const 0)))', ResultKind.INVALID_MODULE, "entrypoint must be (i32, i32)"),
+         '(result i32) (i32.const 0)))', ResultKind.INVALID_MODULE, "must be (i32, i32)"),
         ('(module (memory (export "memory") 1))', ResultKind.INVALID_MODULE, "entrypoint"),
         (f"(module {IMPORT_EP})", ResultKind.INVALID_MODULE, "memory"),
     ],
@@ -259,6 +259,6 @@ def test_concurrent_invocations_keep_their_own_deadlines():
     for t in threads:
         t.join()
     endless_result, endless_s = results["endless"]
-    busy_result, busy_s = results["busy"]
+    busy_result, _ = results["busy"]
     assert endless_result.kind is ResultKind.TIMEOUT and endless_s < 2.0
     assert busy_result.ok and busy_result.return_value == 9
