@@ -13,6 +13,7 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from importlib import metadata
 from pathlib import Path
 
@@ -34,11 +35,12 @@ def _key(wasm_sha256: str, engine: EngineKey) -> str:
 
 
 class ModuleCache:
-    """Compile-or-load of validated modules; safe to share between threads."""
+    """Compile-or-load of validated modules, the last `in_memory` kept compiled in memory; safe
+    to share between threads."""
 
-    def __init__(self, directory: Path | None = None) -> None:
-        self.directory = directory
-        self.memory: dict[str, wasmtime.Module] = {}
+    def __init__(self, directory: Path | None = None, in_memory: int = 16) -> None:
+        self.directory, self.in_memory = directory, in_memory
+        self.memory: OrderedDict[str, wasmtime.Module] = OrderedDict()
         self.lock = threading.Lock()
         self.stats = {"memory_hits": 0, "disk_hits": 0, "compiles": 0, "rejected": 0}
 
@@ -47,6 +49,8 @@ class ModuleCache:
         key = _key(hashlib.sha256(wasm).hexdigest(), engine_key)
         with self.lock:
             module = self.memory.get(key)
+            if module is not None:
+                self.memory.move_to_end(key)
         if module is not None:
             self._count("memory_hits")
             return module
@@ -58,6 +62,8 @@ class ModuleCache:
             self._store(key, module)
         with self.lock:
             self.memory[key] = module
+            while len(self.memory) > self.in_memory:  # least recently used first
+                self.memory.popitem(last=False)
         return module
 
     def path(self, key: str) -> Path | None:

@@ -103,14 +103,20 @@ class _Ended(Exception):
 class _Invocation:
     """One Store, one instance, one call."""
 
-    def __init__(self, module: wasmtime.Module, key: EngineKey, limits: Limits) -> None:
-        self.module, self.key, self.limits = module, key, limits
+    def __init__(
+        self, module: wasmtime.Module, key: EngineKey, limits: Limits, files: FileContext
+    ) -> None:
+        self.module, self.limits = module, limits
         self.store = wasmtime.Store(ticker_for(key).engine)
         self.store.set_limits(memory_size=limits.memory_bytes)
         if limits.fuel is not None:
             self.store.set_fuel(limits.fuel)
         self.store.set_epoch_deadline(max(1, round(limits.deadline_s / TICK_S)))
-        self.memory: wasmtime.Memory | None = None
+        self.host = _Host(self.store, files)
+
+    @property
+    def memory(self) -> wasmtime.Memory | None:
+        return self.host.memory
 
     def at_memory_cap(self) -> bool:
         """Whether the guest's memory is within 1/16 of the cap (at least 1 MiB) of it.
@@ -122,9 +128,9 @@ class _Invocation:
         margin = max(1 << 20, self.limits.memory_bytes // 16)
         return size + margin > self.limits.memory_bytes
 
-    def instantiate(self, host: _Host) -> wasmtime.Func:
+    def instantiate(self) -> wasmtime.Func:
         try:
-            instance = host.linker(self.store.engine).instantiate(self.store, self.module)
+            instance = self.host.linker(self.store.engine).instantiate(self.store, self.module)
         except wasmtime.Trap as err:  # a start function trapped
             raise self.trapped(err) from err
         except wasmtime.WasmtimeError as err:  # the initial memory is over the cap
@@ -132,7 +138,7 @@ class _Invocation:
                 ResultKind.MEMORY_LIMIT, f"{self.limits.memory_bytes} bytes: {err}"
             ) from err
         exports = instance.exports(self.store)
-        self.memory = host.memory = exports["memory"]
+        self.host.memory = exports["memory"]
         return exports[ENTRYPOINT]
 
     def place_argv(self, argv: list[bytes]) -> int:
@@ -190,11 +196,11 @@ def run(
     except InvalidModuleError as err:
         return Result(ResultKind.INVALID_MODULE, message=f"invalid_module: {err}")
     laps("compile")
-    invocation = _Invocation(module, key, limits)
     files = FileContext(inputs, outputs, limits.max_handles, limits.output_bytes)
+    invocation = _Invocation(module, key, limits, files)
     try:
         with ticker_for(key):  # the epoch advances while anything runs
-            entry = invocation.instantiate(_Host(invocation.store, files))  # link + instantiate
+            entry = invocation.instantiate()  # link + instantiate
             argv = pack_arguments(arguments)
             argv_ptr = invocation.place_argv(argv)  # argv in fresh pages at the end
             laps("instantiate")
