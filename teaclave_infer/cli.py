@@ -136,6 +136,39 @@ def run_function(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("teaclave-data"),
+        help="database, blobs and keys (default: ./teaclave-data)",
+    )
+    parser.add_argument(
+        "--db",
+        help="database URL (default: SQLite in the data dir); "
+        "postgresql://user:pass@host/db for PostgreSQL",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--admin-password-file",
+        type=Path,
+        help="the first admin's password (else a one-time one is printed)",
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .service import Settings, create_app
+
+    settings = Settings(
+        data_dir=args.data_dir, db_url=args.db, admin_password_file=args.admin_password_file
+    )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
@@ -147,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_build_arguments(sub.add_parser("build", help="build a WebAssembly function from ONNX"))
     add_run_arguments(sub.add_parser("run", help="run a function once in the sandbox"))
+    add_serve_arguments(sub.add_parser("serve", help="start the platform service (HTTP)"))
     demo = sub.add_parser("demo", help="build the MNIST function and classify the sample digits")
     demo.add_argument("--model", type=Path, default=Path("functions/mnist/mnist.onnx"))
     demo.add_argument("--samples", type=Path, default=Path("functions/mnist/samples"))
@@ -161,7 +195,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         parser.prog = prog
     args = parser.parse_args(argv)
     try:
-        commands = {"build": run_build, "run": run_function, "demo": run_demo}
+        commands = {"build": run_build, "run": run_function, "serve": run_serve, "demo": run_demo}
         return commands[args.command](args)
     except TeaclaveInferError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)

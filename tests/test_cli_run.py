@@ -28,8 +28,17 @@ def test_mnist_through_the_cli(tmp_path, mnist_wasm, capsys):
     image = tmp_path / "digit.npy"
     image.write_bytes(npy(image_tensor(MNIST / "samples" / name)))
     scores = tmp_path / "scores.npy"
-    argv = ["run", str(mnist_wasm), "--input", f"input_img={image}", "--output",
-            f"scores={scores}", "--json", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    argv = [
+        "run",
+        str(mnist_wasm),
+        "--input",
+        f"input_img={image}",
+        "--output",
+        f"scores={scores}",
+        "--json",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["kind"] == "ok" and report["return_value"] == label

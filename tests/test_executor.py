@@ -112,7 +112,7 @@ DEEP = "(func $deep (param i32) (result i32) (call $deep (i32.add (local.get 0) 
         ("(call $deep (i32.const 0))", DEEP, ResultKind.STACK_OVERFLOW, "stack_overflow"),
     ],
     ids=["unreachable", "divide-by-zero", "out-of-bounds", "recursion"],
-)  # fmt: skip
+)
 def test_traps_map_to_their_kind(body, extra, kind, code):
     result = run(guest(body, extra), {}, {})
     assert result.kind is kind and result.trap_code == code
@@ -182,22 +182,41 @@ IMPORT_EP = '(func (export "entrypoint") (param i32 i32) (result i32) (i32.const
 @pytest.mark.parametrize(
     ("wat", "kind", "named"),
     [
-        (f'(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) '
-         f'(result i32))) (memory (export "memory") 1) {IMPORT_EP})',
-         ResultKind.FORBIDDEN_IMPORT, "wasi_snapshot_preview1.fd_write"),
-        (f'(module (import "env" "teaclave_read_file" (func (param i32 i32) (result i32))) '
-         f'(memory (export "memory") 1) {IMPORT_EP})',
-         ResultKind.FORBIDDEN_IMPORT, "env.teaclave_read_file must be a function (i32, i32, i32)"),
-        (f'(module (import "env" "memory" (memory 1)) {IMPORT_EP})',
-         ResultKind.FORBIDDEN_IMPORT, "env.memory"),
-        ('(module (memory (export "memory") 1) (func (export "entrypoint") (param i32) '
-         '(result i32) (i32.const 0)))', ResultKind.INVALID_MODULE, "must be (i32, i32)"),
+        (
+            f'(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) '
+            f'(result i32))) (memory (export "memory") 1) {IMPORT_EP})',
+            ResultKind.FORBIDDEN_IMPORT,
+            "wasi_snapshot_preview1.fd_write",
+        ),
+        (
+            f'(module (import "env" "teaclave_read_file" (func (param i32 i32) (result i32))) '
+            f'(memory (export "memory") 1) {IMPORT_EP})',
+            ResultKind.FORBIDDEN_IMPORT,
+            "env.teaclave_read_file must be a function (i32, i32, i32)",
+        ),
+        (
+            f'(module (import "env" "memory" (memory 1)) {IMPORT_EP})',
+            ResultKind.FORBIDDEN_IMPORT,
+            "env.memory",
+        ),
+        (
+            '(module (memory (export "memory") 1) (func (export "entrypoint") (param i32) '
+            "(result i32) (i32.const 0)))",
+            ResultKind.INVALID_MODULE,
+            "must be (i32, i32)",
+        ),
         ('(module (memory (export "memory") 1))', ResultKind.INVALID_MODULE, "entrypoint"),
         (f"(module {IMPORT_EP})", ResultKind.INVALID_MODULE, "memory"),
     ],
-    ids=["wasi", "wrong-signature", "imported-memory", "entrypoint-type", "no-entrypoint",
-         "no-memory"],
-)  # fmt: skip
+    ids=[
+        "wasi",
+        "wrong-signature",
+        "imported-memory",
+        "entrypoint-type",
+        "no-entrypoint",
+        "no-memory",
+    ],
+)
 def test_modules_are_validated_before_anything_runs(wat, kind, named):
     result = run(bytes(wasmtime.wat2wasm(wat)), {}, {})
     assert result.kind is kind and named in result.message
