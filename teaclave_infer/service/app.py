@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from .blobs import BlobStore
 from .db import make_engine, migrate, session_factory
 from .models import AuditEvent, Role, User
 from .problems import install, problem_response
-from .routes import audit, auth, users
+from .routes import audit, auth, files, functions, tasks, users
 from .security import hash_password, load_secret
 from .settings import Settings
 
@@ -65,8 +66,16 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="teaclave-infer", version="1", docs_url="/docs")
     app.state.settings, app.state.engine, app.state.sessions = settings, engine, sessions
     app.state.secret = load_secret(settings.secret_file)
+    app.state.blobs = BlobStore(settings.blob_dir)
     install(app)
-    for router in (auth.router, users.router, audit.router):
+    for router in (
+        auth.router,
+        users.router,
+        functions.router,
+        files.router,
+        tasks.router,
+        audit.router,
+    ):
         app.include_router(router)
 
     @app.middleware("http")
@@ -74,10 +83,11 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return problem_response(
-                413, "Request too large", f"the body is over {settings.max_body_bytes} bytes"
-            )
+        kind = request.headers.get("content-type", "")
+        upload = kind.startswith(("multipart/", "application/octet-stream"))
+        limit = settings.max_upload_bytes if upload else settings.max_body_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return problem_response(413, "Request too large", f"the body is over {limit} bytes")
         response = await call_next(request)
         if request.method not in _READ_ONLY:  # every state-changing request, whatever its outcome
             with sessions() as session:

@@ -7,10 +7,22 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AuditEvent", "Base", "RevokedToken", "Role", "User"]
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "DataFile",
+    "FileOwner",
+    "Function",
+    "IdempotencyRecord",
+    "RevokedToken",
+    "Role",
+    "Task",
+    "TaskParticipant",
+    "User",
+]
 
 
 def now() -> datetime:
@@ -22,7 +34,11 @@ def new_id() -> str:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+    type_annotation_map: ClassVar = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class Role(enum.StrEnum):
@@ -67,3 +83,105 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     targets: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[int] = mapped_column(Integer)
+
+
+class Function(Base):
+    """A registered wasm function; `sha256` is its identity in every later record."""
+
+    __tablename__ = "functions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    owner_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    allowlist: Mapped[list[Any]] = mapped_column(default=list)  # user ids
+    arguments: Mapped[list[Any]] = mapped_column(default=list)  # {name, default, overwritable}
+    inputs: Mapped[list[Any]] = mapped_column(default=list)  # {name, optional}
+    outputs: Mapped[list[Any]] = mapped_column(default=list)
+    quota: Mapped[int] = mapped_column(Integer, default=-1)  # invocations; < 0: unlimited
+    usage: Mapped[int] = mapped_column(Integer, default=0)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    profile: Mapped[str] = mapped_column(String(32))
+    manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class DataFile(Base):
+    """An input or output file: where it lives and how it is encrypted (never its key in the
+    clear: `wrapped_key` is sealed to the platform's public key)."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(8))  # input | output
+    url: Mapped[str] = mapped_column(Text)  # blob:<id>, file://..., http(s)://...
+    schema: Mapped[str] = mapped_column(String(32))  # aes-gcm-128 | aes-gcm-256 | raw
+    wrapped_key: Mapped[str] = mapped_column(Text, default="")  # base64
+    iv: Mapped[str] = mapped_column(String(64), default="")  # hex
+    cmac: Mapped[str | None] = mapped_column(String(64), nullable=True)  # hex; outputs: at finish
+    created_by: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class FileOwner(Base):
+    __tablename__ = "file_owners"
+
+    file_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Task(Base):
+    """One run of a function on assigned data, through Teaclave's lifecycle."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    function_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("functions.id", ondelete="SET NULL"), nullable=True
+    )
+    function_sha256: Mapped[str] = mapped_column(String(64))
+    creator_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)  # defaults merged in
+    input_owners: Mapped[dict[str, Any]] = mapped_column(default=dict)  # name -> [user ids]
+    output_owners: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    assigned_inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # name -> file id
+    assigned_outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # filled later
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class TaskParticipant(Base):
+    """Everyone who must approve a task: the creator, the data owners, the owner of a private
+    function."""
+
+    __tablename__ = "task_participants"
+
+    task_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    approved: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a create request with an Idempotency-Key, replayed on retries."""
+
+    __tablename__ = "idempotency_records"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request: Mapped[str] = mapped_column(String(256))  # method and path
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=now)

@@ -73,3 +73,133 @@ class Page(BaseModel, Generic[T]):
     total: int
     offset: int
     limit: int
+
+
+Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class Argument(BaseModel):
+    name: str = Name
+    default: str = ""
+    overwritable: bool = True
+
+
+class Slot(BaseModel):
+    """A declared input or output of a function."""
+
+    name: str = Name
+    optional: bool = False
+
+
+class FunctionSpec(BaseModel):
+    name: str = Name
+    description: str = Field(default="", max_length=4096)
+    public: bool = False
+    allowlist: list[str] = Field(default_factory=list, max_length=1000)  # user ids
+    arguments: list[Argument] | None = None  # default: one overwritable argument per slot
+    inputs: list[Slot] | None = None  # default: the manifest's inputs (+ weights if separate)
+    outputs: list[Slot] | None = None  # default: the manifest's outputs, optional
+    quota: int = -1
+
+
+class FunctionUpdate(BaseModel):
+    description: str | None = Field(default=None, max_length=4096)
+    public: bool | None = None
+    allowlist: list[str] | None = Field(default=None, max_length=1000)
+    quota: int | None = None
+    disabled: bool | None = None
+
+
+class FunctionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    sha256: str
+    owner_id: str
+    name: str
+    description: str
+    public: bool
+    allowlist: list[str]
+    arguments: list[Argument]
+    inputs: list[Slot]
+    outputs: list[Slot]
+    quota: int
+    usage: int
+    disabled: bool
+    profile: str
+    size: int
+    created_at: datetime
+
+
+class FunctionUsage(BaseModel):
+    function_id: str
+    quota: int
+    usage: int
+    tasks_by_state: dict[str, int]
+
+
+Hex = Field(default="", max_length=64, pattern=r"^([0-9a-fA-F]{2})*$")
+
+
+class InputFileCreate(BaseModel):
+    url: str = Field(max_length=2048, pattern=r"^(blob:[0-9a-f]{32}|file://.+|https?://.+)$")
+    schema_: str = Field(alias="schema", pattern=r"^(aes-gcm-128|aes-gcm-256|raw)$")
+    wrapped_key: str = Field(default="", max_length=4096)  # base64, sealed to the platform key
+    iv: str = Hex
+    cmac: str = Field(pattern=r"^[0-9a-fA-F]{32}$")
+    owners: list[str] = Field(default_factory=list, max_length=100)  # besides the caller
+
+
+class OutputFileCreate(BaseModel):
+    url: str = Field(default="blob:", max_length=2048, pattern=r"^(blob:|file://.+|https?://.+)$")
+    schema_: str = Field(alias="schema", pattern=r"^(aes-gcm-128|aes-gcm-256)$")
+    wrapped_key: str = Field(max_length=4096)
+    owners: list[str] = Field(default_factory=list, max_length=100)
+
+
+class InputFromOutput(BaseModel):
+    output_id: str
+
+
+class FilePublic(BaseModel):
+    id: str
+    kind: str
+    url: str
+    schema_: str = Field(serialization_alias="schema")
+    iv: str
+    cmac: str | None
+    owners: list[str]
+    created_at: datetime
+
+
+class Ownership(BaseModel):
+    name: str = Name
+    owners: list[str] = Field(min_length=1, max_length=100)
+
+
+class TaskCreate(BaseModel):
+    function_id: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    inputs_ownership: list[Ownership] = Field(default_factory=list)
+    outputs_ownership: list[Ownership] = Field(default_factory=list)
+
+
+class Assignment(BaseModel):
+    inputs: dict[str, str] = Field(default_factory=dict)  # slot name -> file id
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
+class TaskPublic(BaseModel):
+    id: str
+    function_id: str | None
+    function_sha256: str
+    creator_id: str
+    state: str
+    arguments: dict[str, Any]
+    input_owners: dict[str, list[str]]
+    output_owners: dict[str, list[str]]
+    assigned_inputs: dict[str, str]
+    assigned_outputs: dict[str, str]
+    approvals: dict[str, bool]
+    result: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime

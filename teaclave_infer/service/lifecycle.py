@@ -1,0 +1,68 @@
+"""Teaclave's task lifecycle, as one transition table.
+
+Created → DataAssigned → Approved → Staged → Running → Finished | Failed | Canceled
+"""
+
+from __future__ import annotations
+
+import enum
+
+from .problems import Problem
+
+__all__ = ["Action", "State", "next_state"]
+
+
+class State(enum.StrEnum):
+    CREATED = "Created"
+    DATA_ASSIGNED = "DataAssigned"
+    APPROVED = "Approved"
+    STAGED = "Staged"
+    RUNNING = "Running"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+
+class Action(enum.StrEnum):
+    ASSIGN = "assign"  # some data assigned, more required
+    ASSIGN_COMPLETE = "assign_complete"  # every required file assigned
+    APPROVE = "approve"  # one participant approved, others remain
+    APPROVE_COMPLETE = "approve_complete"  # the last participant approved
+    INVOKE = "invoke"
+    START = "start"  # a worker took it (next issue)
+    FINISH = "finish"
+    FAIL = "fail"
+    CANCEL = "cancel"
+
+
+_S, _A = State, Action
+TRANSITIONS: dict[tuple[State, Action], State] = {
+    (_S.CREATED, _A.ASSIGN): _S.CREATED,
+    (_S.CREATED, _A.ASSIGN_COMPLETE): _S.DATA_ASSIGNED,
+    (_S.DATA_ASSIGNED, _A.ASSIGN): _S.DATA_ASSIGNED,  # optional files, before approval
+    (_S.DATA_ASSIGNED, _A.ASSIGN_COMPLETE): _S.DATA_ASSIGNED,
+    (_S.DATA_ASSIGNED, _A.APPROVE): _S.DATA_ASSIGNED,
+    (_S.DATA_ASSIGNED, _A.APPROVE_COMPLETE): _S.APPROVED,
+    (_S.APPROVED, _A.INVOKE): _S.STAGED,
+    (_S.STAGED, _A.START): _S.RUNNING,
+    (_S.RUNNING, _A.FINISH): _S.FINISHED,
+    (_S.STAGED, _A.FAIL): _S.FAILED,
+    (_S.RUNNING, _A.FAIL): _S.FAILED,
+    **{
+        (s, _A.CANCEL): _S.CANCELED
+        for s in (_S.CREATED, _S.DATA_ASSIGNED, _S.APPROVED, _S.STAGED, _S.RUNNING)
+    },
+}
+
+
+def next_state(current: str, action: Action) -> State:
+    """The state after `action`, or a 409 naming the current state."""
+    state = State(current)
+    if (state, action) not in TRANSITIONS:
+        raise Problem(
+            409,
+            "Conflict",
+            f"cannot {action.value.split('_')[0]} a task in state {state.value}",
+            state=state.value,
+        )
+    return TRANSITIONS[(state, action)]

@@ -1,0 +1,214 @@
+"""Functions: register (multipart .wasm + manifest + spec), get, list, update, delete, usage."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from pydantic import ValidationError
+from sqlalchemy import func, or_, select
+
+from ...errors import InvalidModuleError
+from ...executor import EngineKey, Limits, compile_checked, engine_for
+from ..deps import CurrentUser, SessionDep
+from ..idempotency import remember, replay
+from ..models import Function, Role, Task, User
+from ..problems import Problem
+from ..schemas import (
+    Argument,
+    FunctionPublic,
+    FunctionSpec,
+    FunctionUpdate,
+    FunctionUsage,
+    Page,
+    Slot,
+)
+
+router = APIRouter(prefix="/v1/functions", tags=["functions"])
+
+
+def may_use(function: Function, user: User) -> bool:
+    """Public, owned, or on the allowlist."""
+    return function.public or function.owner_id == user.id or user.id in function.allowlist
+
+
+def visible(session: SessionDep, function_id: str, user: User) -> Function:
+    """The function if the caller may see it; a 404 otherwise (its existence stays hidden)."""
+    function = session.get(Function, function_id)
+    if function is None or not (may_use(function, user) or user.role == Role.PLATFORM_ADMIN):
+        raise Problem(404, "Not found", f"no function {function_id}")
+    return function
+
+
+def owned(session: SessionDep, function_id: str, user: User) -> Function:
+    function = visible(session, function_id, user)
+    if function.owner_id != user.id and user.role != Role.PLATFORM_ADMIN:
+        raise Problem(403, "Forbidden", "only the function's owner may do this")
+    return function
+
+
+def _slots(spec: FunctionSpec, manifest: dict[str, Any]) -> tuple[list[Slot], list[Slot]]:
+    inputs = spec.inputs
+    if inputs is None:
+        inputs = [Slot(name=i["id"]) for i in manifest.get("inputs", [])]
+        if manifest.get("weights", {}).get("mode") == "separate":
+            inputs.append(Slot(name="weights"))
+    outputs = spec.outputs
+    if outputs is None:
+        outputs = [Slot(name=o["id"], optional=True) for o in manifest.get("outputs", [])]
+    return inputs, outputs
+
+
+async def _read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise Problem(413, "Too large", f"{what} is over {limit} bytes")
+    return data
+
+
+def _parse(spec: str, manifest_bytes: bytes) -> tuple[FunctionSpec, dict[str, Any]]:
+    try:
+        parsed = FunctionSpec.model_validate_json(spec)
+        manifest = json.loads(manifest_bytes)
+        if not isinstance(manifest, dict):
+            raise ValueError("the manifest is not a JSON object")
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise Problem(422, "Invalid spec", f"spec.{where}: {first['msg']}") from err
+    except ValueError as err:
+        raise Problem(422, "Invalid manifest", f"manifest: {err}") from err
+    return parsed, manifest
+
+
+@router.post("", status_code=201)
+async def register(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    wasm: Annotated[UploadFile, File(description="the function's .wasm")],
+    manifest: Annotated[UploadFile, File(description="its NAME.json from the builder")],
+    spec: Annotated[str, Form(description="FunctionSpec as JSON")],
+) -> Any:
+    if user.role not in (Role.FUNCTION_OWNER, Role.PLATFORM_ADMIN):
+        raise Problem(403, "Forbidden", "only a FunctionOwner may register functions")
+    if (previous := replay(request, session, user)) is not None:
+        return previous
+    settings = request.app.state.settings
+    payload = await _read_limited(wasm, settings.max_function_bytes, "the wasm")
+    parsed, manifest_json = _parse(spec, await _read_limited(manifest, 1 << 20, "the manifest"))
+    profile = str(manifest_json.get("profile", {}).get("name", "fast"))
+    try:  # the executor's validator, before anything is stored
+        key = EngineKey(profile, fuel=False, wasm_stack_bytes=Limits().wasm_stack_bytes)
+        compile_checked(engine_for(key), payload, profile)
+    except (InvalidModuleError, ValueError) as err:
+        raise Problem(422, "Invalid function", str(err)) from err
+    inputs, outputs = _slots(parsed, manifest_json)
+    arguments = parsed.arguments
+    if arguments is None:
+        arguments = [Argument(name=s.name, default=s.name) for s in inputs + outputs]
+    unknown = set(parsed.allowlist) - set(session.scalars(select(User.id)))
+    if unknown:
+        raise Problem(422, "Unknown users", f"allowlist names no user: {sorted(unknown)}")
+    blob_id, sha256 = request.app.state.blobs.put(payload)
+    function = Function(
+        id=blob_id,
+        sha256=sha256,
+        owner_id=user.id,
+        name=parsed.name,
+        description=parsed.description,
+        public=parsed.public,
+        allowlist=parsed.allowlist,
+        arguments=[a.model_dump() for a in arguments],
+        inputs=[s.model_dump() for s in inputs],
+        outputs=[s.model_dump() for s in outputs],
+        quota=parsed.quota,
+        profile=profile,
+        manifest=manifest_json,
+        size=len(payload),
+    )
+    session.add(function)
+    session.flush()
+    body = FunctionPublic.model_validate(function).model_dump(mode="json")
+    remember(request, session, user, 201, body)
+    session.commit()
+    return body
+
+
+@router.get("")
+def list_functions(
+    user: CurrentUser,
+    session: SessionDep,
+    scope: Annotated[str, Query(pattern="^(mine|allowed)$")] = "allowed",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[FunctionPublic]:
+    """`mine`: the caller's own; `allowed`: everything the caller may use."""
+    query = select(Function).where(Function.owner_id == user.id)
+    if scope == "allowed":
+        query = select(Function).where(or_(Function.public, Function.owner_id == user.id))
+    rows = [f for f in session.scalars(query.order_by(Function.created_at, Function.id))]
+    if scope == "allowed":  # allowlists are JSON: filtered here, not in dialect-specific SQL
+        rows += [
+            f
+            for f in session.scalars(select(Function).where(~Function.public))
+            if user.id in f.allowlist and f.owner_id != user.id
+        ]
+    page = rows[offset : offset + limit]
+    return Page(
+        items=[FunctionPublic.model_validate(f) for f in page],
+        total=len(rows),
+        offset=offset,
+        limit=limit,
+    )
+
+
+@router.get("/{function_id}")
+def get_function(function_id: str, user: CurrentUser, session: SessionDep) -> FunctionPublic:
+    return FunctionPublic.model_validate(visible(session, function_id, user))
+
+
+@router.get("/{function_id}/payload")
+def get_payload(
+    function_id: str, request: Request, user: CurrentUser, session: SessionDep
+) -> Response:
+    function = visible(session, function_id, user)
+    if not may_use(function, user):
+        raise Problem(403, "Forbidden", "the payload is only for users allowed to run it")
+    return Response(request.app.state.blobs.get(function.id), media_type="application/wasm")
+
+
+@router.patch("/{function_id}")
+def update_function(
+    function_id: str, body: FunctionUpdate, user: CurrentUser, session: SessionDep
+) -> FunctionPublic:
+    function = owned(session, function_id, user)
+    for field, value in body.model_dump(exclude_none=True).items():
+        setattr(function, field, value)
+    session.commit()
+    return FunctionPublic.model_validate(function)
+
+
+@router.delete("/{function_id}", status_code=204)
+def delete_function(
+    function_id: str, request: Request, user: CurrentUser, session: SessionDep
+) -> None:
+    function = owned(session, function_id, user)
+    session.delete(function)
+    session.commit()
+    request.app.state.blobs.delete(function.id)
+
+
+@router.get("/{function_id}/usage")
+def usage(function_id: str, user: CurrentUser, session: SessionDep) -> FunctionUsage:
+    function = owned(session, function_id, user)
+    counts = session.execute(
+        select(Task.state, func.count()).where(Task.function_id == function.id).group_by(Task.state)
+    )
+    return FunctionUsage(
+        function_id=function.id,
+        quota=function.quota,
+        usage=function.usage,
+        tasks_by_state={state: n for state, n in counts},
+    )

@@ -1,0 +1,276 @@
+"""Functions, data and tasks through the HTTP API: the scripted multi-party session, every
+lifecycle path, and refusals with the right status for every wrong user."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from test_service_identities import ADMIN_PASSWORD, assert_problem, login, make_user
+
+from teaclave_infer.builder import BuildOptions, build
+from teaclave_infer.service import Settings, create_app
+from teaclave_infer.service.lifecycle import TRANSITIONS, Action, State, next_state
+from teaclave_infer.service.problems import Problem
+
+MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.onnx"
+CMAC = "00112233445566778899aabbccddeeff"
+
+
+@pytest.fixture(scope="module")
+def mnist(tmp_path_factory) -> tuple[bytes, bytes]:
+    """The MNIST function with separate weights: inputs `input_img` and `weights`."""
+    result = build(MNIST, tmp_path_factory.mktemp("fn"), BuildOptions(weights="separate"))
+    return result.wasm.read_bytes(), result.manifest_path.read_bytes()
+
+
+class World:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.admin = login(client, "admin", ADMIN_PASSWORD)
+        self.ids: dict[str, str] = {}
+        self.auth: dict[str, dict[str, str]] = {}
+        for name, role in [
+            ("fo", "FunctionOwner"),
+            ("fo2", "FunctionOwner"),
+            ("do1", "DataOwner"),
+            ("do2", "DataOwner"),
+            ("eve", "DataOwner"),
+        ]:
+            self.ids[name] = make_user(client, self.admin, name, role)
+            self.auth[name] = login(client, name, f"{name}-password")
+
+    def register(self, who: str, wasm: bytes, manifest: bytes, **spec: object):
+        return self.client.post(
+            "/v1/functions",
+            headers=self.auth[who],
+            files={"wasm": ("f.wasm", wasm), "manifest": ("f.json", manifest)},
+            data={"spec": json.dumps({"name": "mnist", **spec})},
+        )
+
+    def input_file(self, who: str, *owners: str) -> str:
+        blob = self.client.post(
+            "/v1/blobs",
+            headers={**self.auth[who], "Content-Type": "application/octet-stream"},
+            content=b"cipher",
+        )
+        assert blob.status_code == 201, blob.text
+        r = self.client.post(
+            "/v1/files/inputs",
+            headers=self.auth[who],
+            json={
+                "url": blob.json()["url"],
+                "schema": "aes-gcm-128",
+                "wrapped_key": "c2VhbGVk",
+                "iv": "00" * 12,
+                "cmac": CMAC,
+                "owners": [self.ids[o] for o in owners],
+            },
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def output_file(self, who: str) -> str:
+        r = self.client.post(
+            "/v1/files/outputs",
+            headers=self.auth[who],
+            json={"schema": "aes-gcm-128", "wrapped_key": "c2VhbGVk"},
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def post(self, who: str, path: str, body: object = None):
+        return self.client.post(path, headers=self.auth[who], json=body)
+
+
+@pytest.fixture
+def world(tmp_path) -> World:
+    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
+    settings = Settings(data_dir=tmp_path / "data", admin_password_file=tmp_path / "admin.txt")
+    return World(TestClient(create_app(settings)))
+
+
+def private_mnist(world: World, mnist, **spec: object) -> str:
+    r = world.register("fo", *mnist, allowlist=[world.ids["do1"]], **spec)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def task_body(world: World, function_id: str) -> dict:
+    return {
+        "function_id": function_id,
+        "arguments": {"input_img": "input_img", "weights": "weights", "scores": "scores"},
+        "inputs_ownership": [
+            {"name": "input_img", "owners": [world.ids["do1"]]},
+            {"name": "weights", "owners": [world.ids["do2"]]},
+        ],
+        "outputs_ownership": [{"name": "scores", "owners": [world.ids["do1"]]}],
+    }
+
+
+def test_the_scripted_multi_party_session(world, mnist):
+    w = world
+    assert_problem(w.register("do1", *mnist), 403, "FunctionOwner")
+    fid = private_mnist(w, mnist)
+    function = w.client.get(f"/v1/functions/{fid}", headers=w.auth["do1"]).json()
+    assert [s["name"] for s in function["inputs"]] == ["input_img", "weights"]
+    assert w.client.get(f"/v1/functions/{fid}/payload", headers=w.auth["do1"]).content == mnist[0]
+    assert_problem(w.client.get(f"/v1/functions/{fid}", headers=w.auth["eve"]), 404, "no function")
+    assert_problem(w.client.get(f"/v1/functions/{fid}/payload", headers=w.auth["eve"]), 404, "")
+
+    img, weights, scores = w.input_file("do1"), w.input_file("do2"), w.output_file("do1")
+    assert_problem(w.client.get(f"/v1/files/{img}", headers=w.auth["do2"]), 404, "no file")
+
+    assert_problem(w.post("eve", "/v1/tasks", task_body(w, fid)), 404, "no function")
+    assert_problem(
+        w.post("do1", "/v1/tasks", {**task_body(w, fid), "arguments": {}}), 422, "overwritable"
+    )
+    task = w.post("do1", "/v1/tasks", task_body(w, fid)).json()
+    tid = task["id"]
+    assert task["state"] == "Created"
+    assert set(task["approvals"]) == {w.ids["do1"], w.ids["do2"], w.ids["fo"]}
+    assert_problem(w.client.get(f"/v1/tasks/{tid}", headers=w.auth["eve"]), 404, "no task")
+
+    assert_problem(
+        w.post("do2", f"/v1/tasks/{tid}/assign", {"inputs": {"input_img": img}}), 404, "no file"
+    )
+    state = w.post(
+        "do1",
+        f"/v1/tasks/{tid}/assign",
+        {"inputs": {"input_img": img}, "outputs": {"scores": scores}},
+    ).json()["state"]
+    assert state == "Created"  # the weights are still missing
+    assert_problem(w.post("do1", f"/v1/tasks/{tid}/approve"), 409, "Created")
+    state = w.post("do2", f"/v1/tasks/{tid}/assign", {"inputs": {"weights": weights}}).json()
+    assert state["state"] == "DataAssigned"
+
+    assert_problem(w.post("do1", f"/v1/tasks/{tid}/invoke"), 409, "DataAssigned")
+    assert_problem(w.post("eve", f"/v1/tasks/{tid}/approve"), 404, "no task")
+    for who in ("do1", "do2"):
+        assert w.post(who, f"/v1/tasks/{tid}/approve").json()["state"] == "DataAssigned"
+    assert w.post("fo", f"/v1/tasks/{tid}/approve").json()["state"] == "Approved"
+
+    assert_problem(w.post("do2", f"/v1/tasks/{tid}/invoke"), 403, "creator")
+    invoked = w.post("do1", f"/v1/tasks/{tid}/invoke").json()
+    assert invoked["state"] == "Staged" and invoked["function_sha256"] == function["sha256"]
+    assert_problem(w.post("do1", f"/v1/tasks/{tid}/invoke"), 409, "Staged")
+    usage = w.client.get(f"/v1/functions/{fid}/usage", headers=w.auth["fo"]).json()
+    assert usage["usage"] == 1 and usage["tasks_by_state"] == {"Staged": 1}
+    assert_problem(w.client.get(f"/v1/functions/{fid}/usage", headers=w.auth["do1"]), 403, "owner")
+
+    assert_problem(w.post("eve", f"/v1/tasks/{tid}/cancel"), 404, "no task")
+    assert w.post("do2", f"/v1/tasks/{tid}/cancel").json()["state"] == "Canceled"
+    assert_problem(w.post("do1", f"/v1/tasks/{tid}/cancel"), 409, "Canceled")
+
+
+def test_wrong_owners_and_kinds_are_refused(world, mnist):
+    w = world
+    fid = private_mnist(w, mnist)
+    tid = w.post("do1", "/v1/tasks", task_body(w, fid)).json()["id"]
+    shared = w.input_file("do1", "do2")  # owned by do1 and do2: not what the task says
+    assert_problem(
+        w.post("do1", f"/v1/tasks/{tid}/assign", {"inputs": {"input_img": shared}}),
+        403,
+        "owned by exactly",
+    )
+    out = w.output_file("do1")
+    assert_problem(
+        w.post("do1", f"/v1/tasks/{tid}/assign", {"inputs": {"input_img": out}}),
+        422,
+        "is an output",
+    )
+
+
+def test_a_single_participant_task_is_approved_at_once(world, mnist):
+    w = world
+    r = w.register(
+        "fo",
+        *mnist,
+        public=True,
+        inputs=[{"name": "input_img"}],
+        outputs=[],
+        arguments=[{"name": "input_img", "default": "input_img"}],
+    )
+    fid = r.json()["id"]
+    body = {
+        "function_id": fid,
+        "arguments": {"input_img": "x"},
+        "inputs_ownership": [{"name": "input_img", "owners": [w.ids["do1"]]}],
+    }
+    tid = w.post("do1", "/v1/tasks", body).json()["id"]
+    task = w.post("do1", f"/v1/tasks/{tid}/assign", {"inputs": {"input_img": w.input_file("do1")}})
+    assert task.json()["state"] == "Approved"
+    assert task.json()["arguments"] == {"input_img": "x"}
+
+
+def test_quota_is_checked_and_counted(world, mnist):
+    w = world
+    fid = private_mnist(w, mnist, quota=1)
+    for expected in (200, 429):
+        tid = w.post("do1", "/v1/tasks", task_body(w, fid)).json()["id"]
+        w.post(
+            "do1",
+            f"/v1/tasks/{tid}/assign",
+            {
+                "inputs": {"input_img": w.input_file("do1")},
+                "outputs": {"scores": w.output_file("do1")},
+            },
+        )
+        w.post("do2", f"/v1/tasks/{tid}/assign", {"inputs": {"weights": w.input_file("do2")}})
+        for who in ("do1", "do2", "fo"):
+            w.post(who, f"/v1/tasks/{tid}/approve")
+        response = w.post("do1", f"/v1/tasks/{tid}/invoke")
+        assert response.status_code == expected, response.text
+    assert_problem(response, 429, "allows 1")
+
+
+def test_functions_are_validated_and_listed(world, mnist):
+    w = world
+    bad = w.register("fo", b"\0asm\x01\0\0\0garbage", mnist[1])
+    assert_problem(bad, 422, "invalid module")
+    assert_problem(w.register("fo", mnist[0], b"{not json"), 422, "manifest")
+    fid = private_mnist(w, mnist)
+    public = w.register("fo2", *mnist, public=True).json()["id"]
+    mine = w.client.get("/v1/functions?scope=mine", headers=w.auth["fo"]).json()
+    assert [f["id"] for f in mine["items"]] == [fid]
+    allowed = {
+        f["id"] for f in w.client.get("/v1/functions", headers=w.auth["do1"]).json()["items"]
+    }
+    assert allowed == {fid, public}
+    eve = {f["id"] for f in w.client.get("/v1/functions", headers=w.auth["eve"]).json()["items"]}
+    assert eve == {public}
+    assert_problem(
+        w.client.patch(f"/v1/functions/{fid}", headers=w.auth["fo2"], json={"public": True}),
+        404,
+        "no function",
+    )
+    w.client.patch(f"/v1/functions/{fid}", headers=w.auth["fo"], json={"disabled": True})
+    assert_problem(w.post("do1", "/v1/tasks", task_body(w, fid)), 409, "disabled")
+    assert w.client.delete(f"/v1/functions/{fid}", headers=w.auth["fo"]).status_code == 204
+    assert_problem(w.client.get(f"/v1/functions/{fid}", headers=w.auth["fo"]), 404, "")
+
+
+def test_idempotency_key_replays_a_create(world, mnist):
+    w = world
+    fid = private_mnist(w, mnist)
+    headers = {**w.auth["do1"], "Idempotency-Key": "task-1"}
+    first = w.client.post("/v1/tasks", headers=headers, json=task_body(w, fid))
+    again = w.client.post("/v1/tasks", headers=headers, json=task_body(w, fid))
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"] and again.headers["Idempotent-Replay"] == "1"
+    assert w.client.get("/v1/tasks", headers=w.auth["do1"]).json()["total"] == 1
+    reused = w.client.post(
+        "/v1/files/outputs", headers=headers, json={"schema": "aes-gcm-128", "wrapped_key": "x"}
+    )
+    assert_problem(reused, 422, "POST /v1/tasks")
+
+
+@pytest.mark.parametrize(
+    ("state", "action"), [(s, a) for s in State for a in Action if (s, a) not in TRANSITIONS]
+)
+def test_every_illegal_transition_names_the_state(state, action):
+    with pytest.raises(Problem) as err:
+        next_state(state.value, action)
+    assert err.value.status == 409 and state.value in err.value.detail
