@@ -274,3 +274,74 @@ def test_every_illegal_transition_names_the_state(state, action):
     with pytest.raises(Problem) as err:
         next_state(state.value, action)
     assert err.value.status == 409 and state.value in err.value.detail
+
+
+def test_restart_keeps_functions_files_and_tasks(tmp_path, mnist):
+    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
+    settings = Settings(data_dir=tmp_path / "data", admin_password_file=tmp_path / "admin.txt")
+    w = World(TestClient(create_app(settings)))
+    fid = private_mnist(w, mnist)
+    img = w.input_file("do1")
+    tid = w.post("do1", "/v1/tasks", task_body(w, fid)).json()["id"]
+    w.post("do1", f"/v1/tasks/{tid}/assign", {"inputs": {"input_img": img}})
+    restarted = TestClient(create_app(settings))
+    task = restarted.get(f"/v1/tasks/{tid}", headers=w.auth["do1"]).json()
+    assert task["assigned_inputs"] == {"input_img": img} and task["state"] == "Created"
+    payload = restarted.get(f"/v1/functions/{fid}/payload", headers=w.auth["do1"])
+    assert payload.content == mnist[0]
+
+
+def test_serve_answers_requests_on_loopback(tmp_path):
+    """`teaclave-infer serve` as a process, driven with requests like any client."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "teaclave_infer.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--port",
+            str(port),
+            "--admin-password-file",
+            str(tmp_path / "admin.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                requests.get(f"{base}/openapi.json", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        http = requests.Session()
+        r = http.post(
+            f"{base}/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+        )
+        http.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        created = http.post(
+            f"{base}/v1/users",
+            json={"username": "do1", "password": "pw-12345678", "role": "DataOwner"},
+        )
+        assert created.status_code == 201
+        assert http.get(f"{base}/v1/users").json()["total"] == 2
+        denied = requests.get(f"{base}/v1/users")
+        assert denied.status_code == 401
+        assert denied.headers["content-type"] == "application/problem+json"
+    finally:
+        server.terminate()
+        server.wait(10)
