@@ -5,8 +5,9 @@
 
 Starts the service (`teaclave-infer serve`, its own process) on a free loopback port with a fresh
 data dir, creates a function owner and one data owner per client, registers the MNIST function
-privately, then each client runs a bounded loop of cycles: create a task, assign its input and output, approve it (data
-owner, then function owner), invoke it: 5 requests a cycle. Prints cycles/s and requests/s.
+privately, then each client runs a bounded loop of cycles: create a task, assign its input and
+output, approve it (data owner, then function owner), invoke it: 5 requests a cycle. Prints
+cycles/s and requests/s.
 """
 
 from __future__ import annotations
