@@ -2,76 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 from fastapi.testclient import TestClient
+from service_helpers import ADMIN_PASSWORD, assert_problem, login, make_user
 
 from teaclave_infer.service import Settings, create_app
 from teaclave_infer.service.security import issue_token
-
-ADMIN_PASSWORD = "admin-password-1"
-DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEACLAVE_TEST_POSTGRES_URL") else [])
-
-
-def _fresh_postgres(url: str) -> str:
-    """An empty database of this test worker's own (xdist runs workers side by side)."""
-    from sqlalchemy import create_engine, text
-
-    name = f"{url.rsplit('/', 1)[1]}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    server = create_engine(
-        url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with server.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    server.dispose()
-    return f"{url.rsplit('/', 1)[0]}/{name}"
-
-
-@pytest.fixture(params=DATABASES)
-def settings(request, tmp_path) -> Settings:
-    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD + "\n")
-    db = None
-    if request.param == "postgresql":
-        db = _fresh_postgres(os.environ["TEACLAVE_TEST_POSTGRES_URL"])
-    return Settings(
-        data_dir=tmp_path / "data", db_url=db, admin_password_file=tmp_path / "admin.txt"
-    )
-
-
-@pytest.fixture
-def client(settings) -> TestClient:
-    return TestClient(create_app(settings))
-
-
-def login(client: TestClient, username: str, password: str) -> dict[str, str]:
-    response = client.post("/v1/auth/login", json={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
-def make_user(client: TestClient, admin: dict, name: str, role: str = "DataOwner") -> str:
-    response = client.post(
-        "/v1/users",
-        headers=admin,
-        json={"username": name, "password": f"{name}-password", "role": role},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-@pytest.fixture
-def admin(client) -> dict[str, str]:
-    return login(client, "admin", ADMIN_PASSWORD)
-
-
-def assert_problem(response, status: int, words: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and words in body["detail"]
 
 
 def test_first_start_creates_the_admin_once(client, settings, admin):

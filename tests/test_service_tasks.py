@@ -4,26 +4,16 @@ lifecycle path, and refusals with the right status for every wrong user."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from test_service_identities import ADMIN_PASSWORD, assert_problem, login, make_user
+from service_helpers import ADMIN_PASSWORD, assert_problem, login, make_user
 
-from teaclave_infer.builder import BuildOptions, build
-from teaclave_infer.service import Settings, create_app
+from teaclave_infer.service import create_app
 from teaclave_infer.service.lifecycle import TRANSITIONS, Action, State, next_state
 from teaclave_infer.service.problems import Problem
 
-MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.onnx"
 CMAC = "00112233445566778899aabbccddeeff"
-
-
-@pytest.fixture(scope="module")
-def mnist(tmp_path_factory) -> tuple[bytes, bytes]:
-    """The MNIST function with separate weights: inputs `input_img` and `weights`."""
-    result = build(MNIST, tmp_path_factory.mktemp("fn"), BuildOptions(weights="separate"))
-    return result.wasm.read_bytes(), result.manifest_path.read_bytes()
 
 
 class World:
@@ -86,9 +76,7 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path) -> World:
-    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
-    settings = Settings(data_dir=tmp_path / "data", admin_password_file=tmp_path / "admin.txt")
+def world(settings) -> World:
     return World(TestClient(create_app(settings)))
 
 
@@ -276,9 +264,7 @@ def test_every_illegal_transition_names_the_state(state, action):
     assert err.value.status == 409 and state.value in err.value.detail
 
 
-def test_restart_keeps_functions_files_and_tasks(tmp_path, mnist):
-    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
-    settings = Settings(data_dir=tmp_path / "data", admin_password_file=tmp_path / "admin.txt")
+def test_restart_keeps_functions_files_and_tasks(settings, mnist):
     w = World(TestClient(create_app(settings)))
     fid = private_mnist(w, mnist)
     img = w.input_file("do1")

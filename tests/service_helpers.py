@@ -1,0 +1,48 @@
+"""Helpers shared by the service tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi.testclient import TestClient
+
+ADMIN_PASSWORD = "admin-password-1"
+DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEACLAVE_TEST_POSTGRES_URL") else [])
+
+
+def fresh_postgres(url: str) -> str:
+    """An empty database of this test worker's own (xdist runs workers side by side)."""
+    from sqlalchemy import create_engine, text
+
+    name = f"{url.rsplit('/', 1)[1]}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    server = create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    server.dispose()
+    return f"{url.rsplit('/', 1)[0]}/{name}"
+
+
+def login(client: TestClient, username: str, password: str) -> dict[str, str]:
+    response = client.post("/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def make_user(client: TestClient, admin: dict, name: str, role: str = "DataOwner") -> str:
+    response = client.post(
+        "/v1/users",
+        headers=admin,
+        json={"username": name, "password": f"{name}-password", "role": role},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def assert_problem(response, status: int, words: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and words in body["detail"]
