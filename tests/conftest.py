@@ -4,9 +4,15 @@ TEACLAVE_TEST_POSTGRES_URL is set."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from fastapi.testclient import TestClient
 from service_helpers import ADMIN_PASSWORD, DATABASES, fresh_postgres, login
 
@@ -43,3 +49,37 @@ def mnist(tmp_path_factory) -> tuple[bytes, bytes]:
     manifest, for registering."""
     result = build(MNIST, tmp_path_factory.mktemp("fn"), BuildOptions(weights="separate"))
     return result.wasm.read_bytes(), result.manifest_path.read_bytes()
+
+
+@pytest.fixture
+def live_service(tmp_path) -> Iterator[str]:
+    """`teaclave-infer serve` as its own process on a free loopback port; yields its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
+    cmd = [
+        sys.executable,
+        "-m",
+        "teaclave_infer.cli",
+        "serve",
+        "--data-dir",
+        str(tmp_path / "live"),
+        "--port",
+        str(port),
+        "--admin-password-file",
+        str(tmp_path / "admin.txt"),
+    ]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                requests.get(f"{base}/openapi.json", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import ADMIN_PASSWORD, assert_problem, login, make_user
+from service_helpers import ADMIN_PASSWORD, HttpClient, assert_problem, login, make_user
 
 from teaclave_infer.service import create_app
 from teaclave_infer.service.lifecycle import TRANSITIONS, Action, State, next_state
@@ -17,7 +17,7 @@ CMAC = "00112233445566778899aabbccddeeff"
 
 
 class World:
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient | HttpClient) -> None:
         self.client = client
         self.admin = login(client, "admin", ADMIN_PASSWORD)
         self.ids: dict[str, str] = {}
@@ -99,7 +99,17 @@ def task_body(world: World, function_id: str) -> dict:
 
 
 def test_the_scripted_multi_party_session(world, mnist):
-    w = world
+    scripted_session(world, mnist)
+
+
+def test_the_scripted_session_with_requests_on_a_live_service(live_service, mnist):
+    scripted_session(World(HttpClient(live_service)), mnist)
+
+
+def scripted_session(w: World, mnist: tuple[bytes, bytes]) -> None:
+    """Admin creates a function owner and data owners; the function owner registers MNIST
+    privately for do1; do1 and do2 register inputs; a task needing both is created, assigned,
+    approved by all and invoked; every wrong user is refused on the way."""
     assert_problem(w.register("do1", *mnist), 403, "FunctionOwner")
     fid = private_mnist(w, mnist)
     function = w.client.get(f"/v1/functions/{fid}", headers=w.auth["do1"]).json()
@@ -275,59 +285,3 @@ def test_restart_keeps_functions_files_and_tasks(settings, mnist):
     assert task["assigned_inputs"] == {"input_img": img} and task["state"] == "Created"
     payload = restarted.get(f"/v1/functions/{fid}/payload", headers=w.auth["do1"])
     assert payload.content == mnist[0]
-
-
-def test_serve_answers_requests_on_loopback(tmp_path):
-    """`teaclave-infer serve` as a process, driven with requests like any client."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import requests
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "teaclave_infer.cli",
-            "serve",
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--port",
-            str(port),
-            "--admin-password-file",
-            str(tmp_path / "admin.txt"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                requests.get(f"{base}/openapi.json", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        http = requests.Session()
-        r = http.post(
-            f"{base}/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-        )
-        http.headers["Authorization"] = f"Bearer {r.json()['token']}"
-        created = http.post(
-            f"{base}/v1/users",
-            json={"username": "do1", "password": "pw-12345678", "role": "DataOwner"},
-        )
-        assert created.status_code == 201
-        assert http.get(f"{base}/v1/users").json()["total"] == 2
-        denied = requests.get(f"{base}/v1/users")
-        assert denied.status_code == 401
-        assert denied.headers["content-type"] == "application/problem+json"
-    finally:
-        server.terminate()
-        server.wait(10)
