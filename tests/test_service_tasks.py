@@ -285,3 +285,12 @@ def test_restart_keeps_functions_files_and_tasks(settings, mnist):
     assert task["assigned_inputs"] == {"input_img": img} and task["state"] == "Created"
     payload = restarted.get(f"/v1/functions/{fid}/payload", headers=w.auth["do1"])
     assert payload.content == mnist[0]
+
+
+def test_a_user_who_created_tasks_cannot_be_deleted(world, mnist):
+    w = world
+    fid = private_mnist(w, mnist)
+    tid = w.post("do1", "/v1/tasks", task_body(w, fid)).json()["id"]
+    response = w.client.delete(f"/v1/users/{w.ids['do1']}", headers=w.admin)
+    assert_problem(response, 409, "created tasks")
+    assert w.client.get(f"/v1/tasks/{tid}", headers=w.auth["do1"]).status_code == 200

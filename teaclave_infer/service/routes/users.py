@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..deps import AdminUser, CurrentUser, SessionDep
 from ..models import User
@@ -84,7 +85,16 @@ def delete_user(user_id: str, admin: AdminUser, session: SessionDep) -> None:
     if user.id == admin.id:
         raise Problem(409, "Conflict", "an admin cannot delete their own account")
     session.delete(user)  # its tokens die with it: they name a user that no longer exists
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError as err:
+        session.rollback()
+        raise Problem(
+            409,
+            "Conflict",
+            f"user {user_id} created tasks, which keep their "
+            "creator: cancel or keep them, and disable the account instead",
+        ) from err
 
 
 @router.post("/{user_id}/password", status_code=204)
