@@ -92,8 +92,7 @@ def delete_user(user_id: str, admin: AdminUser, session: SessionDep) -> None:
         raise Problem(
             409,
             "Conflict",
-            f"user {user_id} created tasks, which keep their "
-            "creator: cancel or keep them, and disable the account instead",
+            f"user {user_id} created tasks, which must keep their creator",
         ) from err
 
 
