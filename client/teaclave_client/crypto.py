@@ -1,0 +1,154 @@
+"""Teaclave's file crypto, byte-compatible: `aes-gcm-128`, `aes-gcm-256` and `raw`.
+
+An encrypted file is AES-GCM(key, iv, AAD = 8 zero bytes) ciphertext followed by its 16-byte
+tag; the tag is the file's `cmac`, registered with the file and checked before use. Every
+encryption takes a fresh random 12-byte iv. Any failure (wrong key or iv, a flipped bit, a
+truncated file, a tag that is not the registered cmac) raises IntegrityError and yields no
+plaintext: files are decrypted into a temporary file that replaces the destination only once the
+tag is verified. Files are processed in chunks, so a large one is never held in memory.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = [
+    "SCHEMAS",
+    "Encrypted",
+    "IntegrityError",
+    "decrypt",
+    "decrypt_file",
+    "encrypt",
+    "encrypt_file",
+    "generate_key",
+]
+
+SCHEMAS = {"aes-gcm-128": 16, "aes-gcm-256": 32, "raw": 0}  # schema -> key bytes
+AAD = bytes(8)
+IV_BYTES, TAG_BYTES = 12, 16
+CHUNK = 1 << 20
+
+
+class IntegrityError(Exception):
+    """The file is not what was encrypted with this key, iv and cmac. Carries no plaintext."""
+
+
+@dataclass(frozen=True)
+class Encrypted:
+    iv: bytes
+    cmac: bytes  # the GCM tag, also the file's last 16 bytes (empty for raw)
+
+
+def _key_bytes(schema: str, key: bytes) -> int:
+    if schema not in SCHEMAS:
+        raise ValueError(f"unknown schema {schema!r}: one of {sorted(SCHEMAS)}")
+    if len(key) != SCHEMAS[schema]:
+        raise ValueError(f"{schema} needs a {SCHEMAS[schema]}-byte key, not {len(key)} bytes")
+    return SCHEMAS[schema]
+
+
+def generate_key(schema: str) -> bytes:
+    _key_bytes(schema, bytes(SCHEMAS.get(schema, 0)))
+    return AESGCM.generate_key(bit_length=8 * SCHEMAS[schema]) if SCHEMAS[schema] else b""
+
+
+def encrypt(schema: str, key: bytes, plaintext: bytes) -> tuple[bytes, Encrypted]:
+    """(file bytes, iv and cmac) for a plaintext held in memory."""
+    if not _key_bytes(schema, key):
+        return plaintext, Encrypted(b"", b"")
+    iv = os.urandom(IV_BYTES)
+    sealed = AESGCM(key).encrypt(iv, plaintext, AAD)
+    return sealed, Encrypted(iv, sealed[-TAG_BYTES:])
+
+
+def decrypt(schema: str, key: bytes, iv: bytes, data: bytes, cmac: bytes | None = None) -> bytes:
+    """The plaintext of file bytes; IntegrityError for anything but the exact file."""
+    if not _key_bytes(schema, key):
+        return data
+    if len(data) < TAG_BYTES or len(iv) != IV_BYTES:
+        raise IntegrityError("the file is truncated or the iv is not 12 bytes")
+    if cmac is not None and not hmac.compare_digest(data[-TAG_BYTES:], cmac):
+        raise IntegrityError("the file's tag is not the registered cmac")
+    try:
+        return AESGCM(key).decrypt(iv, data, AAD)
+    except InvalidTag:
+        raise IntegrityError(
+            "authentication failed: wrong key or iv, or the file was altered"
+        ) from None
+
+
+def encrypt_file(schema: str, key: bytes, src: Path, dst: Path) -> Encrypted:
+    """Encrypts src into dst chunk by chunk; dst is written whole or not at all."""
+    if not _key_bytes(schema, key):
+        _replace_with(dst, lambda out: out.write(src.read_bytes()))
+        return Encrypted(b"", b"")
+    iv = os.urandom(IV_BYTES)
+    encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+    encryptor.authenticate_additional_data(AAD)
+
+    def write(out: BinaryIO) -> None:
+        with src.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                out.write(encryptor.update(chunk))
+        out.write(encryptor.finalize() + encryptor.tag)
+
+    _replace_with(dst, write)
+    return Encrypted(iv, encryptor.tag)
+
+
+def decrypt_file(
+    schema: str, key: bytes, iv: bytes, src: Path, dst: Path, cmac: bytes | None = None
+) -> None:
+    """Decrypts src into dst chunk by chunk; dst appears only if the tag verifies."""
+    if not _key_bytes(schema, key):
+        _replace_with(dst, lambda out: out.write(src.read_bytes()))
+        return
+    size = src.stat().st_size
+    if size < TAG_BYTES or len(iv) != IV_BYTES:
+        raise IntegrityError(f"{src.name} is truncated or the iv is not 12 bytes")
+    with src.open("rb") as f:
+        f.seek(size - TAG_BYTES)
+        tag = f.read(TAG_BYTES)
+    if cmac is not None and not hmac.compare_digest(tag, cmac):
+        raise IntegrityError(f"{src.name}: its tag is not the registered cmac")
+    decryptor = Cipher(algorithms.AES(key), modes.GCM(iv, tag)).decryptor()
+    decryptor.authenticate_additional_data(AAD)
+
+    def write(out: BinaryIO) -> None:
+        remaining = size - TAG_BYTES
+        with src.open("rb") as f:
+            while remaining > 0:
+                chunk = f.read(min(CHUNK, remaining))
+                remaining -= len(chunk)
+                out.write(decryptor.update(chunk))
+        try:
+            out.write(decryptor.finalize())
+        except InvalidTag:
+            raise IntegrityError(
+                f"{src.name}: authentication failed: wrong key or iv, or the file was altered"
+            ) from None
+
+    _replace_with(dst, write)
+
+
+def _replace_with(dst: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Runs write(file) on a temporary file beside dst, then moves it into place; on any error
+    the temporary file (and what it holds) is deleted."""
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
