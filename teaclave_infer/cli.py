@@ -1,11 +1,14 @@
-"""`teaclave-infer`: build a function from an ONNX model, run one, or run the MNIST demo."""
+"""`teaclave-infer`: build a function from an ONNX model, run one, serve the platform, run a
+worker, or run the MNIST demo."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .abi import PROFILES
 from .errors import TeaclaveInferError
@@ -136,7 +139,7 @@ def run_function(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -148,6 +151,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="database URL (default: SQLite in the data dir); "
         "postgresql://user:pass@host/db for PostgreSQL",
     )
+    parser.add_argument(
+        "--lease", type=float, default=30.0, metavar="S", help="a worker's lease on a task"
+    )
+    parser.add_argument(
+        "--allow-file-root",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="file:// input and output URLs may lie under DIR (repeatable; default: none)",
+    )
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    add_worker_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
@@ -155,18 +173,45 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="the first admin's password (else a one-time one is printed)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="workers in this process (default: one per core; 0: only standalone workers)",
+    )
+
+
+def _settings(args: argparse.Namespace, **more: Any) -> Any:
+    from .service import Settings
+
+    return Settings(
+        data_dir=args.data_dir,
+        db_url=args.db,
+        lease_s=args.lease,
+        file_roots=tuple(args.allow_file_root),
+        **more,
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .service import Settings, create_app
+    from .logs import configure
+    from .service import create_app
 
-    settings = Settings(
-        data_dir=args.data_dir, db_url=args.db, admin_password_file=args.admin_password_file
-    )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    configure()
+    settings = _settings(args, admin_password_file=args.admin_password_file, workers=args.workers)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
     return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from .logs import configure
+    from .worker import run_standalone
+
+    configure()
+    return run_standalone(_settings(args), args.concurrency)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -181,6 +226,13 @@ def _parser() -> argparse.ArgumentParser:
     add_build_arguments(sub.add_parser("build", help="build a WebAssembly function from ONNX"))
     add_run_arguments(sub.add_parser("run", help="run a function once in the sandbox"))
     add_serve_arguments(sub.add_parser("serve", help="start the platform service (HTTP)"))
+    worker = sub.add_parser(
+        "worker",
+        help="run tasks from a shared database (PostgreSQL); the data dir holds the blob store "
+        "(shared) and a copy of the service's keys",
+    )
+    add_worker_arguments(worker)
+    worker.add_argument("--concurrency", type=int, default=1, metavar="N", help="tasks at once")
     demo = sub.add_parser("demo", help="build the MNIST function and classify the sample digits")
     demo.add_argument("--model", type=Path, default=Path("functions/mnist/mnist.onnx"))
     demo.add_argument("--samples", type=Path, default=Path("functions/mnist/samples"))
@@ -195,7 +247,13 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         parser.prog = prog
     args = parser.parse_args(argv)
     try:
-        commands = {"build": run_build, "run": run_function, "serve": run_serve, "demo": run_demo}
+        commands = {
+            "build": run_build,
+            "run": run_function,
+            "serve": run_serve,
+            "worker": run_worker,
+            "demo": run_demo,
+        }
         return commands[args.command](args)
     except TeaclaveInferError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)

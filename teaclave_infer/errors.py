@@ -13,6 +13,7 @@ __all__ = [
     "InvalidModuleError",
     "LimitError",
     "ModelLoadError",
+    "TaskFailed",
     "TeaclaveInferError",
     "ToolchainError",
     "UnsupportedModelError",
@@ -59,3 +60,13 @@ class ForbiddenImportError(InvalidModuleError):
 
 class LimitError(ExecutionError):
     """The caller's request breaks a limit before anything runs (an input too large)."""
+
+
+class TaskFailed(ExecutionError):
+    """A task cannot finish: `kind` names why (an executor result kind such as `trap` or
+    `timeout`, or `integrity`, `fetch`, `function_error`, `missing_output`, `lost`), the message
+    says what, never with data or keys in it."""
+
+    def __init__(self, kind: str, message: str, trap_code: str | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.trap_code = kind, message, trap_code

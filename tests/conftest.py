@@ -16,7 +16,7 @@ import requests
 from fastapi.testclient import TestClient
 from service_helpers import ADMIN_PASSWORD, DATABASES, fresh_postgres, login
 
-from teaclave_infer.builder import BuildOptions, build
+from teaclave_infer.builder import BuildOptions, BuildResult, build
 from teaclave_infer.service import Settings, create_app
 
 MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.onnx"
@@ -44,19 +44,40 @@ def admin(client) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def mnist(tmp_path_factory) -> tuple[bytes, bytes]:
-    """The MNIST function with separate weights (inputs `input_img` and `weights`): its wasm and
-    manifest, for registering."""
-    result = build(MNIST, tmp_path_factory.mktemp("fn"), BuildOptions(weights="separate"))
-    return result.wasm.read_bytes(), result.manifest_path.read_bytes()
+def mnist_build(tmp_path_factory) -> BuildResult:
+    """The MNIST function with separate weights (inputs `input_img` and `weights`)."""
+    return build(MNIST, tmp_path_factory.mktemp("fn"), BuildOptions(weights="separate"))
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_build) -> tuple[bytes, bytes]:
+    """The MNIST function's wasm and manifest, for registering."""
+    return mnist_build.wasm.read_bytes(), mnist_build.manifest_path.read_bytes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(base: str, process: subprocess.Popen) -> None:
+    for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with status {process.returncode}")
+        try:
+            requests.get(f"{base}/v1/health", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("the service did not start")
 
 
 @pytest.fixture
 def live_service(tmp_path) -> Iterator[str]:
-    """`teaclave-infer serve` as its own process on a free loopback port; yields its base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    """`teaclave-infer serve` as its own process on a free loopback port, with no workers (tasks
+    stay Staged); yields its base URL."""
+    port = free_port()
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
     cmd = [
         sys.executable,
@@ -67,18 +88,15 @@ def live_service(tmp_path) -> Iterator[str]:
         str(tmp_path / "live"),
         "--port",
         str(port),
+        "--workers",
+        "0",
         "--admin-password-file",
         str(tmp_path / "admin.txt"),
     ]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                requests.get(f"{base}/openapi.json", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        wait_until_up(base, server)
         yield base
     finally:
         server.terminate()

@@ -4,6 +4,7 @@ lifecycle path, and refusals with the right status for every wrong user."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -51,6 +52,7 @@ class World:
             "/v1/files/inputs",
             headers=self.auth[who],
             json={
+                "id": uuid.uuid4().hex,
                 "url": blob.json()["url"],
                 "schema": "aes-gcm-128",
                 "wrapped_key": "c2VhbGVk",
@@ -66,7 +68,7 @@ class World:
         r = self.client.post(
             "/v1/files/outputs",
             headers=self.auth[who],
-            json={"schema": "aes-gcm-128", "wrapped_key": "c2VhbGVk"},
+            json={"id": uuid.uuid4().hex, "schema": "aes-gcm-128", "wrapped_key": "c2VhbGVk"},
         )
         assert r.status_code == 201, r.text
         return r.json()["id"]
@@ -260,7 +262,9 @@ def test_idempotency_key_replays_a_create(world, mnist):
     assert first.json()["id"] == again.json()["id"] and again.headers["Idempotent-Replay"] == "1"
     assert w.client.get("/v1/tasks", headers=w.auth["do1"]).json()["total"] == 1
     reused = w.client.post(
-        "/v1/files/outputs", headers=headers, json={"schema": "aes-gcm-128", "wrapped_key": "x"}
+        "/v1/files/outputs",
+        headers=headers,
+        json={"id": uuid.uuid4().hex, "schema": "aes-gcm-128", "wrapped_key": "x"},
     )
     assert_problem(reused, 422, "POST /v1/tasks")
 

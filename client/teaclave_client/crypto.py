@@ -1,7 +1,8 @@
 """Teaclave's file crypto, byte-compatible: `aes-gcm-128`, `aes-gcm-256` and `raw`.
 
 An encrypted file is AES-GCM(key, iv, AAD = 8 zero bytes) ciphertext followed by its 16-byte
-tag; the tag is the file's `cmac`, registered with the file and checked before use. Every
+tag; the tag is the file's `cmac`, registered with the file and checked before use. A `raw` file
+is plaintext; its cmac is the first 16 bytes of its SHA-256 (ours: Teaclave checks nothing). Every
 encryption takes a fresh random 12-byte iv. Any failure (wrong key or iv, a flipped bit, a
 truncated file, a tag that is not the registered cmac) raises IntegrityError and yields no
 plaintext: files are decrypted into a temporary file that replaces the destination only once the
@@ -10,6 +11,7 @@ tag is verified. Files are processed in chunks, so a large one is never held in 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import tempfile
@@ -31,6 +33,7 @@ __all__ = [
     "encrypt",
     "encrypt_file",
     "generate_key",
+    "raw_cmac",
 ]
 
 SCHEMAS = {"aes-gcm-128": 16, "aes-gcm-256": 32, "raw": 0}  # schema -> key bytes
@@ -46,7 +49,7 @@ class IntegrityError(Exception):
 @dataclass(frozen=True)
 class Encrypted:
     iv: bytes
-    cmac: bytes  # the GCM tag, also the file's last 16 bytes (empty for raw)
+    cmac: bytes  # the GCM tag, also the file's last 16 bytes (raw: a digest, see raw_cmac)
 
 
 def _key_bytes(schema: str, key: bytes) -> int:
@@ -62,10 +65,14 @@ def generate_key(schema: str) -> bytes:
     return AESGCM.generate_key(bit_length=8 * SCHEMAS[schema]) if SCHEMAS[schema] else b""
 
 
+def raw_cmac(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()[:TAG_BYTES]
+
+
 def encrypt(schema: str, key: bytes, plaintext: bytes) -> tuple[bytes, Encrypted]:
     """(file bytes, iv and cmac) for a plaintext held in memory."""
     if not _key_bytes(schema, key):
-        return plaintext, Encrypted(b"", b"")
+        return plaintext, Encrypted(b"", raw_cmac(plaintext))
     iv = os.urandom(IV_BYTES)
     sealed = AESGCM(key).encrypt(iv, plaintext, AAD)
     return sealed, Encrypted(iv, sealed[-TAG_BYTES:])
@@ -74,6 +81,8 @@ def encrypt(schema: str, key: bytes, plaintext: bytes) -> tuple[bytes, Encrypted
 def decrypt(schema: str, key: bytes, iv: bytes, data: bytes, cmac: bytes | None = None) -> bytes:
     """The plaintext of file bytes; IntegrityError for anything but the exact file."""
     if not _key_bytes(schema, key):
+        if cmac is not None and not hmac.compare_digest(raw_cmac(data), cmac):
+            raise IntegrityError("the raw file's digest is not the registered cmac")
         return data
     if len(data) < TAG_BYTES or len(iv) != IV_BYTES:
         raise IntegrityError("the file is truncated or the iv is not 12 bytes")
@@ -90,8 +99,9 @@ def decrypt(schema: str, key: bytes, iv: bytes, data: bytes, cmac: bytes | None 
 def encrypt_file(schema: str, key: bytes, src: Path, dst: Path) -> Encrypted:
     """Encrypts src into dst chunk by chunk; dst is written whole or not at all."""
     if not _key_bytes(schema, key):
-        _replace_with(dst, lambda out: out.write(src.read_bytes()))
-        return Encrypted(b"", b"")
+        data = src.read_bytes()
+        _replace_with(dst, lambda out: out.write(data))
+        return Encrypted(b"", raw_cmac(data))
     iv = os.urandom(IV_BYTES)
     encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
     encryptor.authenticate_additional_data(AAD)
@@ -111,7 +121,8 @@ def decrypt_file(
 ) -> None:
     """Decrypts src into dst chunk by chunk; dst appears only if the tag verifies."""
     if not _key_bytes(schema, key):
-        _replace_with(dst, lambda out: out.write(src.read_bytes()))
+        data = decrypt(schema, key, iv, src.read_bytes(), cmac)
+        _replace_with(dst, lambda out: out.write(data))
         return
     size = src.stat().st_size
     if size < TAG_BYTES or len(iv) != IV_BYTES:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request, Response
@@ -11,9 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .blobs import BlobStore
 from .db import make_engine, migrate, session_factory
+from .keys import PlatformKeys
 from .models import AuditEvent, Role, User
 from .problems import install, problem_response
-from .routes import audit, auth, files, functions, tasks, users
+from .routes import audit, auth, files, functions, platform, tasks, users
+from .routes.platform import metrics_registry
 from .security import hash_password, load_secret
 from .settings import Settings
 
@@ -57,18 +61,35 @@ def _audit_record(request: Request, status: int) -> AuditEvent:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """The service. With settings.workers > 0, that many workers run tasks in this process
+    from startup to shutdown (the app's lifespan)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     migrate(engine)  # the schema at the newest revision
     sessions = session_factory(engine)
     _first_admin(sessions, settings)
+    wake = threading.Event()  # set on invoke: in-process workers start at once
 
-    app = FastAPI(title="teaclave-infer", version="1", docs_url="/docs")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.workers <= 0:
+            yield
+            return
+        from ..worker import context_for, workers  # the executor, only where tasks run
+
+        with workers(context_for(settings, sessions), settings, settings.workers, wake):
+            yield
+
+    app = FastAPI(title="teaclave-infer", version="1", docs_url="/docs", lifespan=lifespan)
     app.state.settings, app.state.engine, app.state.sessions = settings, engine, sessions
     app.state.secret = load_secret(settings.secret_file)
     app.state.blobs = BlobStore(settings.blob_dir)
+    app.state.keys = PlatformKeys.load_or_create(settings.keys_dir)
+    app.state.metrics = metrics_registry(sessions, settings.workers)
+    app.state.wake = wake
     install(app)
     for router in (
+        platform.router,
         auth.router,
         users.router,
         functions.router,

@@ -1,6 +1,9 @@
 """Teaclave's task lifecycle, as one transition table.
 
 Created → DataAssigned → Approved → Staged → Running → Finished | Failed | Canceled
+
+A worker claims a Staged task (fetches and decrypts its inputs), moves it to Running (the
+executor), then to Finished or Failed. A task whose worker died goes back to Staged.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ class Action(enum.StrEnum):
     APPROVE = "approve"  # one participant approved, others remain
     APPROVE_COMPLETE = "approve_complete"  # the last participant approved
     INVOKE = "invoke"
-    START = "start"  # a worker took it (next issue)
+    START = "start"  # a worker has the inputs and starts the function
     FINISH = "finish"
     FAIL = "fail"
+    REQUEUE = "requeue"  # the worker's lease ran out
     CANCEL = "cancel"
 
 
@@ -48,6 +52,8 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (_S.RUNNING, _A.FINISH): _S.FINISHED,
     (_S.STAGED, _A.FAIL): _S.FAILED,
     (_S.RUNNING, _A.FAIL): _S.FAILED,
+    (_S.STAGED, _A.REQUEUE): _S.STAGED,
+    (_S.RUNNING, _A.REQUEUE): _S.STAGED,
     **{
         (s, _A.CANCEL): _S.CANCELED
         for s in (_S.CREATED, _S.DATA_ASSIGNED, _S.APPROVED, _S.STAGED, _S.RUNNING)

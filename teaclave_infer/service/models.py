@@ -106,6 +106,7 @@ class Function(Base):
     profile: Mapped[str] = mapped_column(String(32))
     manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)
     size: Mapped[int] = mapped_column(Integer)
+    limits: Mapped[dict[str, Any]] = mapped_column(default=dict)  # executor Limits fields
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
@@ -120,6 +121,9 @@ class DataFile(Base):
     url: Mapped[str] = mapped_column(Text)  # blob:<id>, file://..., http(s)://...
     schema: Mapped[str] = mapped_column(String(32))  # aes-gcm-128 | aes-gcm-256 | raw
     wrapped_key: Mapped[str] = mapped_column(Text, default="")  # base64
+    # The file id bound in the wrapped key's HPKE info: this file's own id, or, for an input made
+    # from an output, the output's.
+    key_file_id: Mapped[str] = mapped_column(String(32), default="")
     iv: Mapped[str] = mapped_column(String(64), default="")  # hex
     cmac: Mapped[str | None] = mapped_column(String(64), nullable=True)  # hex; outputs: at finish
     created_by: Mapped[str | None] = mapped_column(
@@ -156,7 +160,15 @@ class Task(Base):
     output_owners: Mapped[dict[str, Any]] = mapped_column(default=dict)
     assigned_inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # name -> file id
     assigned_outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # filled later
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # at the end
+    result_kind: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    # The queue: a worker holds a task while `lease_expires` is ahead and renews it; a task whose
+    # lease ran out is claimed again, `attempts` counting the claims.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires: Mapped[datetime | None] = mapped_column(nullable=True)
+    invoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .models import Role
 
@@ -91,6 +91,17 @@ class Slot(BaseModel):
     optional: bool = False
 
 
+class FunctionLimits(BaseModel):
+    """The executor's limits for this function's tasks; unset ones take the executor's
+    defaults. Bounded so that one function cannot take a worker's machine."""
+
+    model_config = ConfigDict(extra="forbid")
+    deadline_s: float | None = Field(default=None, gt=0, le=600)
+    fuel: int | None = Field(default=None, gt=0)
+    memory_bytes: int | None = Field(default=None, gt=0, le=4 << 30)
+    output_bytes: int | None = Field(default=None, ge=0, le=256 << 20)
+
+
 class FunctionSpec(BaseModel):
     name: str = Name
     description: str = Field(default="", max_length=4096)
@@ -100,6 +111,7 @@ class FunctionSpec(BaseModel):
     inputs: list[Slot] | None = None  # default: the manifest's inputs (+ weights if separate)
     outputs: list[Slot] | None = None  # default: the manifest's outputs, optional
     quota: int = -1
+    limits: FunctionLimits = Field(default_factory=lambda: FunctionLimits())
 
 
 class FunctionUpdate(BaseModel):
@@ -108,6 +120,7 @@ class FunctionUpdate(BaseModel):
     allowlist: list[str] | None = Field(default=None, max_length=1000)
     quota: int | None = None
     disabled: bool | None = None
+    limits: FunctionLimits | None = None
 
 
 class FunctionPublic(BaseModel):
@@ -127,6 +140,7 @@ class FunctionPublic(BaseModel):
     disabled: bool
     profile: str
     size: int
+    limits: dict[str, Any]
     created_at: datetime
 
 
@@ -140,7 +154,26 @@ class FunctionUsage(BaseModel):
 Hex = Field(default="", max_length=64, pattern=r"^([0-9a-fA-F]{2})*$")
 
 
-class InputFileCreate(BaseModel):
+FileId = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+
+
+class _Sealed(BaseModel):
+    """A file whose key is wrapped to the platform key with the file's id bound in: the client
+    chooses the id (a random 32-hex-digit one) before wrapping."""
+
+    id: str | None = FileId
+
+    @model_validator(mode="after")
+    def _bound(self) -> _Sealed:
+        schema = getattr(self, "schema_", "raw")
+        if schema != "raw" and (self.id is None or not getattr(self, "wrapped_key", "")):
+            raise ValueError("an encrypted file needs `id` and `wrapped_key` (bound to that id)")
+        if schema == "raw" and getattr(self, "wrapped_key", ""):
+            raise ValueError("a raw file has no key")
+        return self
+
+
+class InputFileCreate(_Sealed):
     url: str = Field(max_length=2048, pattern=r"^(blob:[0-9a-f]{32}|file://.+|https?://.+)$")
     schema_: str = Field(alias="schema", pattern=r"^(aes-gcm-128|aes-gcm-256|raw)$")
     wrapped_key: str = Field(default="", max_length=4096)  # base64, sealed to the platform key
@@ -149,7 +182,7 @@ class InputFileCreate(BaseModel):
     owners: list[str] = Field(default_factory=list, max_length=100)  # besides the caller
 
 
-class OutputFileCreate(BaseModel):
+class OutputFileCreate(_Sealed):
     url: str = Field(default="blob:", max_length=2048, pattern=r"^(blob:|file://.+|https?://.+)$")
     schema_: str = Field(alias="schema", pattern=r"^(aes-gcm-128|aes-gcm-256)$")
     wrapped_key: str = Field(max_length=4096)
@@ -201,5 +234,9 @@ class TaskPublic(BaseModel):
     assigned_outputs: dict[str, str]
     approvals: dict[str, bool]
     result: dict[str, Any] | None
+    result_kind: str | None
+    attempts: int
+    invoked_at: datetime | None
+    finished_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -53,6 +54,8 @@ def _owners(session: Session, user: User, others: list[str]) -> list[str]:
 def _register(
     request: Request, session: Session, user: User, f: DataFile, owners: list[str]
 ) -> dict[str, Any]:
+    if f.id is not None and session.get(DataFile, f.id) is not None:
+        raise Problem(409, "Conflict", f"file id {f.id} is taken: wrap the key for a fresh one")
     session.add(f)
     session.flush()
     session.add_all(FileOwner(file_id=f.id, user_id=o) for o in owners)
@@ -85,10 +88,12 @@ def register_input(
     if body.url.startswith("blob:") and not request.app.state.blobs.path(body.url[5:]).exists():
         raise Problem(422, "Unknown blob", f"{body.url} was not uploaded")
     f = DataFile(
+        id=body.id,
         kind="input",
         url=body.url,
         schema=body.schema_,
         wrapped_key=body.wrapped_key,
+        key_file_id=body.id or "",
         iv=body.iv.lower(),
         cmac=body.cmac.lower(),
         created_by=user.id,
@@ -103,10 +108,12 @@ def register_output(
     if (previous := replay(request, session, user)) is not None:
         return previous
     f = DataFile(
+        id=body.id,
         kind="output",
         url=body.url,
         schema=body.schema_,
         wrapped_key=body.wrapped_key,
+        key_file_id=body.id or "",
         created_by=user.id,
     )
     return _register(request, session, user, f, _owners(session, user, body.owners))
@@ -127,6 +134,7 @@ def input_from_output(
         schema=output.schema,
         iv=output.iv,
         wrapped_key=output.wrapped_key,
+        key_file_id=output.key_file_id or output.id,
         cmac=output.cmac,
         created_by=user.id,
     )
@@ -138,3 +146,15 @@ def get_file(file_id: str, user: CurrentUser, session: SessionDep) -> Any:
     return public(session, owned_file(session, file_id, user)).model_dump(
         mode="json", by_alias=True
     )
+
+
+@router.get("/files/{file_id}/content")
+def get_content(file_id: str, request: Request, user: CurrentUser, session: SessionDep) -> Any:
+    """The (encrypted) bytes of a file in the platform's blob store, for its owners."""
+    f = owned_file(session, file_id, user)
+    if not f.url.startswith("blob:") or f.url == "blob:":
+        raise Problem(409, "Not in the blob store", f"file {file_id} is at {f.url or 'no URL'}")
+    path = request.app.state.blobs.path(f.url[5:])
+    if not path.exists():
+        raise Problem(410, "Gone", f"the blob of file {file_id} was deleted")
+    return FileResponse(path, media_type="application/octet-stream")

@@ -124,6 +124,7 @@ async def register(
         inputs=[s.model_dump() for s in inputs],
         outputs=[s.model_dump() for s in outputs],
         quota=parsed.quota,
+        limits=parsed.limits.model_dump(exclude_none=True),
         profile=profile,
         manifest=manifest_json,
         size=len(payload),

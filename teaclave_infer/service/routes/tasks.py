@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -112,6 +113,8 @@ def _assign(session: Session, user: User, task: Task, kind: str, files: dict[str
             raise Problem(404, "Not found", f"no file {file_id} of yours")
         if f.kind != kind:
             raise Problem(422, "Wrong file kind", f"{file_id} is an {f.kind}, not an {kind}")
+        if kind == "output" and f.cmac is not None:
+            raise Problem(409, "Already written", f"output {file_id} holds a task's result")
         if name not in owners_wanted:
             raise Problem(422, "Unknown data", f"the task has no {kind} {name!r}")
         if sorted(owners) != owners_wanted[name]:
@@ -160,7 +163,7 @@ def approve(task_id: str, user: CurrentUser, session: SessionDep) -> TaskPublic:
 
 
 @router.post("/{task_id}/invoke")
-def invoke(task_id: str, user: CurrentUser, session: SessionDep) -> TaskPublic:
+def invoke(task_id: str, request: Request, user: CurrentUser, session: SessionDep) -> TaskPublic:
     task = participant_task(session, task_id, user)
     if task.creator_id != user.id:
         raise Problem(403, "Forbidden", "only the task's creator may invoke it")
@@ -173,8 +176,9 @@ def invoke(task_id: str, user: CurrentUser, session: SessionDep) -> TaskPublic:
             429, "Quota exhausted", f"function {function.id} allows {function.quota} invocations"
         )
     function.usage += 1
-    task.state = state
+    task.state, task.invoked_at = state, datetime.now(UTC)
     session.commit()
+    request.app.state.wake.set()  # in-process workers look at once
     return public(session, task)
 
 
