@@ -1,0 +1,186 @@
+"""The task queue and standalone workers: leases, re-queueing, bounded attempts, a worker killed
+mid-task, two workers on one database, and the schema the migrations make."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from fastapi.testclient import TestClient
+from platform_helpers import Platform
+from test_tasks_run import ECHO, slow
+
+from teaclave_infer.service import create_app
+from teaclave_infer.service.lifecycle import State
+from teaclave_infer.service.models import Base, Task, User
+from teaclave_infer.worker.queue import LeaseKeeper, claim_next, end, renew, start_running
+
+
+@pytest.fixture
+def app(settings):
+    return create_app(settings)
+
+
+def staged_task(app) -> str:
+    with app.state.sessions() as session:
+        admin = session.query(User).filter_by(username="admin").one()
+        task = Task(
+            function_sha256="0" * 64,
+            creator_id=admin.id,
+            state=State.STAGED,
+            invoked_at=datetime.now(UTC),
+        )
+        session.add(task)
+        session.commit()
+        return task.id
+
+
+def task_row(app, task_id: str) -> Task:
+    with app.state.sessions() as session:
+        task = session.get(Task, task_id)
+        assert task is not None
+        return task
+
+
+def test_a_lease_is_exclusive_until_it_runs_out_and_a_stale_worker_cannot_write(app):
+    sessions, task_id = app.state.sessions, staged_task(app)
+    a = claim_next(sessions, "A", lease_s=0.3, max_attempts=3)
+    assert a is not None and a.task_id == task_id and a.attempt == 1
+    assert claim_next(sessions, "B", lease_s=0.3, max_attempts=3) is None  # leased to A
+    assert start_running(sessions, a)
+    time.sleep(0.4)  # A stopped renewing: its lease ran out
+    b = claim_next(sessions, "B", lease_s=30, max_attempts=3)
+    assert b is not None and b.attempt == 2
+    assert task_row(app, task_id).state == State.STAGED  # back to Staged for B
+    assert not renew(sessions, a, 30) and not start_running(sessions, a)
+    with sessions.begin() as session:
+        assert not end(session, a, State.FINISHED, {"kind": "ok"})
+    with sessions.begin() as session:
+        assert end(session, b, State.FAILED, {"kind": "trap", "message": "x"})
+    task = task_row(app, task_id)
+    assert task.state == State.FAILED and task.result_kind == "trap" and task.lease_owner is None
+
+
+def test_attempts_are_bounded_then_the_task_fails_as_lost(app):
+    sessions, task_id = app.state.sessions, staged_task(app)
+    for attempt in (1, 2):
+        claim = claim_next(sessions, f"w{attempt}", lease_s=0.05, max_attempts=2)
+        assert claim is not None and claim.attempt == attempt
+        time.sleep(0.1)
+    assert claim_next(sessions, "w3", lease_s=0.05, max_attempts=2) is None
+    task = task_row(app, task_id)
+    assert task.state == State.FAILED and task.result_kind == "lost"
+    assert "stopped 2 times" in (task.result or {})["message"]
+
+
+def test_a_canceled_task_is_let_go(app):
+    sessions, task_id = app.state.sessions, staged_task(app)
+    claim = claim_next(sessions, "A", lease_s=0.15, max_attempts=3)
+    assert claim is not None
+    with LeaseKeeper(sessions, claim, 0.15).held() as lease:
+        assert not lease.lost.wait(0.2)  # renewed while the task is the worker's
+        with sessions.begin() as session:
+            session.get(Task, task_id).state = State.CANCELED  # type: ignore[union-attr]
+        assert lease.lost.wait(1.0)
+    with sessions.begin() as session:
+        assert not end(session, claim, State.FINISHED, {"kind": "ok"})
+    assert task_row(app, task_id).state == State.CANCELED
+
+
+def test_the_migrations_make_the_models_schema(app):
+    with app.state.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+class WorkerProcess:
+    """`teaclave-infer worker` in its own process; its JSON log lines are kept in a file."""
+
+    def __init__(self, settings, log: Path, lease_s: float = 30.0) -> None:
+        self.log = log
+        cmd = [
+            sys.executable,
+            "-m",
+            "teaclave_infer.cli",
+            "worker",
+            "--db",
+            settings.database_url,
+            "--data-dir",
+            str(settings.data_dir),
+            "--lease",
+            str(lease_s),
+        ]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+
+    def events(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+
+
+def events_of(task_id: str, *workers: WorkerProcess, event: str) -> list[dict]:
+    return [
+        e
+        for w in workers
+        for e in w.events()
+        if e.get("task_id") == task_id and e["event"] == event
+    ]
+
+
+def test_a_worker_killed_mid_task_leaves_it_to_another_that_finishes_it_once(settings, tmp_path):
+    p = Platform(TestClient(create_app(settings)))  # no workers in the service's process
+    fid = p.register_guest(slow(ECHO, 1_500_000_000))
+    out = p.output("do1")
+    task_id = p.submit(fid, {"in": ("do1", p.input("do1", b"survives"))}, {"out": ("do1", out)})
+    first = WorkerProcess(settings, tmp_path / "first.log", lease_s=1.0)
+    second = None
+    try:
+        running = p.wait(task_id, timeout=60, states={"Running"})
+        assert running["attempts"] == 1
+        first.process.kill()  # SIGKILL: no clean-up, the lease just stops being renewed
+        first.process.wait(10)
+        second = WorkerProcess(settings, tmp_path / "second.log", lease_s=1.0)
+        task = p.wait(task_id, timeout=120)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert task["state"] == "Finished" and task["attempts"] == 2, task["result"]
+    assert task["result"]["worker"] == events_of(task_id, second, event="claimed")[0]["worker"]
+    assert not events_of(task_id, first, event="finished")
+    assert len(events_of(task_id, second, event="finished")) == 1
+    assert p.fetch_output("do1", out) == b"survives"
+    p.verified_receipt(task)
+
+
+def test_two_workers_on_one_database_never_run_a_task_twice(settings, tmp_path):
+    p = Platform(TestClient(create_app(settings)))
+    fid = p.register_guest(slow(ECHO, 20_000_000))
+    workers = [WorkerProcess(settings, tmp_path / f"w{i}.log") for i in range(2)]
+    try:
+        tasks = [
+            p.submit(
+                fid, {"in": ("do1", p.input("do1", b"x" * i))}, {"out": ("do1", p.output("do1"))}
+            )
+            for i in range(1, 17)
+        ]
+        ended = [p.wait(t, timeout=120) for t in tasks]
+    finally:
+        for w in workers:
+            w.stop()
+    for i, task in enumerate(ended, start=1):
+        assert task["state"] == "Finished" and task["result"]["return_value"] == i
+        assert task["attempts"] == 1
+        assert len(events_of(task["id"], *workers, event="running")) == 1
+    assert all(any(e["event"] == "worker stopped" for e in w.events()) for w in workers)
