@@ -224,17 +224,33 @@ def latency(p: Platform, count: int, poll_s: float) -> tuple[list[float], list[d
     return client, done
 
 
-def throughput(p: Platform, count: int) -> tuple[float, float]:
+def throughput(p: Platform, count: int) -> tuple[float, float, list[dict[str, Any]]]:
     """Tasks/s with `count` tasks invoked back to back (first invoke request to the last
-    finished_at), and the seconds the invokes took."""
+    finished_at), the seconds the invokes took, and the ended tasks."""
     tasks = [p.approved_task() for _ in range(count)]
     start = datetime.now(UTC)
     for task in tasks:
         p.invoke(task)
     invoking = (datetime.now(UTC) - start).total_seconds()
     p.wait(tasks[-1], 0.02)  # claimed last; then the others have ended or are about to
-    end = max(stamp(p.wait(t, 0.02)["finished_at"]) for t in tasks)
-    return count / (end - start).total_seconds(), invoking
+    done = [p.wait(t, 0.02) for t in tasks]
+    end = max(stamp(t["finished_at"]) for t in done)
+    return count / (end - start).total_seconds(), invoking, done
+
+
+def stages(tasks: list[dict[str, Any]]) -> str:
+    """Medians of the worker's stages (result.timings, ms), and the rest of the server time."""
+    timings = [t["result"]["timings"] for t in tasks]
+    rest = [
+        server_s(t) * 1000 - x["fetch_decrypt_ms"] - x["execute_ms"] - x["seal_ms"]
+        for t, x in zip(tasks, timings, strict=True)
+    ]
+    p50 = {k: float(np.median([x[k] for x in timings])) for k in timings[0]}
+    return (
+        f"fetch_decrypt {p50['fetch_decrypt_ms']:.1f}, execute {p50['execute_ms']:.1f} "
+        f"(compile {p50['compile']:.1f}, instantiate {p50['instantiate']:.1f}, "
+        f"run {p50['run']:.1f}), seal {p50['seal_ms']:.1f}, rest {np.median(rest):.1f}"
+    )
 
 
 def ms(seconds: float) -> str:
@@ -259,16 +275,18 @@ def main() -> None:
     label = json.loads((SAMPLES / "labels.json").read_text())[sample.name]
     image = npy_bytes(image_tensor(sample))
 
-    cache, inputs, bare = ModuleCache(), {"input_img": image, "weights": weights}, []
+    cache, inputs = ModuleCache(), {"input_img": image, "weights": weights}
+    bare, bare_stages = [], []
     for i in range(WARMUP + args.runs):
         start = time.perf_counter()
         result = run(wasm, SLOTS, inputs, ["scores"], profile=profile, cache=cache)
         if i >= WARMUP:
             bare.append(time.perf_counter() - start)
+            bare_stages.append(result.timings)
         assert result.ok and result.return_value == label, result.message
     bare_p50 = float(np.percentile(bare, 50))
 
-    rates: dict[int, tuple[float, float]] = {}
+    rates: dict[int, tuple[float, float, list[dict[str, Any]]]] = {}
     for workers in (1, 2):
         with service(workers) as base:
             p = Platform(base, fn, image, label)
@@ -281,28 +299,25 @@ def main() -> None:
 
     print(f"MNIST function ({len(wasm)} bytes, weights {len(weights)} bytes), {sample.name}")
     row(f"bare executor run(), {args.runs} calls", bare, bare_p50)
-    print(f"1 worker, {args.tasks} tasks one at a time (GET every {args.poll_ms:g} ms):")
+    instantiate, entry = (
+        np.median([t[k] for t in bare_stages]) * 1000 for k in ("instantiate", "run")
+    )
+    print(f"  stages (ms, medians): instantiate {instantiate:.1f}, run {entry:.1f}")
+    print(
+        f"1 worker, {args.tasks} tasks one at a time, GET /v1/tasks/ID every {args.poll_ms:g} ms:"
+    )
     row("  client: invoke request -> Finished seen", client, bare_p50)
     row("  server: invoked_at -> finished_at", [server_s(t) for t in done], bare_p50)
-    timings = [t["result"]["timings"] for t in done]
-    stages = {k: float(np.median([t[k] for t in timings])) for k in timings[0]}
-    rest = np.median(
-        [
-            server_s(t) * 1000 - sum(x[k] for k in x if k.endswith("_ms"))
-            for t, x in zip(done, timings, strict=True)
-        ]
-    )
-    print("  worker stages, median ms (compile/instantiate/run are inside execute):")
-    print("    " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
-    print(f"    rest of the server time (wake, claim, load, receipt, DB writes) {rest:.3f}")
+    print(f"  stages (ms, medians): {stages(done)}")
     print(
-        f"throughput, {args.tasks} tasks invoked back to back (bare: {1 / bare_p50:.0f} calls/s):"
+        f"throughput, {args.tasks} tasks invoked back to back (bare: {1 / bare_p50:.1f} calls/s):"
     )
-    for workers, (rate, invoking) in rates.items():
+    for workers, (rate, invoking, tasks) in rates.items():
         print(
-            f"  {workers} worker{'s' if workers > 1 else ' '}  {rate:7.1f} tasks/s  "
-            f"({rate * bare_p50:.2f}x bare; the invokes took {invoking:.2f} s)"
+            f"  {workers} worker{'s' if workers > 1 else ' '} {rate:6.1f} tasks/s "
+            f"({rate * bare_p50:.2f}x bare), the invokes took {invoking:.2f} s"
         )
+        print(f"    stages (ms, medians): {stages(tasks)}")
     print(f"  2 workers / 1 worker: {rates[2][0] / rates[1][0]:.2f}x")
 
 
