@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
 """End-to-end latency and throughput of MNIST tasks on the service, next to the bare executor.
 
-    python bench/tasks.py [--tasks 100] [--runs 300] [--build-dir build/bench-mnist]
+    python bench/tasks.py [--tasks 100] [--runs 300] [--poll-ms 2] [--build-dir build/bench-mnist]
 
-Builds the MNIST function with separate weights (kept in --build-dir and reused while the model
-is unchanged), then measures in one run:
+Builds the MNIST function with separate weights (kept in --build-dir, rebuilt only if the model
+changed), then measures in one run:
 
-- the bare executor: `executor.run()` on the plaintext image and weights, module cached in
-  memory, --runs calls after a warm-up (p50/p99): the reference for every ratio;
+- bare executor: `executor.run()` on the plaintext image and weights, module cached in memory,
+  --runs calls after a warm-up (p50/p99): the reference of every ratio;
 - latency, 1 worker: `teaclave-infer serve --workers 1` in its own process on a free loopback
-  port (fresh data dir, SQLite). One data owner uploads an encrypted image, another the encrypted
-  weights (keys wrapped to the platform key); --tasks tasks, one at a time, are created, assigned
-  and approved (not timed), then invoked while GET /v1/tasks/{id} is polled every 2 ms. Prints
-  the client-observed invoke -> Finished time, the server's invoked_at -> finished_at, and the
-  medians of the worker's stages (result.timings);
+  port (fresh data dir, SQLite). A data owner's encrypted image and another's encrypted weights
+  (keys wrapped to the platform key) are uploaded once; --tasks tasks, one at a time, are created,
+  assigned and approved (not timed), then invoked while GET /v1/tasks/{id} is polled every
+  --poll-ms. Prints the client-observed invoke -> Finished time, the server's invoked_at ->
+  finished_at and the medians of the worker's stages (the task's result.timings);
 - throughput, 1 and 2 workers (a fresh service each): --tasks tasks brought to Approved, then
   invoked back to back; tasks/s from the first invoke request to the last finished_at.
 """
@@ -52,31 +52,22 @@ MODEL = REPO / "functions" / "mnist" / "mnist.onnx"
 SAMPLES = REPO / "functions" / "mnist" / "samples"
 PASSWORD = "bench-password"
 SLOTS = {"input_img": "input_img", "weights": "weights", "scores": "scores"}  # task arguments
-ENDED = {"Finished", "Failed", "Canceled"}
 WARMUP = 5  # bare calls, and tasks on each service (the first one compiles the module)
 
 
-def mnist(build_dir: Path) -> tuple[bytes, bytes, bytes, str]:
-    """The wasm, manifest, weights and profile of a separate-weights build, built if missing or
-    made from another model."""
-    manifest_path = build_dir / "mnist.json"
-    if manifest_path.exists() and (build_dir / "mnist.weights").exists():
-        manifest = json.loads(manifest_path.read_text())
-        fresh = manifest["source"]["sha256"] == hashlib.sha256(MODEL.read_bytes()).hexdigest()
-    else:
-        fresh = False
-    if not fresh:
+def mnist(out: Path) -> tuple[bytes, bytes, bytes, str]:
+    """The wasm, manifest, weights and profile of a separate-weights build in `out`."""
+    manifest = out / "mnist.json"
+    built_from = json.loads(manifest.read_text())["source"]["sha256"] if manifest.exists() else ""
+    source = hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    if built_from != source or not (out / "mnist.weights").exists():
         from teaclave_infer.builder import BuildOptions, build  # TVM: only to build
 
-        print(f"building {MODEL.relative_to(REPO)} -> {build_dir}", flush=True)
-        build(MODEL, build_dir, BuildOptions(weights="separate"))
-        manifest = json.loads(manifest_path.read_text())
-    return (
-        (build_dir / "mnist.wasm").read_bytes(),
-        manifest_path.read_bytes(),
-        (build_dir / "mnist.weights").read_bytes(),
-        manifest["profile"]["name"],
-    )
+        print(f"building {MODEL.relative_to(REPO)} -> {out}", flush=True)
+        build(MODEL, out, BuildOptions(weights="separate"))
+    profile = json.loads(manifest.read_text())["profile"]["name"]
+    wasm, weights = (out / "mnist.wasm").read_bytes(), (out / "mnist.weights").read_bytes()
+    return wasm, manifest.read_bytes(), weights, profile
 
 
 def free_port() -> int:
@@ -96,21 +87,21 @@ def service(workers: int) -> Iterator[str]:
         cmd += ["--data-dir", str(work / "data"), "--workers", str(workers)]
         cmd += ["--admin-password-file", str(work / "admin.txt")]
         path = os.pathsep.join([str(REPO), str(REPO / "client"), os.environ.get("PYTHONPATH", "")])
-        with open(work / "service.log", "wb") as log:  # JSON lines, one per task stage
-            server = subprocess.Popen(
-                cmd, cwd=REPO, env=os.environ | {"PYTHONPATH": path}, stdout=log, stderr=log
-            )
-        base = f"http://127.0.0.1:{port}"
+        with open(work / "service.log", "wb") as log:  # its JSON log lines
+            env = os.environ | {"PYTHONPATH": path}
+            server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log)
         try:
             for _ in range(300):
                 if server.poll() is not None:
                     raise RuntimeError((work / "service.log").read_text()[-2000:])
                 try:
-                    requests.get(f"{base}/v1/health", timeout=1).raise_for_status()
+                    requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)
                     break
                 except requests.ConnectionError:
                     time.sleep(0.1)
-            yield base
+            else:
+                raise RuntimeError("the service did not start")
+            yield f"http://127.0.0.1:{port}"
         finally:
             server.terminate()
             server.wait(30)
@@ -121,9 +112,8 @@ class User:
 
     def __init__(self, base: str, username: str) -> None:
         self.base, self.http = base, requests.Session()
-        body = self.call(
-            "POST", "/v1/auth/login", json={"username": username, "password": PASSWORD}
-        )
+        login = {"username": username, "password": PASSWORD}
+        body = self.call("POST", "/v1/auth/login", json=login)
         self.http.headers["Authorization"] = f"Bearer {body['token']}"
         self.id = body["user"]["id"]
 
@@ -143,10 +133,10 @@ class Platform:
         for name, role in (("fo", "FunctionOwner"), ("do1", "DataOwner"), ("do2", "DataOwner")):
             user = {"username": name, "password": PASSWORD, "role": role}
             admin.call("POST", "/v1/users", json=user)
-        self.fo, self.do1, self.do2 = User(base, "fo"), User(base, "do1"), User(base, "do2")
+        self.do1, self.do2, self.label = User(base, "do1"), User(base, "do2"), label
         self.sealing = admin.call("GET", "/v1/platform/keys")["sealing"]["public_key"]
         wasm, manifest, weights, _ = fn
-        self.function_id = self.fo.call(
+        self.function_id = User(base, "fo").call(
             "POST",
             "/v1/functions",
             files={"wasm": ("mnist.wasm", wasm), "manifest": ("mnist.json", manifest)},
@@ -154,7 +144,6 @@ class Platform:
         )["id"]
         self.img = self.file(self.do1, "inputs", "aes-gcm-128", image)
         self.weights = self.file(self.do2, "inputs", "aes-gcm-256", weights)
-        self.label = label
 
     def file(self, owner: User, kind: str, schema: str, plaintext: bytes | None = None) -> str:
         """Registers an input (encrypted and uploaded) or an output; returns its id."""
@@ -171,21 +160,18 @@ class Platform:
     def approved_task(self) -> str:
         """A task in Approved, with a fresh output (an output is written once)."""
         scores = self.file(self.do1, "outputs", "aes-gcm-128")
+        owners = {"input_img": [self.do1.id], "weights": [self.do2.id]}
         body = {
             "function_id": self.function_id,
             "arguments": SLOTS,
-            "inputs_ownership": [
-                {"name": "input_img", "owners": [self.do1.id]},
-                {"name": "weights", "owners": [self.do2.id]},
-            ],
+            "inputs_ownership": [{"name": n, "owners": o} for n, o in owners.items()],
             "outputs_ownership": [{"name": "scores", "owners": [self.do1.id]}],
         }
         task = self.do1.call("POST", "/v1/tasks", json=body)["id"]
         mine = {"inputs": {"input_img": self.img}, "outputs": {"scores": scores}}
         self.do1.call("POST", f"/v1/tasks/{task}/assign", json=mine)
-        self.do2.call(
-            "POST", f"/v1/tasks/{task}/assign", json={"inputs": {"weights": self.weights}}
-        )
+        theirs = {"inputs": {"weights": self.weights}}
+        self.do2.call("POST", f"/v1/tasks/{task}/assign", json=theirs)
         self.do1.call("POST", f"/v1/tasks/{task}/approve")
         assert self.do2.call("POST", f"/v1/tasks/{task}/approve")["state"] == "Approved"
         return str(task)
@@ -195,7 +181,7 @@ class Platform:
 
     def wait(self, task: str, poll_s: float) -> dict[str, Any]:
         """The task once it ended; it must have Finished with the right digit."""
-        while (t := self.do1.call("GET", f"/v1/tasks/{task}"))["state"] not in ENDED:
+        while (t := self.do1.call("GET", f"/v1/tasks/{task}"))["state"] in ("Staged", "Running"):
             time.sleep(poll_s)
         if t["state"] != "Finished" or t["result"]["return_value"] != self.label:
             raise RuntimeError(f"task {task} ended {t['state']}: {t['result']}")
@@ -209,6 +195,20 @@ def stamp(text: str) -> datetime:
 
 def server_s(task: dict[str, Any]) -> float:
     return (stamp(task["finished_at"]) - stamp(task["invoked_at"])).total_seconds()
+
+
+def bare_executor(fn: tuple[bytes, bytes, bytes, str], image: bytes, label: int, runs: int):
+    """Seconds per `run()` call (module cached in memory), and each call's stage timings."""
+    wasm, _, weights, profile = fn
+    cache, inputs, times, timings = ModuleCache(), {"input_img": image, "weights": weights}, [], []
+    for i in range(WARMUP + runs):
+        start = time.perf_counter()
+        result = run(wasm, SLOTS, inputs, ["scores"], profile=profile, cache=cache)
+        if i >= WARMUP:
+            times.append(time.perf_counter() - start)
+            timings.append(result.timings)
+        assert result.ok and result.return_value == label, result.message
+    return times, timings
 
 
 def latency(p: Platform, count: int, poll_s: float) -> tuple[list[float], list[dict[str, Any]]]:
@@ -239,54 +239,35 @@ def throughput(p: Platform, count: int) -> tuple[float, float, list[dict[str, An
 
 
 def stages(tasks: list[dict[str, Any]]) -> str:
-    """Medians of the worker's stages (result.timings, ms), and the rest of the server time."""
+    """Medians of the worker's stages (result.timings, ms); execute holds the executor's own."""
     timings = [t["result"]["timings"] for t in tasks]
-    rest = [
-        server_s(t) * 1000 - x["fetch_decrypt_ms"] - x["execute_ms"] - x["seal_ms"]
-        for t, x in zip(tasks, timings, strict=True)
-    ]
-    p50 = {k: float(np.median([x[k] for x in timings])) for k in timings[0]}
+    p50 = {k: np.median([t[k] for t in timings]) for k in timings[0]}
     return (
         f"fetch_decrypt {p50['fetch_decrypt_ms']:.1f}, execute {p50['execute_ms']:.1f} "
-        f"(compile {p50['compile']:.1f}, instantiate {p50['instantiate']:.1f}, "
-        f"run {p50['run']:.1f}), seal {p50['seal_ms']:.1f}, rest {np.median(rest):.1f}"
+        f"(compile {p50['compile']:.1f} + instantiate {p50['instantiate']:.1f} "
+        f"+ run {p50['run']:.1f}), seal {p50['seal_ms']:.1f}"
     )
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:8.3f} ms"
-
-
-def row(label: str, values: list[float], bare: float) -> None:
-    p50, p99 = np.percentile(values, 50), np.percentile(values, 99)
-    print(f"{label:<42} p50 {ms(p50)}  p99 {ms(p99)}  ({p50 / bare:5.2f}x bare p50)")
+def row(label: str, seconds: list[float], bare_ms: float) -> None:
+    p50, p99 = np.percentile(seconds, 50) * 1000, np.percentile(seconds, 99) * 1000
+    print(f"{label:<42} p50 {p50:8.3f} ms  p99 {p99:8.3f} ms  ({p50 / bare_ms:5.2f}x bare p50)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100, help="per measurement")
     parser.add_argument("--runs", type=int, default=300, help="bare executor calls")
-    parser.add_argument("--poll-ms", type=float, default=2.0, help="latency: GET task every")
+    parser.add_argument("--poll-ms", type=float, default=2.0, help="latency: GET the task every")
     parser.add_argument("--build-dir", type=Path, default=REPO / "build" / "bench-mnist")
     args = parser.parse_args()
     fn = mnist(args.build_dir)
-    wasm, _, weights, profile = fn
     sample = sorted(SAMPLES.glob("*.png"))[0]
     label = json.loads((SAMPLES / "labels.json").read_text())[sample.name]
     image = npy_bytes(image_tensor(sample))
 
-    cache, inputs = ModuleCache(), {"input_img": image, "weights": weights}
-    bare, bare_stages = [], []
-    for i in range(WARMUP + args.runs):
-        start = time.perf_counter()
-        result = run(wasm, SLOTS, inputs, ["scores"], profile=profile, cache=cache)
-        if i >= WARMUP:
-            bare.append(time.perf_counter() - start)
-            bare_stages.append(result.timings)
-        assert result.ok and result.return_value == label, result.message
-    bare_p50 = float(np.percentile(bare, 50))
-
-    rates: dict[int, tuple[float, float, list[dict[str, Any]]]] = {}
+    bare, bare_timings = bare_executor(fn, image, label, args.runs)
+    rates = {}
     for workers in (1, 2):
         with service(workers) as base:
             p = Platform(base, fn, image, label)
@@ -297,26 +278,26 @@ def main() -> None:
             if workers == 1:
                 client, done = latency(p, args.tasks, args.poll_ms / 1000)
 
-    print(f"MNIST function ({len(wasm)} bytes, weights {len(weights)} bytes), {sample.name}")
-    row(f"bare executor run(), {args.runs} calls", bare, bare_p50)
+    bare_ms = float(np.percentile(bare, 50)) * 1000
+    print(f"MNIST function ({len(fn[0])} bytes, weights {len(fn[2])} bytes), {sample.name}")
+    row(f"bare executor run(), {args.runs} calls", bare, bare_ms)
     instantiate, entry = (
-        np.median([t[k] for t in bare_stages]) * 1000 for k in ("instantiate", "run")
+        np.median([t[k] for t in bare_timings]) * 1000 for k in ("instantiate", "run")
     )
     print(f"  stages (ms, medians): instantiate {instantiate:.1f}, run {entry:.1f}")
+    print(f"1 worker, {args.tasks} tasks one at a time, GET the task every {args.poll_ms:g} ms:")
+    row("  client: invoke request -> Finished seen", client, bare_ms)
+    row("  server: invoked_at -> finished_at", [server_s(t) for t in done], bare_ms)
+    staged = [sum(v for k, v in t["result"]["timings"].items() if k.endswith("_ms")) for t in done]
+    rest = np.median([server_s(t) * 1000 - s for t, s in zip(done, staged, strict=True)])
+    print(f"  stages (ms, medians): {stages(done)},")
+    print(f"    rest of the server time (wake, claim, receipt, DB writes) {rest:.1f}")
     print(
-        f"1 worker, {args.tasks} tasks one at a time, GET /v1/tasks/ID every {args.poll_ms:g} ms:"
-    )
-    row("  client: invoke request -> Finished seen", client, bare_p50)
-    row("  server: invoked_at -> finished_at", [server_s(t) for t in done], bare_p50)
-    print(f"  stages (ms, medians): {stages(done)}")
-    print(
-        f"throughput, {args.tasks} tasks invoked back to back (bare: {1 / bare_p50:.1f} calls/s):"
+        f"throughput, {args.tasks} tasks invoked back to back (bare {1000 / bare_ms:.1f} calls/s):"
     )
     for workers, (rate, invoking, tasks) in rates.items():
-        print(
-            f"  {workers} worker{'s' if workers > 1 else ' '} {rate:6.1f} tasks/s "
-            f"({rate * bare_p50:.2f}x bare), the invokes took {invoking:.2f} s"
-        )
+        name, ratio = f"{workers} worker{'s' if workers > 1 else ''}", rate * bare_ms / 1000
+        print(f"  {name:<9} {rate:6.1f} tasks/s ({ratio:.2f}x bare), invokes took {invoking:.2f} s")
         print(f"    stages (ms, medians): {stages(tasks)}")
     print(f"  2 workers / 1 worker: {rates[2][0] / rates[1][0]:.2f}x")
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,10 +74,9 @@ def wait_until_up(base: str, process: subprocess.Popen) -> None:
     raise RuntimeError("the service did not start")
 
 
-@pytest.fixture
-def live_service(tmp_path) -> Iterator[str]:
-    """`teaclave-infer serve` as its own process on a free loopback port, with no workers (tasks
-    stay Staged); yields its base URL."""
+@contextmanager
+def serving(tmp_path: Path, workers: int) -> Iterator[str]:
+    """`teaclave-infer serve` as its own process on a free loopback port; yields its URL."""
     port = free_port()
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
     cmd = [
@@ -89,11 +89,12 @@ def live_service(tmp_path) -> Iterator[str]:
         "--port",
         str(port),
         "--workers",
-        "0",
+        str(workers),
         "--admin-password-file",
         str(tmp_path / "admin.txt"),
     ]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(cmd, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base, server)
@@ -101,3 +102,18 @@ def live_service(tmp_path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def live_service(tmp_path) -> Iterator[str]:
+    """The service with no workers (tasks stay Staged)."""
+    with serving(tmp_path, workers=0) as base:
+        yield base
+
+
+@pytest.fixture
+def live_service_with_workers(tmp_path) -> Iterator[str]:
+    """The service with two in-process workers; its JSON log is tmp_path / "serve.log"."""
+    with serving(tmp_path, workers=2) as base:
+        yield base

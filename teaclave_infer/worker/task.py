@@ -21,7 +21,7 @@ from teaclave_client.crypto import IntegrityError, decrypt, encrypt
 
 from .. import __version__
 from ..abi import Status
-from ..errors import TaskFailed
+from ..errors import LimitError, TaskFailed
 from ..executor import Limits, ModuleCache, Result, run
 from ..service.keys import PlatformKeys
 from ..service.lifecycle import Action, State, next_state
@@ -97,15 +97,18 @@ def execute(ctx: Context, claim: Claim) -> State | None:
             if not queue.start_running(ctx.sessions, claim):  # → Running
                 return _discarded(claim, "the task is no longer this worker's")
             log.info("running", extra=claim.log())
-            result = run(
-                job.wasm,
-                job.arguments,
-                inputs,
-                [f.slot for f in job.outputs],
-                job.limits,
-                profile=job.profile,
-                cache=ctx.cache,
-            )
+            try:
+                result = run(
+                    job.wasm,
+                    job.arguments,
+                    inputs,
+                    [f.slot for f in job.outputs],
+                    job.limits,
+                    profile=job.profile,
+                    cache=ctx.cache,
+                )
+            except LimitError as err:  # an input over the function's limit
+                raise TaskFailed("input_limit", str(err)) from None
             del inputs  # the plaintext inputs are not needed past the sandbox
             laps("execute_ms")
             _check(result, job)

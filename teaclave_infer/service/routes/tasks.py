@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from ..deps import CurrentUser, SessionDep
@@ -184,9 +184,19 @@ def invoke(task_id: str, request: Request, user: CurrentUser, session: SessionDe
 
 @router.post("/{task_id}/cancel")
 def cancel(task_id: str, user: CurrentUser, session: SessionDep) -> TaskPublic:
+    """Cancels a task that has not ended. A worker may end it at the same moment: the update is
+    conditional on the state read, so one of the two wins and the other is refused."""
     task = participant_task(session, task_id, user)
-    task.state = next_state(task.state, Action.CANCEL)
+    seen = task.state
+    canceled = session.execute(
+        update(Task)
+        .where(Task.id == task.id, Task.state == seen)
+        .values(state=next_state(seen, Action.CANCEL), finished_at=datetime.now(UTC))
+    )
     session.commit()
+    if cast(CursorResult[Any], canceled).rowcount != 1:
+        raise Problem(409, "Conflict", "the task changed state meanwhile: get it and try again")
+    session.refresh(task)
     return public(session, task)
 
 
