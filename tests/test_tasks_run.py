@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -334,3 +335,43 @@ def test_keys_readable_by_others_are_refused(settings):
     os.chmod(pem, 0o644)
     with pytest.raises(Exception, match="readable by others"):
         create_app(settings)
+
+
+def test_an_output_feeds_a_later_task_with_the_key_bound_to_it(platform):
+    """Task 1's output becomes task 2's input (from-output): the key was wrapped for the output's
+    id, and the worker unwraps it with that binding."""
+    p = platform
+    fid = p.register_guest(ECHO)
+    first_out = p.output("do1", schema="aes-gcm-256")
+    p.wait(p.submit(fid, {"in": ("do1", p.input("do1", b"chained"))}, {"out": ("do1", first_out)}))
+    made = p.client.post(
+        "/v1/files/inputs/from-output", headers=p.auth["do1"], json={"output_id": first_out}
+    )
+    assert made.status_code == 201, made.text
+    second_out = p.output("do1")
+    task = p.wait(p.submit(fid, {"in": ("do1", made.json()["id"])}, {"out": ("do1", second_out)}))
+    assert task["state"] == "Finished", task["result"]
+    assert p.fetch_output("do1", second_out) == b"chained"
+
+
+def test_a_task_canceled_while_running_stays_canceled(settings, caplog):
+    caplog.set_level(logging.INFO, logger="teaclave_infer")
+    settings = dataclasses.replace(settings, workers=1, poll_s=0.05)
+    with TestClient(create_app(settings)) as client:
+        p = Platform(client)
+        fid = p.register_guest(slow(ECHO, 1_000_000_000))
+        out = p.output("do1")
+        task_id = p.submit(fid, {"in": ("do1", p.input("do1", b"never"))}, {"out": ("do1", out)})
+        p.wait(task_id, states={"Running"})
+        canceled = p.client.post(f"/v1/tasks/{task_id}/cancel", headers=p.auth["do1"])
+        assert canceled.status_code == 200 and canceled.json()["state"] == "Canceled"
+        deadline = time.monotonic() + 60
+        while not any(
+            r.getMessage() == "discarded" and getattr(r, "task_id", None) == task_id
+            for r in caplog.records
+        ):
+            assert time.monotonic() < deadline, "the worker never let the task go"
+            time.sleep(0.05)
+        task = p.task(task_id)
+        assert task["state"] == "Canceled" and task["result"] is None
+        assert p.client.get(f"/v1/files/{out}", headers=p.auth["do1"]).json()["cmac"] is None
