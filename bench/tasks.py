@@ -8,14 +8,17 @@ changed), then measures in one run:
 
 - bare executor: `executor.run()` on the plaintext image and weights, module cached in memory,
   --runs calls after a warm-up (p50/p99): the reference of every ratio;
-- latency, 1 worker: `teaclave-infer serve --workers 1` in its own process on a free loopback
-  port (fresh data dir, SQLite). A data owner's encrypted image and another's encrypted weights
-  (keys wrapped to the platform key) are uploaded once; --tasks tasks, one at a time, are created,
-  assigned and approved (not timed), then invoked while GET /v1/tasks/{id} is polled every
-  --poll-ms. Prints the client-observed invoke -> Finished time, the server's invoked_at ->
-  finished_at and the medians of the worker's stages (the task's result.timings);
-- throughput, 1 and 2 workers (a fresh service each): --tasks tasks brought to Approved, then
-  invoked back to back; tasks/s from the first invoke request to the last finished_at.
+- the service: `teaclave-infer serve --workers N` in its own process on a free loopback port,
+  fresh data dir and SQLite, once with 1 worker and once with 2. The client flow is a user's:
+  do1's image and do2's weights are encrypted, their keys wrapped to the platform key, uploaded
+  and registered once; each task gets a fresh output, is created, assigned and approved by both
+  (not timed). 5 warm-up tasks first (the first one compiles the module);
+- throughput (1 and 2 workers): --tasks Approved tasks invoked back to back; tasks/s from the
+  first invoke request to the last finished_at;
+- latency (1 worker, after its throughput run): --tasks tasks one at a time, each invoked while
+  GET /v1/tasks/{id} is polled every --poll-ms: the client-observed invoke -> Finished time and
+  the server's invoked_at -> finished_at.
+Both print the medians of the worker's stages (the tasks' result.timings).
 """
 
 from __future__ import annotations
