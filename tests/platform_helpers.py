@@ -34,6 +34,7 @@ class Platform:
         self.keys = client.get("/v1/platform/keys").json()
         self.secrets = Secrets()
         self.file_keys: dict[str, tuple[str, bytes]] = {}  # file id -> (schema, key)
+        self.last_sealed = b""  # the ciphertext of the last input, for URLs the test serves
         for name, role in [("fo", "FunctionOwner"), ("do1", "DataOwner"), ("do2", "DataOwner")]:
             self.ids[name] = make_user(client, self.admin, name, role)
             self.auth[name] = login(client, name, f"{name}-password")

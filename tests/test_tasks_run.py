@@ -22,12 +22,14 @@ from fastapi.testclient import TestClient
 from guests import BUF, IN, OUT
 from platform_helpers import Platform
 from service_helpers import HttpClient
-from sqlalchemy import MetaData, create_engine, select
+from sqlalchemy import MetaData, select
 from teaclave_client.sealing import ReceiptError, verify_receipt
 
 from teaclave_infer.demo import image_tensor, npy_bytes
+from teaclave_infer.errors import TeaclaveInferError
 from teaclave_infer.logs import JsonFormatter
 from teaclave_infer.service import create_app
+from teaclave_infer.service.db import make_engine
 
 SAMPLES = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "samples"
 
@@ -130,7 +132,7 @@ def secrets_of(p: Platform) -> list[bytes]:
 def assert_nothing_secret_kept(settings, p: Platform, caplog) -> None:
     """No file key (raw, hex or base64) and no plaintext in the database, the data dir's
     files (blobs, module cache, SQLite) or the log records."""
-    engine = create_engine(settings.database_url.replace("postgresql://", "postgresql+psycopg://"))
+    engine = make_engine(settings.database_url)
     meta = MetaData()
     meta.reflect(engine)
     with engine.connect() as conn:
@@ -333,7 +335,7 @@ def test_keys_readable_by_others_are_refused(settings):
     create_app(settings)
     pem = settings.data_dir / "keys" / "ed25519.pem"
     os.chmod(pem, 0o644)
-    with pytest.raises(Exception, match="readable by others"):
+    with pytest.raises(TeaclaveInferError, match="readable by others"):
         create_app(settings)
 
 

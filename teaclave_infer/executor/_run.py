@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import ctypes
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import wasmtime
 
 from ..abi import ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS, pack_arguments
 from ..errors import ForbiddenImportError, InvalidModuleError, LimitError
+from ..laps import Laps
 from ._cache import ModuleCache
 from ._engine import TICK_S, EngineKey, ticker_for
 from ._files import ERROR, FileContext, GuestMemory
@@ -188,7 +188,7 @@ def run(
     LimitError, for a request that breaks a limit before anything runs."""
     _check_inputs(inputs, limits)
     key = EngineKey(profile, limits.fuel is not None, limits.wasm_stack_bytes)
-    laps = _Laps()
+    laps = Laps()
     try:
         module = cache.get(wasm, key)  # validate + compile, or load from the cache
     except ForbiddenImportError as err:
@@ -228,16 +228,3 @@ def _describe(message: str) -> str:
     frame = next((line for line in lines if line.startswith("0:")), None)
     cause = re.sub(r"^\d+:\s*", "", lines[-1])
     return cause + (f" (at {' '.join(frame.split()[1:])})" if frame else "")
-
-
-class _Laps:
-    """Seconds spent in each stage."""
-
-    def __init__(self) -> None:
-        self.times: dict[str, float] = {}
-        self.clock = time.perf_counter()
-
-    def __call__(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.times[stage] = now - self.clock
-        self.clock = now

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Update, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "migrate", "session_factory"]
+__all__ = ["changed", "make_engine", "migrate", "session_factory"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -46,3 +46,8 @@ def migrate(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def changed(session: Session, statement: Update) -> int:
+    """Rows an UPDATE changed: how a compare-and-swap tells whether it won."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount

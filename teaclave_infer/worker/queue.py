@@ -15,27 +15,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Update, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..service.db import changed
 from ..service.lifecycle import Action, State, next_state
 from ..service.models import Task
 
-__all__ = ["Claim", "LeaseKeeper", "changed", "claim_next", "end", "start_running"]
+__all__ = ["Claim", "LeaseKeeper", "claim_next", "end", "start_running"]
 
 log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def changed(session: Session, statement: Update) -> int:
-    """Rows an UPDATE changed: how a compare-and-swap tells whether it won."""
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 @dataclass(frozen=True)
@@ -82,9 +78,8 @@ def claim_next(
                     message = (
                         f"lost: the task's worker stopped {row.attempts} times before it ended"
                     )
-                    session.execute(
-                        update(Task).where(*seen).values(**_ended(State.FAILED, "lost", message))
-                    )
+                    lost = _ended(State.FAILED, {"kind": "lost", "message": message})
+                    session.execute(update(Task).where(*seen).values(**lost))
                     log.warning("gave up", extra={"task_id": row.id, "attempts": row.attempts})
                     continue
                 state = next_state(row.state, Action.REQUEUE)
@@ -101,11 +96,12 @@ def claim_next(
         return None
 
 
-def _ended(state: State, kind: str, message: str) -> dict[str, Any]:
+def _ended(state: State, result: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a task that ended with `result`."""
     return {
         "state": state,
-        "result_kind": kind,
-        "result": {"kind": kind, "message": message},
+        "result_kind": str(result["kind"]),
+        "result": result,
         "lease_owner": None,
         "lease_expires": None,
         "finished_at": utcnow(),
@@ -134,8 +130,7 @@ def start_running(sessions: sessionmaker[Session], claim: Claim) -> bool:
 def end(session: Session, claim: Claim, state: State, result: dict[str, Any]) -> bool:
     """Finished or Failed with `result`, in the caller's transaction; False if the task is no
     longer this worker's (canceled, or claimed again after the lease ran out)."""
-    values = _ended(state, str(result["kind"]), "") | {"result": result}
-    return _swap(session, claim, (State.STAGED, State.RUNNING), values)
+    return _swap(session, claim, (State.STAGED, State.RUNNING), _ended(state, result))
 
 
 class LeaseKeeper:

@@ -40,7 +40,7 @@ class Storage:
     def store(self, url: str, data: bytes, what: str) -> str:
         """Writes an output; returns where it now is (`blob:` becomes `blob:<new id>`)."""
         try:
-            if url == "blob:" or url.startswith("blob:"):
+            if url.startswith("blob:"):
                 blob_id, _ = self.blobs.put(data)
                 return f"blob:{blob_id}"
             if url.startswith("file://"):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -23,6 +22,8 @@ from .. import __version__
 from ..abi import Status
 from ..errors import LimitError, TaskFailed
 from ..executor import Limits, ModuleCache, Result, run
+from ..laps import Laps
+from ..service.db import changed
 from ..service.keys import PlatformKeys
 from ..service.lifecycle import Action, State, next_state
 from ..service.models import DataFile, Function, Task
@@ -74,26 +75,15 @@ class _Job:
     outputs: list[_File]
 
 
-@dataclass
-class _Laps:
-    times: dict[str, float] = field(default_factory=dict)
-    clock: float = field(default_factory=time.perf_counter)
-
-    def __call__(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.times[stage] = round((now - self.clock) * 1000, 3)
-        self.clock = now
-
-
 def execute(ctx: Context, claim: Claim) -> State | None:
     """Runs a claimed task to Finished or Failed; returns the state it ended in, or None if the
     task stopped being this worker's (canceled, or claimed again) and nothing was recorded."""
-    laps = _Laps()
+    laps = Laps()
     with LeaseKeeper(ctx.sessions, claim, ctx.lease_s).held() as lease:
         try:
             job = _load(ctx, claim)  # Staged
             inputs = {f.slot: _open_input(ctx, f) for f in job.inputs}
-            laps("fetch_decrypt_ms")
+            laps("fetch_decrypt")
             if not queue.start_running(ctx.sessions, claim):  # → Running
                 return _discarded(claim, "the task is no longer this worker's")
             log.info("running", extra=claim.log())
@@ -110,10 +100,10 @@ def execute(ctx: Context, claim: Claim) -> State | None:
             except LimitError as err:  # an input over the function's limit
                 raise TaskFailed("input_limit", str(err)) from None
             del inputs  # the plaintext inputs are not needed past the sandbox
-            laps("execute_ms")
+            laps("execute")
             _check(result, job)
             sealed = [_seal(ctx, f, result.outputs[f.slot]) for f in job.outputs]
-            laps("seal_ms")
+            laps("seal")
         except TaskFailed as failure:
             return _fail(ctx, claim, failure, laps, lease.lost.is_set())
         return _finish(ctx, claim, job, result, sealed, laps)
@@ -210,7 +200,7 @@ def _finish(
     job: _Job,
     result: Result,
     sealed: list[_Sealed],
-    laps: _Laps,
+    laps: Laps,
 ) -> State | None:
     state = next_state(State.RUNNING, Action.FINISH)
     receipt = ctx.keys.sign(
@@ -229,7 +219,9 @@ def _finish(
         "kind": result.kind.value,
         "return_value": result.return_value,
         "outputs": {s.file.slot: {"file_id": s.file.id, "cmac": s.cmac} for s in sealed},
-        "timings": laps.times | {k: round(v * 1000, 3) for k, v in result.timings.items()},
+        # the worker's stages (fetch_decrypt_ms, execute_ms, seal_ms), then the executor's
+        "timings": laps.milliseconds("_ms")
+        | {k: round(v * 1000, 3) for k, v in result.timings.items()},
         "attempt": claim.attempt,
         "worker": claim.worker,
         "receipt": receipt,
@@ -239,7 +231,7 @@ def _finish(
             if not queue.end(session, claim, state, outcome):
                 raise _Rollback(None)
             for s in sealed:  # each output is written once: a file already written is refused
-                written = queue.changed(
+                written = changed(
                     session,
                     update(DataFile)
                     .where(DataFile.id == s.file.id, DataFile.cmac.is_(None))
@@ -253,7 +245,9 @@ def _finish(
         if rollback.failure is None:
             return _discarded(claim, "the task is no longer this worker's")
         return _fail(ctx, claim, rollback.failure, laps, False)
-    log.info("finished", extra=claim.log() | {"kind": result.kind.value, **laps.times})
+    log.info(
+        "finished", extra=claim.log() | {"kind": result.kind.value, **laps.milliseconds("_ms")}
+    )
     return state
 
 
@@ -269,14 +263,14 @@ def _forget(ctx: Context, sealed: list[_Sealed]) -> None:
             ctx.storage.blobs.delete(s.url[5:])
 
 
-def _fail(ctx: Context, claim: Claim, failure: TaskFailed, laps: _Laps, lost: bool) -> State | None:
+def _fail(ctx: Context, claim: Claim, failure: TaskFailed, laps: Laps, lost: bool) -> State | None:
     if lost:
         return _discarded(claim, "the lease was lost")
     outcome = {
         "kind": failure.kind,
         "message": failure.message,
         "trap_code": failure.trap_code,
-        "timings": laps.times,
+        "timings": laps.milliseconds("_ms"),
         "attempt": claim.attempt,
         "worker": claim.worker,
     }

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ..db import changed
 from ..deps import CurrentUser, SessionDep
 from ..idempotency import remember, replay
 from ..lifecycle import Action, State, next_state
@@ -188,13 +189,14 @@ def cancel(task_id: str, user: CurrentUser, session: SessionDep) -> TaskPublic:
     conditional on the state read, so one of the two wins and the other is refused."""
     task = participant_task(session, task_id, user)
     seen = task.state
-    canceled = session.execute(
+    canceled = changed(
+        session,
         update(Task)
         .where(Task.id == task.id, Task.state == seen)
-        .values(state=next_state(seen, Action.CANCEL), finished_at=datetime.now(UTC))
+        .values(state=next_state(seen, Action.CANCEL), finished_at=datetime.now(UTC)),
     )
     session.commit()
-    if cast(CursorResult[Any], canceled).rowcount != 1:
+    if canceled != 1:
         raise Problem(409, "Conflict", "the task changed state meanwhile: get it and try again")
     session.refresh(task)
     return public(session, task)
