@@ -23,8 +23,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from teaclave_client.images import npy_bytes, prepare_image  # noqa: E402
+
 from teaclave_infer.builder import build  # noqa: E402
-from teaclave_infer.demo import image_tensor, npy_bytes  # noqa: E402
 from teaclave_infer.executor import EngineKey, Limits, ModuleCache, run  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def main() -> None:
         assert cache.stats["disk_hits"] == 1
 
         sample = sorted((REPO / "functions" / "mnist" / "samples").glob("*.png"))[0]
-        files = {"img": npy_bytes(image_tensor(sample))}
+        files = {"img": npy_bytes(prepare_image(sample, (1, 1, 28, 28)))}
         total, instantiate, entry = [], [], []
         for _ in range(args.runs):
             start = time.perf_counter()

@@ -46,9 +46,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "client")]
 
 from teaclave_client.crypto import encrypt, generate_key  # noqa: E402
+from teaclave_client.images import npy_bytes, prepare_image  # noqa: E402
 from teaclave_client.sealing import wrap_key  # noqa: E402
 
-from teaclave_infer.demo import image_tensor, npy_bytes  # noqa: E402
 from teaclave_infer.executor import ModuleCache, run  # noqa: E402
 
 MODEL = REPO / "functions" / "mnist" / "mnist.onnx"
@@ -271,7 +271,7 @@ def main() -> None:
     fn = mnist(args.build_dir)
     sample = sorted(SAMPLES.glob("*.png"))[0]
     label = json.loads((SAMPLES / "labels.json").read_text())[sample.name]
-    image = npy_bytes(image_tensor(sample))
+    image = npy_bytes(prepare_image(sample, (1, 1, 28, 28)))
 
     bare, bare_timings = bare_executor(fn, image, label, args.runs)
     rates = {}

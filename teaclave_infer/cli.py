@@ -28,6 +28,14 @@ def _shape(text: str) -> tuple[str, list[int]]:
         ) from None
 
 
+def _range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LO,HI e.g. 0,1") from None
+    return low, high
+
+
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",")]
 
@@ -59,6 +67,13 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-names", type=_names, help="ids of the inputs, in ONNX order: a,b")
     parser.add_argument("--output-names", type=_names, help="ids of the outputs, in ONNX order")
     parser.add_argument(
+        "--pixel-range",
+        type=_range,
+        metavar="LO,HI",
+        help="image inputs take pixels scaled to [LO, HI] (recorded in the manifest for "
+        "clients' prepare-image), e.g. 0,1",
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="keep intermediates (plan.json, kernels.o, model.c) in OUT/NAME.build",
@@ -76,6 +91,7 @@ def run_build(args: argparse.Namespace) -> int:
         input_names=args.input_names,
         output_names=args.output_names,
         keep=args.keep,
+        pixel_range=args.pixel_range,
     )
     result = build(args.model, args.out, options, progress=lambda line: print(f"  {line}"))
     memory = result.manifest["memory"]
@@ -217,7 +233,7 @@ def run_worker(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
-    return demo(args.model, args.samples, args.out)
+    return demo(args.model, args.images, args.out, args.url, args.admin_password_file, args.workers)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -233,10 +249,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_worker_arguments(worker)
     worker.add_argument("--concurrency", type=int, default=1, metavar="N", help="tasks at once")
-    demo = sub.add_parser("demo", help="build the MNIST function and classify the sample digits")
+    demo = sub.add_parser(
+        "demo",
+        help="build the MNIST function, start a local service and classify the sample digits "
+        "as encrypted tasks",
+    )
     demo.add_argument("--model", type=Path, default=Path("functions/mnist/mnist.onnx"))
-    demo.add_argument("--samples", type=Path, default=Path("functions/mnist/samples"))
-    demo.add_argument("--out", type=Path, default=Path("build/mnist"))
+    demo.add_argument(
+        "--images",
+        type=Path,
+        default=Path("functions/mnist/samples"),
+        help="a folder of digit images (labels from labels.json or the file names)",
+    )
+    demo.add_argument("--out", type=Path, default=Path("build/mnist-demo"))
+    demo.add_argument("--url", help="use this running service instead of starting one")
+    demo.add_argument("--admin-password-file", type=Path, help="its admin's (with --url)")
+    demo.add_argument("--workers", type=int, default=2, help="of the local service")
     return parser
 
 

@@ -1,65 +1,72 @@
-"""The MNIST demo: build the function if it is missing or stale, then classify the sample digits
-in the sandbox, each as one invocation with the image as its `input_img` file (the times printed
-are instantiate + run; the module is compiled once)."""
+"""`teaclave-infer demo`: build the MNIST function if it is missing or stale, start the service
+on a free loopback port (SQLite in a temporary data dir, in-process workers) unless `--url` names
+one, and run the client's MNIST demo against it: every digit an encrypted task through the full
+lifecycle, then the table and the accuracy. Everything started is stopped at the end."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import secrets
+import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from teaclave_client.mnist_demo import run_demo as run_client_demo
 
-from .executor import run
+from .builder import BuildOptions
+from .errors import TeaclaveInferError
+from .service.local import local_service
 
-__all__ = ["image_tensor", "npy_bytes", "run_demo"]
+__all__ = ["built", "run_demo"]
 
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
+DEMO_BUILD = BuildOptions(weights="separate", pixel_range=(0.0, 1.0))
 
 
-def image_tensor(path: Path) -> np.ndarray:
-    """A 28x28 grayscale PNG (white digit on black) as the model's float32 [1, 1, 28, 28]."""
-    pixels = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
-    return pixels.reshape(1, 1, 28, 28)
-
-
-def _built(model: Path, out: Path) -> dict:
-    """The manifest of an up-to-date build of `model` in `out`, building it if needed."""
-    manifest_path = out / f"{model.stem}.json"
-    if manifest_path.exists():
+def built(model: Path, out: Path, options: BuildOptions = DEMO_BUILD) -> Path:
+    """The wasm of an up-to-date build of `model` in `out` (same model, same options), building
+    it if needed."""
+    name = options.name or model.stem
+    manifest_path, wasm = out / f"{name}.json", out / f"{name}.wasm"
+    try:
+        source = hashlib.sha256(model.read_bytes()).hexdigest()
+    except OSError as err:
+        raise TeaclaveInferError(f"model {model}: {err.strerror}") from err
+    if manifest_path.exists() and wasm.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest["source"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest():
-            return manifest
+        image = (manifest["inputs"][0].get("image") or {}).get("range")
+        if (
+            manifest["source"]["sha256"] == source
+            and manifest["weights"]["mode"] == options.weights
+            and image == (list(options.pixel_range) if options.pixel_range else None)
+        ):
+            return wasm
     from .builder import build  # TVM only when a build is needed
 
     print(f"building {model} -> {out}")
-    return build(model, out, progress=lambda line: print(f"  {line}")).manifest
+    return build(model, out, options, progress=lambda line: print(f"  {line}")).wasm
 
 
-def run_demo(model: Path, samples: Path, out: Path) -> int:
-    """Prints one line per sample and a summary; returns 0 when every digit is classified as
-    labelled."""
-    manifest = _built(model, out)
-    wasm = (out / f"{manifest['name']}.wasm").read_bytes()
-    profile = manifest["profile"]["name"]
-    input_id = manifest["inputs"][0]["id"]
-    labels: dict[str, int] = json.loads((samples / "labels.json").read_text())
-    correct = 0
-    for name, label in sorted(labels.items()):
-        image = npy_bytes(image_tensor(samples / name))
-        result = run(wasm, {input_id: input_id}, {input_id: image}, profile=profile)
-        if not result.ok:
-            print(f"{name:<24} label {label}  {result.message}")
-            continue
-        ms = (result.timings["instantiate"] + result.timings["run"]) * 1000
-        correct += result.return_value == label
-        mark = "ok" if result.return_value == label else "WRONG"
-        print(f"{name:<24} label {label}  predicted {result.return_value:>2}  {ms:6.1f} ms  {mark}")
-    print(f"{correct}/{len(labels)} digits classified as labelled")
-    return 0 if correct == len(labels) else 1
+def run_demo(
+    model: Path,
+    images: Path,
+    out: Path,
+    url: str | None = None,
+    admin_password_file: Path | None = None,
+    workers: int = 2,
+) -> int:
+    """0 when every image was classified by a task whose receipt verified."""
+    wasm = built(model, out)
+    if url is not None:
+        if admin_password_file is None:
+            raise TeaclaveInferError("--url needs --admin-password-file (the platform's admin)")
+        report = run_client_demo(url, admin_password_file.read_text().strip(), wasm, images)
+        return 0 if report.ok else 1
+    with tempfile.TemporaryDirectory(prefix="teaclave-demo-") as tmp:
+        password_file = Path(tmp) / "admin.txt"
+        password = secrets.token_urlsafe(18)
+        password_file.write_text(password)
+        password_file.chmod(0o600)
+        with local_service(Path(tmp) / "data", password_file, workers) as local_url:
+            print(f"service: {local_url} (SQLite in a temporary folder, {workers} workers)")
+            report = run_client_demo(local_url, password, wasm, images)
+    return 0 if report.ok else 1

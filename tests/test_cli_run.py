@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from guests import OUT, guest
 from helpers import npy
+from teaclave_client.images import prepare_image
 
 from teaclave_infer.builder import build
 from teaclave_infer.cli import main
-from teaclave_infer.demo import image_tensor
 
 MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist"
 
@@ -26,7 +26,7 @@ def test_mnist_through_the_cli(tmp_path, mnist_wasm, capsys):
     labels = json.loads((MNIST / "samples" / "labels.json").read_text())
     name, label = sorted(labels.items())[5]
     image = tmp_path / "digit.npy"
-    image.write_bytes(npy(image_tensor(MNIST / "samples" / name)))
+    image.write_bytes(npy(prepare_image(MNIST / "samples" / name, (1, 1, 28, 28))))
     scores = tmp_path / "scores.npy"
     argv = [
         "run",

@@ -10,8 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from helpers import build_model, reference, run_built
-
-from teaclave_infer.demo import image_tensor, run_demo
+from teaclave_client.images import prepare_image
 
 MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist"
 LABELS: dict[str, int] = json.loads((MNIST / "samples" / "labels.json").read_text())
@@ -31,17 +30,9 @@ def test_samples_are_classified_as_labelled(tmp_path, profile, weights):
     result = build_model(tmp_path, MNIST / "mnist.onnx", "mnist", profile=profile, weights=weights)
     assert result.manifest["inputs"][0]["id"] == "input_img"
     for name, label in sorted(LABELS.items()):
-        x = image_tensor(MNIST / "samples" / name)
+        x = prepare_image(MNIST / "samples" / name, (1, 1, 28, 28))
         rv, outputs = run_built(result, {"input_img": x})
         expected = reference(MNIST / "mnist.onnx", {"input_img": x})
         (scores,) = outputs.values()
         np.testing.assert_allclose(scores, next(iter(expected.values())), rtol=1e-3, atol=1e-4)
         assert rv == label, name
-
-
-def test_demo_builds_once_and_classifies_every_sample(tmp_path, capsys):
-    assert run_demo(MNIST / "mnist.onnx", MNIST / "samples", tmp_path) == 0
-    assert "building" in capsys.readouterr().out
-    assert run_demo(MNIST / "mnist.onnx", MNIST / "samples", tmp_path) == 0  # reuses the build
-    out = capsys.readouterr().out
-    assert "building" not in out and "20/20 digits classified as labelled" in out

@@ -23,9 +23,9 @@ from guests import BUF, IN, OUT
 from platform_helpers import Platform
 from service_helpers import HttpClient
 from sqlalchemy import MetaData, select
+from teaclave_client.images import npy_bytes, prepare_image
 from teaclave_client.sealing import ReceiptError, verify_receipt
 
-from teaclave_infer.demo import image_tensor, npy_bytes
 from teaclave_infer.errors import TeaclaveInferError
 from teaclave_infer.logs import JsonFormatter
 from teaclave_infer.service import create_app
@@ -64,7 +64,7 @@ def platform(settings):
 
 
 def mnist_inputs(p: Platform, weights: Path, function_id: str, image: Path) -> str:
-    img = p.input("do1", npy_bytes(image_tensor(image)))
+    img = p.input("do1", npy_bytes(prepare_image(image, (1, 1, 28, 28))))
     w = p.input("do2", weights.read_bytes(), schema="aes-gcm-256")
     scores = p.output("do1")
     inputs = {"input_img": ("do1", img), "weights": ("do2", w)}
@@ -112,7 +112,7 @@ def test_mnist_through_a_live_service_over_http(live_service_with_workers, mnist
         task = p.wait(task_id)
         assert task["state"] == "Finished" and task["result"]["return_value"] == label
         p.verified_receipt(task)
-    log = (tmp_path / "serve.log").read_bytes()
+    log = (tmp_path / "live" / "serve.log").read_bytes()
     for task_id in tasks:
         assert f'"task_id": "{task_id}"'.encode() in log
     for needle in secrets_of(p):

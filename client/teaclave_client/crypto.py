@@ -24,6 +24,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .errors import IntegrityError
+
 __all__ = [
     "SCHEMAS",
     "Encrypted",
@@ -40,10 +42,6 @@ SCHEMAS = {"aes-gcm-128": 16, "aes-gcm-256": 32, "raw": 0}  # schema -> key byte
 AAD = bytes(8)
 IV_BYTES, TAG_BYTES = 12, 16
 CHUNK = 1 << 20
-
-
-class IntegrityError(Exception):
-    """The file is not what was encrypted with this key, iv and cmac. Carries no plaintext."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from .crypto import SCHEMAS, IntegrityError
+from .crypto import SCHEMAS
+from .errors import IntegrityError, ReceiptError
 
 __all__ = [
     "HPKE_SUITE",
@@ -37,10 +38,6 @@ __all__ = [
 
 HPKE_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
 INFO_LABEL = b"teaclave-infer/file-key/v1"
-
-
-class ReceiptError(Exception):
-    """A receipt that is malformed, signed by another key, or altered."""
 
 
 def _info(file_id: str, schema: str) -> bytes:

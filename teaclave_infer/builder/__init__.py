@@ -45,6 +45,7 @@ class BuildOptions:
     input_names: Sequence[str] | None = None  # ids for the inputs, in ONNX order
     output_names: Sequence[str] | None = None
     keep: bool = False  # keep intermediates in OUT/NAME.build/
+    pixel_range: tuple[float, float] | None = None  # image inputs' pixel values, for clients
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def build(
     if options.weights == "separate":
         artifacts[f"{name}.weights"] = blob
     manifest = make_manifest(
-        name, model_path, plan, io, profile, options.weights, layout, artifacts
+        name, model_path, plan, io, profile, options.weights, layout, artifacts, options.pixel_range
     )
     return stage("write", _write, out_dir, artifacts, manifest)  # whole files or nothing
 

@@ -22,6 +22,17 @@ def _tensor(ident: str, onnx_name: str, spec: TensorSpec) -> dict[str, Any]:
     return {"id": ident, "onnx_name": onnx_name, "shape": list(spec.shape), "dtype": spec.dtype}
 
 
+def _input(
+    ident: str, onnx_name: str, spec: TensorSpec, pixel_range: tuple[float, float] | None
+) -> dict[str, Any]:
+    """An input; an image one (4-D) says the pixel range the model expects, when it is known:
+    what a client's `prepare-image` scales to."""
+    tensor = _tensor(ident, onnx_name, spec)
+    if pixel_range is not None and len(spec.shape) == 4:
+        tensor["image"] = {"range": [float(v) for v in pixel_range]}
+    return tensor
+
+
 def returns_argmax(spec: TensorSpec) -> bool:
     """The runtime's rule (ti_entry.c): argmax for a float vector [1, N], N > 1."""
     return (
@@ -54,6 +65,7 @@ def make_manifest(
     weights_mode: str,
     layout: ArenaLayout,
     artifacts: dict[str, bytes],
+    pixel_range: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The manifest as a JSON-ready dict; keys documented in the README."""
     return {
@@ -76,7 +88,8 @@ def make_manifest(
             "input_id": WEIGHTS_ID if weights_mode == "separate" else None,
         },
         "inputs": [
-            _tensor(i, n, plan.tensors[t]) for (i, n), t in zip(io.inputs, plan.inputs, strict=True)
+            _input(i, n, plan.tensors[t], pixel_range)
+            for (i, n), t in zip(io.inputs, plan.inputs, strict=True)
         ],
         "outputs": [
             _tensor(i, n, plan.tensors[t])

@@ -142,18 +142,21 @@ def list_functions(
     user: CurrentUser,
     session: SessionDep,
     scope: Annotated[str, Query(pattern="^(mine|allowed)$")] = "allowed",
+    name: Annotated[str | None, Query(max_length=128)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[FunctionPublic]:
-    """`mine`: the caller's own; `allowed`: everything the caller may use."""
-    query = select(Function).where(Function.owner_id == user.id)
+    """`mine`: the caller's own; `allowed`: everything the caller may use; `name`: only those
+    of that name."""
+    functions = select(Function).where(Function.name == name) if name else select(Function)
+    query = functions.where(Function.owner_id == user.id)
     if scope == "allowed":
-        query = select(Function).where(or_(Function.public, Function.owner_id == user.id))
+        query = functions.where(or_(Function.public, Function.owner_id == user.id))
     rows = [f for f in session.scalars(query.order_by(Function.created_at, Function.id))]
     if scope == "allowed":  # allowlists are JSON: filtered here, not in dialect-specific SQL
         rows += [
             f
-            for f in session.scalars(select(Function).where(~Function.public))
+            for f in session.scalars(functions.where(~Function.public))
             if user.id in f.allowlist and f.owner_id != user.id
         ]
     page = rows[offset : offset + limit]
@@ -168,6 +171,13 @@ def list_functions(
 @router.get("/{function_id}")
 def get_function(function_id: str, user: CurrentUser, session: SessionDep) -> FunctionPublic:
     return FunctionPublic.model_validate(visible(session, function_id, user))
+
+
+@router.get("/{function_id}/manifest")
+def get_manifest(function_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """The builder's NAME.json it was registered with: how to shape its inputs and read its
+    outputs."""
+    return dict(visible(session, function_id, user).manifest)
 
 
 @router.get("/{function_id}/payload")

@@ -1,0 +1,636 @@
+"""The platform's verbs over HTTP, in the order of Teaclave's Python SDK flow:
+
+    with Client("http://127.0.0.1:8000") as client:
+        client.login("alice", password)
+        image = client.put_input(npy_bytes(tensor))              # encrypt, upload, register
+        scores = client.register_output_file()                   # key made and kept here
+        task = client.create_task(fid, inputs_ownership={"input_img": [client.user.id]}, ...)
+        client.assign_data(task.id, inputs={"input_img": image.id}, outputs={"scores": scores.id})
+        client.approve_task(task.id); client.invoke_task(task.id)
+        result = client.get_task_result(client.wait(task.id))    # verified and decrypted
+
+File keys are made on this machine, kept in a `KeyStore` (memory, or a 0600 file per key with
+`DirectoryKeyStore`) and travel only wrapped to the platform's published key. Results are
+checked three ways: the receipt's signature against the platform's signing key, the receipt's
+contents against the task, and each output's tag against the cmac the receipt names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .crypto import SCHEMAS, decrypt, encrypt, generate_key
+from .errors import (
+    IntegrityError,
+    ReceiptError,
+    ServiceUnavailable,
+    TaskFailed,
+    TaskTimeout,
+    TeaclaveClientError,
+    api_error,
+)
+from .sealing import verify_receipt, wrap_key
+
+__all__ = [
+    "ENDED",
+    "Client",
+    "DirectoryKeyStore",
+    "FileInfo",
+    "Function",
+    "KeyStore",
+    "MemoryKeyStore",
+    "Task",
+    "TaskResult",
+    "User",
+    "write_private",
+]
+
+ENDED = frozenset({"Finished", "Failed", "Canceled"})
+T = TypeVar("T")
+
+
+def _parse(cls: type[T], body: Mapping[str, Any]) -> T:
+    """A dataclass from a response body: known fields only (a newer service may add some),
+    timestamps as datetimes."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name in body:
+            value = body[f.name]
+            if f.name.endswith("_at") and isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            values[f.name] = value
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    role: str
+    attribute: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Function:
+    id: str
+    sha256: str
+    owner_id: str
+    name: str
+    description: str = ""
+    public: bool = False
+    allowlist: list[str] = field(default_factory=list)
+    arguments: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    quota: int = -1
+    usage: int = 0
+    disabled: bool = False
+    profile: str = "fast"
+    size: int = 0
+    limits: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    def default_arguments(self) -> dict[str, Any]:
+        """The overwritable arguments with their defaults: what create_task takes as is."""
+        return {a["name"]: a.get("default", "") for a in self.arguments if a.get("overwritable")}
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    id: str
+    kind: str
+    url: str
+    schema: str
+    iv: str = ""
+    cmac: str | None = None
+    owners: list[str] = field(default_factory=list)
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    function_id: str | None
+    function_sha256: str
+    creator_id: str
+    state: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    input_owners: dict[str, list[str]] = field(default_factory=dict)
+    output_owners: dict[str, list[str]] = field(default_factory=dict)
+    assigned_inputs: dict[str, str] = field(default_factory=dict)
+    assigned_outputs: dict[str, str] = field(default_factory=dict)
+    approvals: dict[str, bool] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    result_kind: str | None = None
+    attempts: int = 0
+    invoked_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A finished task whose receipt verified: its return value, the outputs this client holds
+    keys for (slot -> plaintext), the receipt's payload, and the slots it holds no key for."""
+
+    task: Task
+    return_value: int
+    outputs: dict[str, bytes]
+    receipt: dict[str, Any]
+    missing_keys: list[str] = field(default_factory=list)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Writes a secret: the file is created 0600 (in a directory made 0700) and replaced whole."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class KeyStore(Protocol):
+    """Where the client keeps the keys of the files it registered (file id -> schema, key)."""
+
+    def put(self, file_id: str, schema: str, key: bytes) -> None: ...
+
+    def get(self, file_id: str) -> tuple[str, bytes] | None: ...
+
+
+class MemoryKeyStore:
+    """Keys for the life of the process."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[str, bytes]] = {}
+
+    def put(self, file_id: str, schema: str, key: bytes) -> None:
+        self._keys[file_id] = (schema, key)
+
+    def get(self, file_id: str) -> tuple[str, bytes] | None:
+        return self._keys.get(file_id)
+
+
+class DirectoryKeyStore:
+    """One 0600 JSON file per key in a 0700 directory: keys that outlive the process (the CLI's
+    `task result` needs the key `infer` or `data register-output` made)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, file_id: str) -> Path:
+        if not file_id.isalnum():
+            raise ValueError(f"not a file id: {file_id!r}")
+        return self.directory / f"{file_id}.json"
+
+    def put(self, file_id: str, schema: str, key: bytes) -> None:
+        body = {"file_id": file_id, "schema": schema, "key": key.hex()}
+        write_private(self._path(file_id), json.dumps(body).encode())
+
+    def get(self, file_id: str) -> tuple[str, bytes] | None:
+        try:
+            body = json.loads(self._path(file_id).read_text())
+        except FileNotFoundError:
+            return None
+        return str(body["schema"]), bytes.fromhex(body["key"])
+
+
+def _retrying_session(retries: int) -> requests.Session:
+    """A session that retries what is safe to retry: a connection that was never made (any
+    method), and idempotent requests on a reset or a 502/503/504, with exponential backoff."""
+    session = requests.Session()
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=0.2,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}),
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class Client:
+    """A session with one platform. `token` resumes a login; `pinned_keys` ({"sealing": id,
+    "signing": id}, as `key_ids()` returns) refuses a platform whose keys changed."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        keys: KeyStore | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        pinned_keys: Mapping[str, str] | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.keys: KeyStore = keys if keys is not None else MemoryKeyStore()
+        self.timeout = timeout
+        self.pinned_keys = dict(pinned_keys or {})
+        self.user: User | None = None
+        self._http = _retrying_session(retries)
+        self._platform_keys: dict[str, Any] | None = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        headers = dict(kw.pop("headers", {}))
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = self._http.request(
+                method, self.url + path, headers=headers, timeout=(5.0, self.timeout), **kw
+            )
+        except requests.RequestException as err:
+            reason = type(err).__name__
+            if isinstance(err, requests.ConnectionError):
+                reason = "connection refused or lost"
+            if isinstance(err, requests.Timeout):
+                reason = f"no answer within {self.timeout:g} s"
+            raise ServiceUnavailable(f"cannot reach the service at {self.url}: {reason}") from err
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+                if not isinstance(problem, dict):
+                    raise ValueError
+            except ValueError:
+                problem = {"title": response.reason, "detail": response.text[:200]}
+            raise api_error(response.status_code, problem)
+        return response
+
+    def _json(self, method: str, path: str, **kw: Any) -> Any:
+        response = self._request(method, path, **kw)
+        return response.json() if response.content else None
+
+    def _pages(self, path: str, params: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = self._json("GET", path, params={**params, "offset": offset, "limit": 500})
+            yield from page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> User:
+        """Logs in; the token stays in memory (`save_session` stores it, 0600)."""
+        body = self._json(
+            "POST", "/v1/auth/login", json={"username": username, "password": password}
+        )
+        self.token = body["token"]
+        self.user = _parse(User, body["user"])
+        return self.user
+
+    def logout(self) -> None:
+        """Revokes the token on the platform."""
+        self._request("POST", "/v1/auth/logout")
+        self.token, self.user = None, None
+
+    def me(self) -> User:
+        self.user = _parse(User, self._json("GET", "/v1/users/me"))
+        return self.user
+
+    def register_user(
+        self, username: str, password: str, role: str = "DataOwner", attribute: str = ""
+    ) -> User:
+        """(PlatformAdmin) A new user: role PlatformAdmin, FunctionOwner or DataOwner."""
+        body = {"username": username, "password": password, "role": role, "attribute": attribute}
+        return _parse(User, self._json("POST", "/v1/users", json=body))
+
+    def platform_keys(self) -> dict[str, Any]:
+        """The platform's published keys, checked against `pinned_keys` if any."""
+        if self._platform_keys is None:
+            keys = self._json("GET", "/v1/platform/keys")
+            for use, expected in self.pinned_keys.items():
+                if keys[use]["key_id"] != expected:
+                    raise IntegrityError(
+                        f"the platform's {use} key is {keys[use]['key_id']}, not the pinned "
+                        f"{expected}: another platform, or its keys were replaced"
+                    )
+            self._platform_keys = keys
+        return self._platform_keys
+
+    def key_ids(self) -> dict[str, str]:
+        return {use: str(self.platform_keys()[use]["key_id"]) for use in ("sealing", "signing")}
+
+    # -- functions -----------------------------------------------------------------------------
+
+    def register_function(
+        self,
+        wasm: bytes | Path,
+        manifest: Mapping[str, Any] | Path,
+        name: str | None = None,
+        *,
+        public: bool = False,
+        description: str = "",
+        allowlist: Sequence[str] = (),
+        quota: int = -1,
+        limits: Mapping[str, Any] | None = None,
+        **spec: Any,
+    ) -> Function:
+        """(FunctionOwner) Uploads a built function: its .wasm and NAME.json. `spec` may add
+        `arguments`, `inputs`, `outputs` (see the service's FunctionSpec)."""
+        payload = wasm.read_bytes() if isinstance(wasm, Path) else wasm
+        manifest_body = manifest.read_bytes() if isinstance(manifest, Path) else None
+        manifest_dict = json.loads(manifest_body) if manifest_body else dict(manifest)  # type: ignore[arg-type]
+        body = {
+            "name": name or manifest_dict.get("name") or "function",
+            "public": public,
+            "description": description,
+            "allowlist": list(allowlist),
+            "quota": quota,
+            "limits": dict(limits or {}),
+            **spec,
+        }
+        files = {
+            "wasm": ("function.wasm", payload, "application/wasm"),
+            "manifest": ("function.json", json.dumps(manifest_dict), "application/json"),
+        }
+        data = {"spec": json.dumps(body)}
+        return _parse(Function, self._json("POST", "/v1/functions", files=files, data=data))
+
+    def list_functions(self, scope: str = "allowed", name: str | None = None) -> list[Function]:
+        """`allowed`: every function the caller may use; `mine`: the caller's own."""
+        params = {"scope": scope, **({"name": name} if name else {})}
+        return [_parse(Function, f) for f in self._pages("/v1/functions", params)]
+
+    def get_function(self, function_id: str) -> Function:
+        return _parse(Function, self._json("GET", f"/v1/functions/{function_id}"))
+
+    def get_function_manifest(self, function_id: str) -> dict[str, Any]:
+        """The builder's NAME.json the function was registered with: its inputs and outputs."""
+        return dict(self._json("GET", f"/v1/functions/{function_id}/manifest"))
+
+    def find_function(self, name_or_id: str) -> Function:
+        """A function by id, or by name among those the caller may use (the name must be
+        unambiguous)."""
+        matches = self.list_functions(name=name_or_id)
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            ids = ", ".join(f.id for f in matches)
+            raise TeaclaveClientError(
+                f"{len(matches)} functions are named {name_or_id!r} ({ids}): give its id"
+            )
+        return self.get_function(name_or_id)
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def upload(self, data: bytes) -> str:
+        """Stores encrypted bytes in the platform's blob store; returns its `blob:` URL."""
+        headers = {"Content-Type": "application/octet-stream"}
+        return str(self._json("POST", "/v1/blobs", data=data, headers=headers)["url"])
+
+    def download(self, file_id: str) -> bytes:
+        """A file's encrypted bytes from the platform's blob store (its owners only)."""
+        return self._request("GET", f"/v1/files/{file_id}/content").content
+
+    def get_file(self, file_id: str) -> FileInfo:
+        return _parse(FileInfo, self._json("GET", f"/v1/files/{file_id}"))
+
+    def _wrap(self, key: bytes, file_id: str, schema: str) -> str:
+        return wrap_key(key, self.platform_keys()["sealing"]["public_key"], file_id, schema)
+
+    def register_input_file(
+        self,
+        url: str,
+        schema: str,
+        key: bytes,
+        iv: bytes,
+        cmac: bytes,
+        *,
+        file_id: str | None = None,
+        owners: Sequence[str] = (),
+    ) -> FileInfo:
+        """An input file already encrypted with `key` and placed at `url` (`blob:...` from
+        `upload`, `https://...` or `file://...`). The key is wrapped to the platform key here,
+        bound to the file's id, and kept in this client's key store."""
+        file_id = file_id or uuid.uuid4().hex
+        body: dict[str, Any] = {
+            "id": file_id,
+            "url": url,
+            "schema": schema,
+            "iv": iv.hex(),
+            "cmac": cmac.hex(),
+            "owners": list(owners),
+        }
+        if SCHEMAS.get(schema):
+            body["wrapped_key"] = self._wrap(key, file_id, schema)
+        info = _parse(FileInfo, self._json("POST", "/v1/files/inputs", json=body))
+        self.keys.put(info.id, schema, key)
+        return info
+
+    def put_input(
+        self, plaintext: bytes, schema: str = "aes-gcm-128", owners: Sequence[str] = ()
+    ) -> FileInfo:
+        """Encrypts with a fresh key, uploads and registers: the usual way to give an input."""
+        key = generate_key(schema)
+        sealed, meta = encrypt(schema, key, plaintext)
+        return self.register_input_file(
+            self.upload(sealed), schema, key, meta.iv, meta.cmac, owners=owners
+        )
+
+    def register_output_file(
+        self,
+        url: str = "blob:",
+        schema: str = "aes-gcm-128",
+        key: bytes | None = None,
+        *,
+        file_id: str | None = None,
+        owners: Sequence[str] = (),
+    ) -> FileInfo:
+        """An output file the platform encrypts with `key` (fresh if None; kept in the key
+        store) and stores at `url` (`blob:`: the platform's store)."""
+        key = key if key is not None else generate_key(schema)
+        file_id = file_id or uuid.uuid4().hex
+        body = {
+            "id": file_id,
+            "url": url,
+            "schema": schema,
+            "wrapped_key": self._wrap(key, file_id, schema),
+            "owners": list(owners),
+        }
+        info = _parse(FileInfo, self._json("POST", "/v1/files/outputs", json=body))
+        self.keys.put(info.id, schema, key)
+        return info
+
+    def fetch_output(self, file_id: str, cmac: str | None = None) -> bytes:
+        """An output's plaintext, decrypted with the key in the store. Its tag must be the
+        `cmac` given (the receipt's) and the one the platform recorded."""
+        stored = self.keys.get(file_id)
+        if stored is None:
+            raise IntegrityError(f"no key for file {file_id} in this client's key store")
+        info = self.get_file(file_id)
+        if info.cmac is None:
+            raise TeaclaveClientError(f"file {file_id} has not been written yet")
+        if cmac is not None and info.cmac.lower() != cmac.lower():
+            raise IntegrityError(f"file {file_id}: its cmac is not the one the receipt names")
+        schema, key = stored
+        return decrypt(
+            schema, key, bytes.fromhex(info.iv), self.download(file_id), bytes.fromhex(info.cmac)
+        )
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        function_id: str,
+        arguments: Mapping[str, Any] | None = None,
+        inputs_ownership: Mapping[str, Sequence[str]] | None = None,
+        outputs_ownership: Mapping[str, Sequence[str]] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Task:
+        """A task of the function. `arguments` default to the function's overwritable ones;
+        ownership maps each input and output slot to its owners' user ids."""
+        if arguments is None:
+            arguments = self.get_function(function_id).default_arguments()
+        body = {
+            "function_id": function_id,
+            "arguments": dict(arguments),
+            "inputs_ownership": [
+                {"name": n, "owners": list(o)} for n, o in (inputs_ownership or {}).items()
+            ],
+            "outputs_ownership": [
+                {"name": n, "owners": list(o)} for n, o in (outputs_ownership or {}).items()
+            ],
+        }
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return _parse(Task, self._json("POST", "/v1/tasks", json=body, headers=headers))
+
+    def assign_data(
+        self,
+        task_id: str,
+        inputs: Mapping[str, str] | None = None,
+        outputs: Mapping[str, str] | None = None,
+    ) -> Task:
+        """Assigns the caller's files (slot -> file id) to the task."""
+        body = {"inputs": dict(inputs or {}), "outputs": dict(outputs or {})}
+        return _parse(Task, self._json("POST", f"/v1/tasks/{task_id}/assign", json=body))
+
+    def approve_task(self, task_id: str) -> Task:
+        return _parse(Task, self._json("POST", f"/v1/tasks/{task_id}/approve"))
+
+    def invoke_task(self, task_id: str) -> Task:
+        return _parse(Task, self._json("POST", f"/v1/tasks/{task_id}/invoke"))
+
+    def cancel_task(self, task_id: str) -> Task:
+        return _parse(Task, self._json("POST", f"/v1/tasks/{task_id}/cancel"))
+
+    def get_task(self, task_id: str) -> Task:
+        return _parse(Task, self._json("GET", f"/v1/tasks/{task_id}"))
+
+    def list_tasks(self, state: str | None = None) -> list[Task]:
+        return [
+            _parse(Task, t) for t in self._pages("/v1/tasks", {"state": state} if state else {})
+        ]
+
+    def wait(
+        self,
+        task_id: str,
+        timeout: float | None = 300.0,
+        *,
+        states: Iterable[str] = ENDED,
+        progress: Callable[[Task], None] | None = None,
+        poll: float = 0.02,
+        max_poll: float = 1.0,
+    ) -> Task:
+        """Polls until the task reaches one of `states` (by default: it ended), the interval
+        doubling from `poll` to `max_poll`; `progress(task)` is called after every poll.
+        TaskTimeout after `timeout` seconds (None: no limit)."""
+        wanted = frozenset(states)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            task = self.get_task(task_id)
+            if progress is not None:
+                progress(task)
+            if task.state in wanted or task.ended:
+                return task
+            if deadline is not None and time.monotonic() + poll > deadline:
+                raise TaskTimeout(f"task {task_id} is still {task.state} after {timeout:g} s")
+            time.sleep(poll)
+            poll = min(poll * 2, max_poll)
+
+    def get_task_result(self, task: str | Task) -> TaskResult:
+        """The result of a finished task, verified: the receipt is signed by the platform's
+        signing key and speaks of this task, this function, this return value and these
+        outputs; each output this client holds a key for is fetched, its tag checked against
+        the receipt and decrypted. TaskFailed if the task failed or was canceled."""
+        task = self.get_task(task) if isinstance(task, str) else task
+        if task.state != "Finished":
+            if not task.ended:
+                raise TeaclaveClientError(f"task {task.id} has not ended: it is {task.state}")
+            result = task.result or {}
+            kind = result.get("kind") or task.result_kind or task.state.lower()
+            raise TaskFailed(task.id, task.state, kind, str(result.get("message", "")))
+        result = task.result or {}
+        signing = self.platform_keys()["signing"]["public_key"]
+        payload = verify_receipt(result.get("receipt") or {}, signing)
+        _check_receipt(payload, task, result)
+        for slot, file_id in task.assigned_inputs.items():  # our own inputs: were they used?
+            if self.keys.get(file_id) is not None:
+                cmac = self.get_file(file_id).cmac or ""
+                if payload.get("inputs", {}).get(slot, "").lower() != cmac.lower():
+                    raise ReceiptError(f"the receipt's input {slot!r} is not file {file_id}")
+        outputs, missing = {}, []
+        for slot, out in result.get("outputs", {}).items():
+            if self.keys.get(out["file_id"]) is None:
+                missing.append(slot)
+                continue
+            outputs[slot] = self.fetch_output(out["file_id"], payload["outputs"][slot])
+        return TaskResult(task, int(result["return_value"]), outputs, payload, missing)
+
+
+def _check_receipt(payload: Mapping[str, Any], task: Task, result: Mapping[str, Any]) -> None:
+    """The signed receipt must describe this very task and result."""
+    expected = {
+        "task_id": task.id,
+        "function_sha256": task.function_sha256,
+        "return_value": result.get("return_value"),
+        "result_kind": "ok",
+    }
+    for name, value in expected.items():
+        if payload.get(name) != value:
+            raise ReceiptError(f"the receipt's {name} is {payload.get(name)!r}, not {value!r}")
+    recorded = {slot: out["cmac"] for slot, out in result.get("outputs", {}).items()}
+    if payload.get("outputs") != recorded:
+        raise ReceiptError("the receipt's outputs are not the task's outputs")

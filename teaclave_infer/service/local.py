@@ -1,0 +1,71 @@
+"""`teaclave-infer serve` as a child process on a free loopback port: what the demo and the
+tests start. The context manager yields its URL once /v1/health answers, and stops it (SIGTERM,
+then SIGKILL) however the block ends."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from ..errors import TeaclaveInferError
+
+__all__ = ["free_port", "local_service"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise TeaclaveInferError(
+                f"the service exited with status {process.returncode}; its log ({log}):\n{tail}"
+            )
+        try:
+            if requests.get(f"{url}/v1/health", timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise TeaclaveInferError(f"the service did not answer within {timeout:g} s; see {log}")
+
+
+@contextmanager
+def local_service(
+    data_dir: Path, admin_password_file: Path, workers: int, timeout: float = 60.0
+) -> Iterator[str]:
+    """The service on 127.0.0.1 with SQLite in `data_dir` and `workers` in-process workers; its
+    log is `data_dir/serve.log`."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [
+        *(sys.executable, "-m", "teaclave_infer.cli", "serve"),
+        *("--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)),
+        *("--admin-password-file", str(admin_password_file)),
+    ]
+    log_path = data_dir / "serve.log"
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        try:
+            _wait_until_up(url, process, log_path, timeout)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
