@@ -61,6 +61,13 @@ def serving(tmp_path: Path, workers: int) -> Iterator[str]:
         yield base
 
 
+@pytest.fixture(scope="module")
+def module_service(tmp_path_factory) -> Iterator[str]:
+    """One service with two workers for a whole test module (the client tests share it)."""
+    with serving(tmp_path_factory.mktemp("service"), workers=2) as base:
+        yield base
+
+
 @pytest.fixture
 def live_service(tmp_path) -> Iterator[str]:
     """The service with no workers (tasks stay Staged)."""

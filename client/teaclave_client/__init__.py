@@ -1,20 +1,64 @@
-"""teaclave-client: what a data or model owner installs. File crypto compatible with Teaclave,
-file keys sealed to the platform (HPKE), receipts verified against its published key (and, as
-the platform grows, the SDK, the CLI and the MNIST demo)."""
+"""teaclave-client: what a data or model owner installs. The SDK (`Client`) and the
+`teaclave-client` CLI for the platform's verbs; file crypto compatible with Teaclave; file keys
+sealed to the platform (HPKE); receipts verified against its published key; images prepared as
+a model's input; the MNIST demo."""
 
-from .crypto import SCHEMAS, Encrypted, IntegrityError, decrypt, decrypt_file, encrypt, encrypt_file
-from .sealing import ReceiptError, unwrap_key, verify_receipt, wrap_key
+from .crypto import SCHEMAS, Encrypted, decrypt, decrypt_file, encrypt, encrypt_file, generate_key
+from .errors import (
+    ApiError,
+    AuthenticationError,
+    IntegrityError,
+    NotFound,
+    PermissionDenied,
+    ReceiptError,
+    ServiceUnavailable,
+    TaskFailed,
+    TaskTimeout,
+    TeaclaveClientError,
+)
+from .images import npy_bytes, prepare_for, prepare_image
+from .sdk import (
+    Client,
+    DirectoryKeyStore,
+    FileInfo,
+    Function,
+    MemoryKeyStore,
+    Task,
+    TaskResult,
+    User,
+)
+from .sealing import unwrap_key, verify_receipt, wrap_key
 
 __version__ = "0.1.0"
 __all__ = [
     "SCHEMAS",
+    "ApiError",
+    "AuthenticationError",
+    "Client",
+    "DirectoryKeyStore",
     "Encrypted",
+    "FileInfo",
+    "Function",
     "IntegrityError",
+    "MemoryKeyStore",
+    "NotFound",
+    "PermissionDenied",
     "ReceiptError",
+    "ServiceUnavailable",
+    "Task",
+    "TaskFailed",
+    "TaskResult",
+    "TaskTimeout",
+    "TeaclaveClientError",
+    "User",
     "decrypt",
     "decrypt_file",
     "encrypt",
     "encrypt_file",
+    "generate_key",
+    "npy_bytes",
+    "prepare_for",
+    "prepare_image",
     "unwrap_key",
     "verify_receipt",
     "wrap_key",

@@ -118,7 +118,7 @@ def _progress(args: argparse.Namespace, steps: int) -> Progress:
 def _key_file(path: Path) -> dict[str, Any]:
     try:
         body = json.loads(path.read_text())
-        return {"schema": body["schema"], "key": bytes.fromhex(body.get("key", "")), **body}
+        return {**body, "schema": body["schema"], "key": bytes.fromhex(body.get("key", ""))}
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise TeaclaveClientError(f"key file {path}: {err}") from None
 
@@ -396,10 +396,13 @@ def _infer_one(
         {name: [me] for name in outputs},
     )
     task = client.assign_data(task.id, {slot: data.id}, {n: f.id for n, f in outputs.items()})
-    if not task.approvals.get(me, True):
+    if task.state == "Created":  # the owners of other inputs have yet to assign theirs
+        progress(f"{image.name}: waiting for the other owners' data")
+        task = client.wait(task.id, args.wait_timeout, states={"DataAssigned", "Approved"})
+    if task.state == "DataAssigned" and not task.approvals.get(me, True):
         task = client.approve_task(task.id)
     if task.state != "Approved":
-        progress(f"{image.name}: waiting for other owners")
+        progress(f"{image.name}: waiting for the other owners' approval")
         task = client.wait(task.id, args.wait_timeout, states={"Approved"})
     started = time.monotonic()
     client.invoke_task(task.id)

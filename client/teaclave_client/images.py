@@ -82,14 +82,18 @@ def _open(image: Path | bytes | Image.Image) -> Image.Image:
 
 
 def _light_on_dark(gray: np.ndarray, invert: bool | None) -> np.ndarray:
-    """The image as a light digit on a dark background, stretched to [0, 1]."""
+    """The image as a light digit on a dark background, stretched to [0, 1]: the background
+    (judged from the border) to 0, the brightest ink to 1. A forced `invert` takes the image
+    as it is: only stretched from its darkest to its brightest pixel."""
     edge = max(1, min(gray.shape) // 20)
     border = np.concatenate(
         [gray[:edge].ravel(), gray[-edge:].ravel(), gray[:, :edge].ravel(), gray[:, -edge:].ravel()]
     )
-    if invert if invert is not None else float(np.median(border)) > 0.5:
-        gray, border = 1.0 - gray, 1.0 - border
-    background, top = float(np.median(border)), float(gray.max())
+    level, auto = float(np.median(border)), invert is None
+    if invert if invert is not None else level > 0.5:
+        gray, level = 1.0 - gray, 1.0 - level
+    background = level if auto else float(gray.min())
+    top = float(gray.max())
     if top - background < 1e-3:
         return np.zeros_like(gray)
     return np.clip((gray - background) / (top - background), 0.0, 1.0)

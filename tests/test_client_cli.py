@@ -1,0 +1,262 @@
+"""`teaclave-client`: the local file tools, and every platform command against a real service
+on loopback, with --json and the exit statuses scripts rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from guests import guest
+from service_helpers import ADMIN_PASSWORD
+from teaclave_client.cli import main
+
+from teaclave_infer.builder import BuildOptions, build
+from teaclave_infer.service.local import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "functions" / "mnist" / "samples"
+
+
+class Cli:
+    """One user's `teaclave-client`: its own home (session and keys), on the shared service."""
+
+    def __init__(self, capsys, home: Path, url: str) -> None:
+        self.capsys, self.home, self.url = capsys, home, url
+
+    def __call__(self, *args: str, code: int = 0) -> str:
+        """Runs a command in process; checks its exit status; returns its stdout."""
+        self.capsys.readouterr()
+        status = main(["--home", str(self.home), "--url", self.url, *args])
+        out, err = self.capsys.readouterr()
+        assert status == code, f"exit {status}, not {code}: {out}{err}"
+        self.err = err
+        return out
+
+    def json(self, *args: str, code: int = 0) -> dict:
+        return json.loads(self(*args, "--json", code=code))
+
+
+@pytest.fixture(scope="module")
+def mnist_embedded(tmp_path_factory):
+    """MNIST with its weights inside and its pixel range in the manifest: what `infer` runs."""
+    options = BuildOptions(name="mnist", pixel_range=(0.0, 1.0))
+    return build(REPO / "functions" / "mnist" / "mnist.onnx", tmp_path_factory.mktemp("b"), options)
+
+
+@pytest.fixture
+def users(module_service, tmp_path, capsys):
+    """admin, a function owner and a data owner, each logged in with their own home."""
+    suffix = secrets.token_hex(3)
+    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
+    admin = Cli(capsys, tmp_path / "admin", module_service)
+    admin("login", "admin", "--password-file", str(tmp_path / "admin.txt"))
+    made = {"admin": admin}
+    for who, role in [("fo", "FunctionOwner"), ("do", "DataOwner")]:
+        password = tmp_path / f"{who}.txt"
+        password.write_text(secrets.token_urlsafe(12) + "\n")
+        name = f"{who}-{suffix}"
+        user = admin.json("user", "create", name, "--role", role, "--password-file", str(password))
+        cli = Cli(capsys, tmp_path / who, module_service)
+        cli.id = user["id"]
+        cli("login", name, "--password-file", str(password))
+        made[who] = cli
+    return made
+
+
+def test_keygen_encrypt_decrypt(tmp_path, capsys):
+    cli = Cli(capsys, tmp_path / "home", "http://127.0.0.1:9")  # no service needed
+    assert len(bytes.fromhex(cli("keygen", "--schema", "aes-gcm-256").strip())) == 32
+    assert cli.json("keygen", "--out", str(tmp_path / "k.json"))["key_file"]
+    assert (tmp_path / "k.json").stat().st_mode & 0o777 == 0o600
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(os.urandom(3000))
+    shown = cli.json("encrypt", str(plain), str(tmp_path / "sealed"), "--schema", "aes-gcm-128")
+    assert len(bytes.fromhex(shown["key"])) == 16 and len(bytes.fromhex(shown["iv"])) == 12
+    sealed = (tmp_path / "sealed").read_bytes()
+    assert sealed[-16:].hex() == shown["cmac"] and plain.read_bytes() not in sealed
+    args = ["--schema", "aes-gcm-128", "--key", shown["key"], "--iv", shown["iv"]]
+    cli("decrypt", str(tmp_path / "sealed"), str(tmp_path / "back"), *args, "--cmac", shown["cmac"])
+    assert (tmp_path / "back").read_bytes() == plain.read_bytes()
+
+    key_file = tmp_path / "sealed.key.json"
+    cli("encrypt", str(plain), str(tmp_path / "sealed2"), "--key-file", str(key_file))
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    cli("decrypt", str(tmp_path / "sealed2"), str(tmp_path / "back2"), "--key-file", str(key_file))
+    assert (tmp_path / "back2").read_bytes() == plain.read_bytes()
+
+    wrong = ["--schema", "aes-gcm-128", "--key", "00" * 16, "--iv", shown["iv"]]
+    cli("decrypt", str(tmp_path / "sealed"), str(tmp_path / "nothing"), *wrong, code=8)
+    assert "authentication failed" in cli.err and not (tmp_path / "nothing").exists()
+    tampered = bytearray(sealed)
+    tampered[100] ^= 1
+    (tmp_path / "tampered").write_bytes(bytes(tampered))
+    cli("decrypt", str(tmp_path / "tampered"), str(tmp_path / "nothing"), *args, code=8)
+    assert not (tmp_path / "nothing").exists()
+    cli("decrypt", str(tmp_path / "absent"), str(tmp_path / "nothing"), *args, code=1)
+    assert "absent" in cli.err
+
+
+def test_prepare_image(tmp_path, capsys, mnist_embedded):
+    cli = Cli(capsys, tmp_path / "home", "http://127.0.0.1:9")
+    out = tmp_path / "x.npy"
+    manifest = str(mnist_embedded.manifest_path)
+    shown = cli.json(
+        "prepare-image", str(SAMPLES / "digit_7_a.png"), str(out), "--model-manifest", manifest
+    )
+    assert shown["input"] == "input_img" and shown["shape"] == [1, 1, 28, 28]
+    tensor = np.load(out)
+    assert tensor.dtype == np.float32 and tensor.min() >= 0.0 and tensor.max() == 1.0
+    cli(
+        "prepare-image",
+        str(SAMPLES / "digit_7_a.png"),
+        str(out),
+        "--model-manifest",
+        manifest,
+        "--range=-1,1",
+    )
+    assert np.load(out).min() == -1.0
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    cli("prepare-image", str(tmp_path / "junk.png"), str(out), "--model-manifest", manifest, code=1)
+    assert "cannot read the image" in cli.err
+
+
+def test_login_failures_and_a_service_that_is_down(module_service, tmp_path, capsys):
+    cli = Cli(capsys, tmp_path / "home", module_service)
+    (tmp_path / "bad.txt").write_text("wrong-password")
+    cli("login", "admin", "--password-file", str(tmp_path / "bad.txt"), code=4)
+    assert "401" in cli.err and not (tmp_path / "home" / "session.json").exists()
+    cli("function", "list", code=4)
+    assert "not logged in" in cli.err
+    down = Cli(capsys, tmp_path / "home", f"http://127.0.0.1:{free_port()}")
+    err = down.json("login", "admin", "--password-file", str(tmp_path / "bad.txt"), code=3)
+    assert err["exit_code"] == 3 and "cannot reach the service" in err["message"]
+
+
+def test_the_session_is_private_and_logout_revokes_it(users):
+    session = users["do"].home / "session.json"
+    assert session.stat().st_mode & 0o777 == 0o600
+    saved = json.loads(session.read_text())
+    assert saved["token"] and set(saved["key_ids"]) == {"sealing", "signing"}
+    assert users["do"]("logout").strip() == "logged out" and not session.exists()
+    session.write_text(json.dumps(saved))  # the revoked token, restored by hand
+    users["do"]("function", "list", code=4)
+
+
+def test_a_data_owner_may_not_register_functions(users, mnist_embedded):
+    users["do"]("function", "register", str(mnist_embedded.wasm), code=5)
+    assert "403" in users["do"].err
+
+
+def test_every_task_command_with_separate_weights(users, mnist_build, tmp_path):
+    """The step-by-step flow: the model owner's weights and the data owner's image, each
+    encrypted by its owner, both approving; then status, result and fetch."""
+    fo, do = users["fo"], users["do"]
+    function = fo.json("function", "register", str(mnist_build.wasm), "--allow", do.id)
+    assert function["public"] is False and function["allowlist"] == [do.id]
+    listed = do.json("function", "list")
+    assert function["id"] in [f["id"] for f in listed]
+    shown = do.json("function", "show", function["id"], "--manifest")
+    assert shown["manifest"]["inputs"][0]["shape"] == [1, 1, 28, 28]
+
+    weights = fo("data", "register-input", str(mnist_build.weights), "--schema", "aes-gcm-256")
+    tensor = tmp_path / "x.npy"
+    do(
+        "prepare-image",
+        str(SAMPLES / "digit_5_a.png"),
+        str(tensor),
+        "--model-manifest",
+        str(mnist_build.manifest_path),
+    )
+    image = do("data", "register-input", str(tensor)).strip()
+    scores = do.json("data", "register-output")
+    assert scores["kind"] == "output" and scores["cmac"] is None
+    task = do("task", "create", function["id"], "--input-owner", f"weights={fo.id}").strip()
+    assert (
+        do(
+            "task",
+            "assign",
+            task,
+            "--input",
+            f"input_img={image}",
+            "--output",
+            f"scores={scores['id']}",
+        ).strip()
+        == "Created"
+    )
+    assert (
+        fo("task", "assign", task, "--input", f"weights={weights.strip()}").strip()
+        == "DataAssigned"
+    )
+    do("task", "invoke", task, code=6)  # not approved yet: the service says which state
+    assert "DataAssigned" in do.err
+    do("task", "approve", task)
+    assert fo("task", "approve", task).strip() == "Approved"
+    assert do("task", "invoke", task).strip() == "Staged"
+    assert do("task", "status", task, "--wait").strip() == "Finished (ok)"
+    result = do.json("task", "result", task, "--out-dir", str(tmp_path / "out"))
+    assert result["return_value"] == 5 and result["receipt_verified"] is True
+    scores_npy = np.load(tmp_path / "out" / f"{task}.scores.npy")
+    assert int(scores_npy.argmax()) == 5
+    assert np.allclose(result["outputs"]["scores"]["npy"], scores_npy)
+    do("data", "fetch", scores["id"], str(tmp_path / "scores.npy"))
+    assert np.array_equal(np.load(tmp_path / "scores.npy"), scores_npy)
+    assert fo.json("task", "result", task)["outputs_without_key"] == ["scores"]
+
+    other = do("task", "create", function["id"], "--input-owner", f"weights={fo.id}").strip()
+    assert do("task", "cancel", other).strip() == "Canceled"
+    do("task", "invoke", other, code=6)
+
+
+def test_a_failed_task_exits_7(users, tmp_path):
+    fo, do = users["fo"], users["do"]
+    (tmp_path / "trap.wasm").write_bytes(guest("(unreachable)"))
+    (tmp_path / "trap.json").write_text(json.dumps({"name": "trap"}))
+    (tmp_path / "spec.json").write_text(json.dumps({"inputs": [], "outputs": [], "arguments": []}))
+    fid = fo.json(
+        "function",
+        "register",
+        str(tmp_path / "trap.wasm"),
+        "--public",
+        "--spec",
+        str(tmp_path / "spec.json"),
+    )["id"]
+    task = do("task", "create", fid).strip()
+    do("task", "assign", task)
+    do("task", "invoke", task)
+    do("task", "status", task, "--wait")
+    failed = do.json("task", "result", task, code=7)
+    assert failed["error"] == "TaskFailed" and "trap" in failed["message"]
+
+
+def test_infer_prints_the_digit(users, mnist_embedded, module_service):
+    """What the issue asks of a running service: `teaclave-client infer --function mnist
+    some_digit.png` prints the digit (the installed command, in its own process)."""
+    users["fo"]("function", "register", str(mnist_embedded.wasm), "--public")
+    do = users["do"]
+    command = [
+        sys.executable,
+        "-m",
+        "teaclave_client.cli",
+        "--home",
+        str(do.home),
+        "--url",
+        module_service,
+    ]
+    done = subprocess.run(
+        [*command, "infer", "--function", "mnist", str(SAMPLES / "digit_7_a.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("digit_7_a.png: 7  (receipt verified")
+    images = [SAMPLES / n for n in ("digit_0_b.png", "digit_8_a.png")]
+    rows = do.json("infer", "--function", "mnist", *map(str, images))
+    assert [r["return_value"] for r in rows] == [0, 8] and all(r["receipt_verified"] for r in rows)
+    do("infer", "--function", "no-such-function", str(images[0]), code=5)
