@@ -64,7 +64,7 @@ def _frame(shape: Sequence[int]) -> tuple[int, int, int, bool]:
     raise ImageError(f"shape {dims} is not one image (1xCxHxW or 1xHxWxC with C = 1 or 3)")
 
 
-def _open(image: Path | bytes | Image.Image) -> Image.Image:
+def _open(image: str | Path | bytes | Image.Image) -> Image.Image:
     if isinstance(image, Image.Image):
         img = image
     else:
@@ -128,7 +128,7 @@ def _fit_digit(digit: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def prepare_image(
-    image: Path | bytes | Image.Image,
+    image: str | Path | bytes | Image.Image,
     shape: Sequence[int],
     dtype: str = "float32",
     pixel_range: Sequence[float] = (0.0, 1.0),
@@ -161,7 +161,7 @@ def prepare_image(
 
 def prepare_for(
     manifest: dict[str, Any],
-    image: Path | bytes,
+    image: str | Path | bytes,
     input_id: str | None = None,
     invert: bool | None = None,
 ) -> tuple[str, np.ndarray]:
