@@ -142,9 +142,23 @@ def test_the_session_is_private_and_logout_revokes_it(users):
     session = users["do"].home / "session.json"
     assert session.stat().st_mode & 0o777 == 0o600
     saved = json.loads(session.read_text())
-    assert saved["token"] and set(saved["key_ids"]) == {"sealing", "signing"}
+    assert (
+        saved["user"]["id"] == users["do"].id
+        and saved["token"]
+        and set(saved["key_ids"]) == {"sealing", "signing"}
+    )
+    password = str(users["do"].home.parent / "do.txt")
+    users["do"].home.joinpath("session.json").write_text(
+        json.dumps({**saved, "key_ids": {**saved["key_ids"], "signing": "0" * 16}})
+    )
+    users["do"]("data", "register-output", code=8)  # wrapping to keys that are not the pinned
+    assert "pinned" in users["do"].err
+    users["do"]("login", saved["user"]["username"], "--password-file", password, code=8)
+    users["do"]("login", saved["user"]["username"], "--password-file", password, "--trust-new-keys")
+    last = json.loads(session.read_text())
+    assert last["key_ids"] == saved["key_ids"]
     assert users["do"]("logout").strip() == "logged out" and not session.exists()
-    session.write_text(json.dumps(saved))  # the revoked token, restored by hand
+    session.write_text(json.dumps(last))  # the revoked token, restored by hand
     users["do"]("function", "list", code=4)
 
 
@@ -260,3 +274,14 @@ def test_infer_prints_the_digit(users, mnist_embedded, module_service):
     rows = do.json("infer", "--function", "mnist", *map(str, images))
     assert [r["return_value"] for r in rows] == [0, 8] and all(r["receipt_verified"] for r in rows)
     do("infer", "--function", "no-such-function", str(images[0]), code=5)
+
+
+def test_the_client_imports_no_server_side_package():
+    """What a data owner installs stays light: no TVM, wasmtime, onnx or service code."""
+    code = (
+        "import sys, teaclave_client, teaclave_client.cli, teaclave_client.mnist_demo\n"
+        "heavy = {'tvm', 'tvm_ffi', 'wasmtime', 'onnx', 'teaclave_infer', 'fastapi', 'sqlalchemy'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -27,6 +27,7 @@ from teaclave_client.errors import (
     ServiceUnavailable,
     TaskFailed,
     TaskTimeout,
+    TeaclaveClientError,
 )
 from teaclave_client.images import npy_bytes, prepare_for
 from teaclave_client.sdk import DirectoryKeyStore, MemoryKeyStore
@@ -243,3 +244,16 @@ def test_key_stores(tmp_path):
     assert (tmp_path / "keys" / "ab12.json").stat().st_mode & 0o777 == 0o600
     with pytest.raises(ValueError):
         disk.get("../session")
+
+
+def test_a_saved_session_is_private_and_resumes(people, tmp_path):
+    assert people.data.user is not None
+    path = tmp_path / "home" / "session.json"
+    people.data.save_session(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    with Client.from_session(path) as resumed:
+        assert resumed.me().id == people.data.user.id
+        assert resumed.pinned_keys == people.data.key_ids()
+    with Client(people.url) as anonymous, pytest.raises(TeaclaveClientError, match="not logged"):
+        anonymous.save_session(tmp_path / "nothing.json")
+    assert not (tmp_path / "nothing.json").exists()

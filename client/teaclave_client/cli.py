@@ -199,17 +199,11 @@ def _password(args: argparse.Namespace) -> str:
 
 def cmd_login(args: argparse.Namespace) -> Output:
     with _client(args, login_required=False) as client:
-        client.pinned_keys = {}  # trust on first use: a new login records the keys again
+        if args.trust_new_keys:
+            client.pinned_keys = {}
         user = client.login(args.username, _password(args))
-        key_ids = client.key_ids()
-        session = {
-            "url": client.url,
-            "token": client.token,
-            "user": _plain(user),
-            "key_ids": key_ids,
-        }
-        write_private(_home(args) / "session.json", json.dumps(session).encode())
-    body = {"url": client.url, "user": _plain(user), "key_ids": key_ids}
+        client.save_session(_home(args) / "session.json")
+        body = {"url": client.url, "user": _plain(user), "key_ids": client.key_ids()}
     return body, f"logged in to {client.url} as {user.username} ({user.role})"
 
 
@@ -522,6 +516,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add(sub, "login", cmd_login, "log in and keep the token (0600)")
     p.add_argument("username")
+    p.add_argument(
+        "--trust-new-keys",
+        action="store_true",
+        help="accept platform keys that differ from those of the last login to this URL",
+    )
     p.add_argument("--password-file", type=Path)
     p.add_argument("--password-stdin", action="store_true")
     add(sub, "logout", cmd_logout, "revoke the token and forget it")

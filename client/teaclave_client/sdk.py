@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -156,6 +156,14 @@ class TaskResult:
     outputs: dict[str, bytes]
     receipt: dict[str, Any]
     missing_keys: list[str] = field(default_factory=list)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -320,6 +328,23 @@ class Client:
         self.user = _parse(User, body["user"])
         return self.user
 
+    def save_session(self, path: Path) -> None:
+        """Stores the service's URL, the token, the user and the platform's key ids in a 0600
+        file, for `from_session`: only when asked, since the token is a credential."""
+        if not self.token:
+            raise TeaclaveClientError("not logged in: no session to save")
+        user = self.user or self.me()
+        body = {"url": self.url, "token": self.token, "user": user, "key_ids": self.key_ids()}
+        write_private(path, json.dumps(body, default=_jsonable).encode())
+
+    @classmethod
+    def from_session(cls, path: Path, **kw: Any) -> Client:
+        """A client resuming a saved session; it refuses the platform if its keys changed."""
+        body = json.loads(path.read_text())
+        client = cls(body["url"], body["token"], pinned_keys=body.get("key_ids"), **kw)
+        client.user = _parse(User, body["user"]) if body.get("user") else None
+        return client
+
     def logout(self) -> None:
         """Revokes the token on the platform."""
         self._request("POST", "/v1/auth/logout")
@@ -370,8 +395,9 @@ class Client:
         """(FunctionOwner) Uploads a built function: its .wasm and NAME.json. `spec` may add
         `arguments`, `inputs`, `outputs` (see the service's FunctionSpec)."""
         payload = wasm.read_bytes() if isinstance(wasm, Path) else wasm
-        manifest_body = manifest.read_bytes() if isinstance(manifest, Path) else None
-        manifest_dict = json.loads(manifest_body) if manifest_body else dict(manifest)  # type: ignore[arg-type]
+        manifest_dict = (
+            json.loads(manifest.read_text()) if isinstance(manifest, Path) else dict(manifest)
+        )
         body = {
             "name": name or manifest_dict.get("name") or "function",
             "public": public,
