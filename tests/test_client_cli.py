@@ -280,7 +280,8 @@ def test_the_client_imports_no_server_side_package():
     """What a data owner installs stays light: no TVM, wasmtime, onnx or service code."""
     code = (
         "import sys, teaclave_client, teaclave_client.cli, teaclave_client.mnist_demo\n"
-        "heavy = {'tvm', 'tvm_ffi', 'wasmtime', 'onnx', 'teaclave_infer', 'fastapi', 'sqlalchemy'}\n"
+        "heavy = {'tvm', 'tvm_ffi', 'wasmtime', 'onnx', 'teaclave_infer', 'fastapi',"
+        " 'sqlalchemy'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -223,17 +223,17 @@ def cmd_user_create(args: argparse.Namespace) -> Output:
 def cmd_function_register(args: argparse.Namespace) -> Output:
     manifest = args.manifest or args.wasm.with_suffix(".json")
     spec = json.loads(args.spec.read_text()) if args.spec else {}
-    with _client(args) as client:
-        function = client.register_function(
-            args.wasm,
-            manifest,
-            args.name,
-            public=args.public,
-            description=args.description,
-            allowlist=args.allow,
-            quota=args.quota,
-            **spec,
-        )
+    if not isinstance(spec, dict):
+        raise TeaclaveClientError(f"{args.spec}: the spec is not a JSON object")
+    options = {
+        "name": args.name,
+        "public": args.public,
+        "description": args.description,
+        "allowlist": args.allow,
+        "quota": args.quota,
+    }
+    with _client(args) as client:  # the spec file's fields win over the flags' defaults
+        function = client.register_function(args.wasm, manifest, **(options | spec))
     return _plain(function), f"{function.id}  {function.name}  sha256 {function.sha256}"
 
 
