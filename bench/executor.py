@@ -6,16 +6,21 @@
 Prints the cold compile time (validate + compile + write the cache entry), the cached load time
 (a fresh cache reading that entry), instantiate + argv time, and the end-to-end latency of one
 invocation (p50/p99: `run()` with the module cached in memory) next to the entrypoint call alone
-(the kernels plus reading the input through the file context), as a ratio.
+(the kernels plus reading the input through the file context), as a ratio. Then throughput:
+invocations per second with 1 thread and with one thread per core calling `run()` on a shared
+cache (wasm runs without the GIL, so it should scale with cores), for --seconds each.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +38,29 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.3f} ms"
 
 
+def throughput(call: Callable[[], object], threads: int, seconds: float) -> float:
+    """Invocations per second with `threads` threads calling `call` back to back."""
+    done = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def loop(i: int) -> None:
+        while time.perf_counter() < stop:
+            call()
+            done[i] += 1
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(done) / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per throughput measurement")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -61,6 +86,13 @@ def main() -> None:
             assert result.ok, result.message
             instantiate.append(result.timings["instantiate"])
             entry.append(result.timings["run"])
+        cores = os.cpu_count() or 1
+        per_s = {
+            n: throughput(
+                lambda: run(wasm, {"input_img": "img"}, files, cache=cache), n, args.seconds
+            )
+            for n in sorted({1, cores})
+        }
 
     p50, p99 = np.percentile(total, 50), np.percentile(total, 99)
     bare = statistics.median(entry)
@@ -71,6 +103,11 @@ def main() -> None:
     print(f"entrypoint alone: kernels + input I/O (p50)     {ms(bare)}")
     print(f"end-to-end invocation p50                       {ms(p50)}  ({p50 / bare:.2f}x)")
     print(f"end-to-end invocation p99                       {ms(p99)}  ({p99 / bare:.2f}x)")
+    for n, rate in per_s.items():
+        print(
+            f"throughput, {n} thread(s)                        {rate:8.1f} /s  "
+            f"({rate / per_s[1]:.2f}x of 1 thread)"
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .abi import PROFILES
-from .errors import TeaclaveInferError
+from .errors import BuildError, TeaclaveInferError
 
 __all__ = ["main"]
 
@@ -78,6 +78,27 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep intermediates (plan.json, kernels.o, model.c) in OUT/NAME.build",
     )
+    parser.add_argument(
+        "--schedule",
+        choices=["default", "none"],
+        default="default",
+        help="kernel loop nests: the default rules and tuning records, or TIR as lowered",
+    )
+    parser.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="TRIALS",
+        help="tune each kernel without a record in --tuning-db (MetaSchedule, about TRIALS "
+        "candidates a kernel, each timed as wasm in wasmtime), then build with the records",
+    )
+    parser.add_argument(
+        "--tuning-db",
+        type=Path,
+        metavar="DIR",
+        help="a tuning database to use (and, with --tune, to add to); the records shipped "
+        "with teaclave-infer are always used too",
+    )
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -92,7 +113,12 @@ def run_build(args: argparse.Namespace) -> int:
         output_names=args.output_names,
         keep=args.keep,
         pixel_range=args.pixel_range,
+        schedule=args.schedule,
+        tune_trials=args.tune,
+        tuning_db=args.tuning_db,
     )
+    if args.tune and args.tuning_db is None:
+        raise BuildError("--tune needs --tuning-db DIR: where to keep the records")
     result = build(args.model, args.out, options, progress=lambda line: print(f"  {line}"))
     memory = result.manifest["memory"]
     print(

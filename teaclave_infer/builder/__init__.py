@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import onnx
+import tvm
 
 from ..abi import PROFILES, WEIGHTS_ID, Profile, safe_id
 from ..errors import BuildError, UnsupportedModelError
@@ -28,9 +29,15 @@ from .importer import graph_inputs, input_shapes, load_onnx, to_relax
 from .link import BLOB_FILE, IoIds, LinkInputs, link, model_source
 from .lower import lower
 from .manifest import make_manifest
-from .plan import Plan, read_plan
+from .plan import Plan, kernel_functions, read_plan
+from .schedule import schedule_kernels
+from .tune import TunedKernel, lookup, tune
 
-__all__ = ["BuildOptions", "BuildResult", "build"]
+__all__ = ["SHIPPED_TUNING", "BuildOptions", "BuildResult", "build"]
+
+# Tuning records made with `--tune` for the shipped models (see functions/mnist/README.md's
+# command); any model whose kernels have the same computation reuses them.
+SHIPPED_TUNING = Path(__file__).resolve().parent / "tuning"
 
 T = TypeVar("T")
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -46,6 +53,9 @@ class BuildOptions:
     output_names: Sequence[str] | None = None
     keep: bool = False  # keep intermediates in OUT/NAME.build/
     pixel_range: tuple[float, float] | None = None  # image inputs' pixel values, for clients
+    schedule: str = "default"  # "default": tuning records, else schedule.py's rules; "none"
+    tune_trials: int = 0  # > 0: tune kernels without a record in tuning_db first
+    tuning_db: Path | None = None  # records to use (and add to); SHIPPED_TUNING is always read
 
 
 @dataclass(frozen=True)
@@ -90,9 +100,13 @@ def build(
     layout = stage("memory", plan_arena, plan)  # liveness-based offsets in one arena
     _check_fits(plan, layout, profile, io)
     blob, model_id = stage("pack", pack_blob, plan, layout)  # plan + constants, the weights
-    kernels = stage("kernels", compile_kernels, mod, plan, profile)  # TIR -> wasm32 object
+    kernels = kernel_functions(mod, plan)
+    if options.tune_trials:
+        stage("tune", _tune, kernels, profile, options, progress)  # records into tuning_db
+    kernels = stage("schedule", _schedule, kernels, profile, options)  # tuned or default
+    objects = stage("kernels", compile_kernels, kernels, profile)  # TIR -> wasm32 object
     link_in = LinkInputs(plan, io, model_id, blob if options.weights == "embedded" else None)
-    wasm = stage("link", _link, link_in, kernels, profile, keep_dir)  # runtime + kernels -> wasm
+    wasm = stage("link", _link, link_in, objects, profile, keep_dir)  # runtime + kernels -> wasm
     artifacts = {f"{name}.wasm": wasm}
     if options.weights == "separate":
         artifacts[f"{name}.weights"] = blob
@@ -105,6 +119,10 @@ def build(
 def _check_options(model_path: Path, options: BuildOptions) -> tuple[Profile, str]:
     if options.profile not in PROFILES:
         raise BuildError(f"unknown profile {options.profile!r}: choose one of {sorted(PROFILES)}")
+    if options.schedule not in ("default", "none"):
+        raise BuildError(f"unknown schedule {options.schedule!r}: default or none")
+    if options.tune_trials < 0 or (options.tune_trials and options.schedule == "none"):
+        raise BuildError("tune_trials must be >= 0, and tuning needs schedule='default'")
     if options.weights not in ("embedded", "separate"):
         raise BuildError(f"unknown weights mode {options.weights!r}: embedded or separate")
     name = options.name or model_path.stem
@@ -147,6 +165,28 @@ def _check_fits(plan: Plan, layout: ArenaLayout, profile: Profile, io: IoIds) ->
             f"profile {profile.name}: weights + arena need {need / 2**20:.1f} MiB, "
             f"more than its {profile.heap_limit >> 20} MiB heap"
         )
+
+
+def _tune(
+    kernels: tvm.IRModule,
+    profile: Profile,
+    options: BuildOptions,
+    progress: Callable[[str], None] | None,
+) -> None:
+    if options.tuning_db is None:
+        raise BuildError("tuning needs a database directory (tuning_db) for its records")
+    tune(kernels, profile, options.tune_trials, options.tuning_db, progress)
+
+
+def _schedule(kernels: tvm.IRModule, profile: Profile, options: BuildOptions) -> tvm.IRModule:
+    """Each kernel with its fastest recorded schedule, else the default rules' schedule."""
+    if options.schedule == "none":
+        return kernels
+    tuned: dict[str, TunedKernel] = {}
+    for database in (SHIPPED_TUNING, options.tuning_db):  # the user's records win
+        if database is not None:
+            tuned |= lookup(kernels, profile, database)
+    return schedule_kernels(kernels, {symbol: t.func for symbol, t in tuned.items()})
 
 
 def _link(inputs: LinkInputs, kernels: bytes, profile: Profile, keep_dir: Path | None) -> bytes:

@@ -15,7 +15,6 @@ from tvm import tirx
 
 from ..abi import Profile
 from ..errors import ToolchainError
-from .plan import Plan, kernel_functions
 
 __all__ = ["compile_kernels", "wasm_target"]
 
@@ -32,9 +31,8 @@ def wasm_target(profile: Profile) -> tvm.target.Target:
     )
 
 
-def compile_kernels(mod: tvm.IRModule, plan: Plan, profile: Profile) -> bytes:
-    """Returns the wasm32 object file holding every kernel the plan calls."""
-    kernels = kernel_functions(mod, plan)
+def compile_kernels(kernels: tvm.IRModule, profile: Profile) -> bytes:
+    """Returns the wasm32 object file holding the kernels (PrimFuncs with a global_symbol)."""
     try:
         built = tirx.build(kernels, target=wasm_target(profile))
         with tempfile.TemporaryDirectory(prefix="ti-kernels-") as tmp:

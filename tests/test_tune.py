@@ -1,0 +1,105 @@
+"""The kernel timing harness and MetaSchedule tuning with wasmtime as the runner, on MNIST's
+kernels: a short search writes records that a later lowering of the same model finds again, and
+the tuned kernels compute what the untuned ones do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tvm
+import tvm_ffi
+from tvm import te, tirx
+
+from teaclave_infer.abi import PROFILES
+from teaclave_infer.builder.importer import input_shapes, load_onnx, to_relax
+from teaclave_infer.builder.kernel_bench import run_kernel, time_kernel
+from teaclave_infer.builder.lower import lower
+from teaclave_infer.builder.plan import kernel_functions, read_plan
+from teaclave_infer.builder.tune import TunedKernel, apply_database, lookup, tune
+from teaclave_infer.errors import BuildError
+
+MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.onnx"
+FAST = PROFILES["fast"]
+# The smallest convolution and the dense layer: enough to search, quick to build.
+TUNED = ("fused_conv2d_add_relu", "fused_matmul_add3")
+
+
+def mnist_kernels() -> tvm.IRModule:
+    model = load_onnx(MNIST)
+    mod = lower(to_relax(model, input_shapes(model, {})))
+    return kernel_functions(mod, read_plan(mod))
+
+
+@pytest.fixture(scope="module")
+def kernels() -> tvm.IRModule:
+    return mnist_kernels()
+
+
+@pytest.fixture(scope="module")
+def tuned(kernels, tmp_path_factory) -> tuple[Path, dict[str, TunedKernel], list[str]]:
+    """A database from an 8-trial search over TUNED, what tune returned, and its progress."""
+    database = tmp_path_factory.mktemp("tuning")
+    lines: list[str] = []
+    subset = tvm.IRModule({name: kernels[name] for name in TUNED})
+    return database, tune(subset, FAST, 8, database, lines.append, seed=0), lines
+
+
+def test_time_kernel_gives_seconds_per_call(kernels):
+    seconds = time_kernel(kernels["fused_conv2d_add_relu"], FAST)
+    assert 0 < seconds < 1
+
+
+def test_harness_computes_the_kernel(kernels):
+    x, weight, bias, out = run_kernel(kernels["fused_matmul_add3"], FAST)
+    assert out.shape == (1, 10)
+    np.testing.assert_allclose(out, x @ weight + bias, rtol=1e-5, atol=1e-5)
+
+
+def test_dynamic_shapes_are_refused():
+    n = tirx.Var("n", "int64")
+    a = te.placeholder((n,), "float32", name="A")
+    b = te.compute((n,), lambda i: a[i] + 1.0, name="B")
+    with pytest.raises(BuildError, match="dynamic shape"):
+        time_kernel(te.create_prim_func([a, b]), FAST)
+
+
+def test_tune_writes_a_database_per_profile(tuned):
+    database, result, lines = tuned
+    assert set(result) == set(TUNED)
+    assert all(t.seconds > 0 for t in result.values())
+    assert (database / "fast" / "records.json").stat().st_size > 0
+    assert any(TUNED[0] in line for line in lines)
+    assert apply_database(mnist_kernels(), PROFILES["teaclave"], database) == {}
+
+
+def test_a_later_build_finds_the_records(tuned):
+    database, result, _ = tuned
+    later = mnist_kernels()  # lowered again, as the next build does
+    found = lookup(later, FAST, database)
+    assert set(found) == set(TUNED)  # and no record for the kernels not tuned
+    for name in TUNED:
+        assert found[name].seconds == result[name].seconds
+        assert found[name].func.attrs["global_symbol"] == name
+        assert not tvm_ffi.structural_equal(found[name].func, later[name])
+
+
+def test_tuned_kernels_compute_the_same(tuned, kernels):
+    database, _, _ = tuned
+    for name, func in apply_database(kernels, FAST, database).items():
+        untuned, scheduled = run_kernel(kernels[name], FAST), run_kernel(func, FAST)
+        np.testing.assert_allclose(scheduled[-1], untuned[-1], rtol=1e-5, atol=1e-5)
+
+
+def test_tune_skips_kernels_with_records(tuned, kernels):
+    database, result, _ = tuned
+    lines: list[str] = []
+    again = tune(tvm.IRModule({n: kernels[n] for n in TUNED}), FAST, 8, database, lines.append)
+    assert lines == []
+    assert {n: t.seconds for n, t in again.items()} == {n: t.seconds for n, t in result.items()}
+
+
+def test_trials_must_be_positive(kernels, tmp_path):
+    with pytest.raises(BuildError, match="trials"):
+        tune(kernels, FAST, 0, tmp_path)
