@@ -17,7 +17,7 @@ from teaclave_infer.builder.importer import input_shapes, load_onnx, to_relax
 from teaclave_infer.builder.kernel_bench import run_kernel, time_kernel
 from teaclave_infer.builder.lower import lower
 from teaclave_infer.builder.plan import kernel_functions, read_plan
-from teaclave_infer.builder.tune import TunedKernel, apply_database, lookup, tune
+from teaclave_infer.builder.tune import KEEP_RECORDS, TunedKernel, apply_database, lookup, tune
 from teaclave_infer.errors import BuildError
 
 MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.onnx"
@@ -69,7 +69,8 @@ def test_tune_writes_a_database_per_profile(tuned):
     database, result, lines = tuned
     assert set(result) == set(TUNED)
     assert all(t.seconds > 0 for t in result.values())
-    assert (database / "fast" / "records.json").stat().st_size > 0
+    records = (database / "fast" / "records.json").read_text().splitlines()
+    assert 0 < len(records) <= KEEP_RECORDS * len(TUNED)  # compacted after the search
     assert any(TUNED[0] in line for line in lines)
     assert apply_database(mnist_kernels(), PROFILES["teaclave"], database) == {}
 
@@ -103,3 +104,13 @@ def test_tune_skips_kernels_with_records(tuned, kernels):
 def test_trials_must_be_positive(kernels, tmp_path):
     with pytest.raises(BuildError, match="trials"):
         tune(kernels, FAST, 0, tmp_path)
+
+
+def test_the_default_schedule_is_one_of_the_candidates(tuned):
+    """The rules' schedule is timed in the same harness and recorded: what a build gets is never
+    slower than it."""
+    _, result, lines = tuned
+    for name in TUNED:
+        (line,) = [line for line in lines if name in line and "default schedule" in line]
+        default_us = float(line.split("default schedule")[1].split()[0])
+        assert result[name].seconds * 1e6 <= default_us + 0.051

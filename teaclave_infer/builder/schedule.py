@@ -48,12 +48,21 @@ def schedule_kernels(
 
 def default_schedule(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """The kernel scheduled by the rules, or unchanged when they do not apply."""
-    sch = s_tir.Schedule(tvm.IRModule({"main": func}))
-    try:
-        _schedule(sch)
-    except s_tir.schedule.ScheduleError:  # a rule did not fit this kernel: keep it unscheduled
+    sch = traced_default(tvm.IRModule({"main": func}))
+    if sch is None:
         return func
     return sch.mod["main"].with_attr("global_symbol", func.attrs["global_symbol"])
+
+
+def traced_default(mod: tvm.IRModule) -> s_tir.Schedule | None:
+    """The rules applied to `mod["main"]`, with their trace (the tuner records it next to its
+    own candidates), or None when a rule did not fit the kernel."""
+    sch = s_tir.Schedule(mod)
+    try:
+        _schedule(sch)
+    except s_tir.schedule.ScheduleError:
+        return None
+    return sch
 
 
 def _schedule(sch: s_tir.Schedule) -> None:
