@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .abi import PROFILES
-from .errors import BuildError, TeaclaveInferError
+from .errors import TeaclaveInferError
 
 __all__ = ["main"]
 
@@ -117,8 +117,6 @@ def run_build(args: argparse.Namespace) -> int:
         tune_trials=args.tune,
         tuning_db=args.tuning_db,
     )
-    if args.tune and args.tuning_db is None:
-        raise BuildError("--tune needs --tuning-db DIR: where to keep the records")
     result = build(args.model, args.out, options, progress=lambda line: print(f"  {line}"))
     memory = result.manifest["memory"]
     print(

@@ -114,3 +114,11 @@ def test_the_default_schedule_is_one_of_the_candidates(tuned):
         (line,) = [line for line in lines if name in line and "default schedule" in line]
         default_us = float(line.split("default schedule")[1].split()[0])
         assert result[name].seconds * 1e6 <= default_us + 0.051
+
+
+def test_a_build_that_tunes_needs_a_database(tmp_path):
+    from teaclave_infer.builder import BuildOptions, build
+
+    with pytest.raises(BuildError, match="tuning-db"):
+        build(MNIST, tmp_path / "out", BuildOptions(tune_trials=4))
+    assert not (tmp_path / "out").exists()

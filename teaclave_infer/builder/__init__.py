@@ -35,8 +35,8 @@ from .tune import TunedKernel, lookup, tune
 
 __all__ = ["SHIPPED_TUNING", "BuildOptions", "BuildResult", "build"]
 
-# Tuning records made with `--tune` for the shipped models (see functions/mnist/README.md's
-# command); any model whose kernels have the same computation reuses them.
+# Tuning records made with `--tune` for the shipped MNIST model (the command is in the README);
+# any model whose kernels have the same computation reuses them.
 SHIPPED_TUNING = Path(__file__).resolve().parent / "tuning"
 
 T = TypeVar("T")
@@ -102,7 +102,7 @@ def build(
     blob, model_id = stage("pack", pack_blob, plan, layout)  # plan + constants, the weights
     kernels = kernel_functions(mod, plan)
     if options.tune_trials:
-        stage("tune", _tune, kernels, profile, options, progress)  # records into tuning_db
+        stage("tune", tune, kernels, profile, options.tune_trials, options.tuning_db, progress)
     kernels = stage("schedule", _schedule, kernels, profile, options)  # tuned or default
     objects = stage("kernels", compile_kernels, kernels, profile)  # TIR -> wasm32 object
     link_in = LinkInputs(plan, io, model_id, blob if options.weights == "embedded" else None)
@@ -123,6 +123,8 @@ def _check_options(model_path: Path, options: BuildOptions) -> tuple[Profile, st
         raise BuildError(f"unknown schedule {options.schedule!r}: default or none")
     if options.tune_trials < 0 or (options.tune_trials and options.schedule == "none"):
         raise BuildError("tune_trials must be >= 0, and tuning needs schedule='default'")
+    if options.tune_trials and options.tuning_db is None:
+        raise BuildError("tuning needs a database directory (--tuning-db) for its records")
     if options.weights not in ("embedded", "separate"):
         raise BuildError(f"unknown weights mode {options.weights!r}: embedded or separate")
     name = options.name or model_path.stem
@@ -165,17 +167,6 @@ def _check_fits(plan: Plan, layout: ArenaLayout, profile: Profile, io: IoIds) ->
             f"profile {profile.name}: weights + arena need {need / 2**20:.1f} MiB, "
             f"more than its {profile.heap_limit >> 20} MiB heap"
         )
-
-
-def _tune(
-    kernels: tvm.IRModule,
-    profile: Profile,
-    options: BuildOptions,
-    progress: Callable[[str], None] | None,
-) -> None:
-    if options.tuning_db is None:
-        raise BuildError("tuning needs a database directory (tuning_db) for its records")
-    tune(kernels, profile, options.tune_trials, options.tuning_db, progress)
 
 
 def _schedule(kernels: tvm.IRModule, profile: Profile, options: BuildOptions) -> tvm.IRModule:

@@ -3,17 +3,17 @@
 Unscheduled TIR runs each reduction as one scalar loop nest per output element. The rules here
 restructure every kernel for WebAssembly as compiled by wasmtime's Cranelift:
 
-- Reductions (conv2d, dense, matmul, pooling, ...): the output is cut into tiles small enough to
-  stay in L1 (a block of output channels x rows for a conv; a few rows x all columns for a dense);
-  the reduction loops go *outside* the tile and the tile's innermost axis is vectorized, so each
-  step is a vector multiply-add of a contiguous row into the resident output. Cranelift has 16
-  SIMD registers: blocking accumulators in registers spills, accumulating in L1 does not.
-- The reduction's epilogue (bias, activation, ...) runs on each tile just after it is complete;
-  elementwise chains are inlined into one loop.
-- Elementwise and injective kernels (padding, reshape, add, ...): loops fused and vectorized.
-- Vectors are 4 lanes of 32 bits; a vectorized extent that is not a multiple of 4 would become
-  per-lane code, so such axes are left to LLVM. Nothing is `parallel`: there are no threads in the
-  sandbox.
+- Reductions (conv2d, dense, matmul) whose output row divides by 4: a block of at most 8 vectors
+  of the output is accumulated in registers over the whole reduction (Cranelift has 16 SIMD
+  registers; the rest hold operands), its shape chosen for the fewest loads per multiply-add;
+  the epilogue (bias, activation) runs on the block straight from the registers.
+- Reductions whose row does not divide by 4 (7x7, 14x14 feature maps): the lanes come from
+  another axis (a conv's output channels) and an L1-resident tile of the output is accumulated in
+  NCHW4c order, the reduction loops outside it; the epilogue writes each finished tile back.
+- Small reductions (pooling windows, a 1-channel 3x3 conv) stay as lowered: that is faster.
+- Elementwise chains are inlined into one loop, which is vectorized when its innermost extent
+  divides by 4 (otherwise it would become per-lane code). Nothing is `parallel`: there are no
+  threads in the sandbox.
 
 A rule that does not apply leaves its kernel as it was; a kernel's result never depends on its
 schedule (the tests compare every model with onnxruntime).
@@ -21,7 +21,7 @@ schedule (the tests compare every model with onnxruntime).
 
 from __future__ import annotations
 
-import contextlib
+import math
 from collections.abc import Mapping
 
 import tvm
@@ -106,23 +106,6 @@ def _inline_elementwise(sch: s_tir.Schedule) -> None:
                 continue
             changed = True
             break
-    # the epilogue after a reduction: fold its elementwise chain into the last block
-    for block in _blocks(sch):
-        producers = sch.get_producers(block)
-        if _is_reduction(sch, block) or not producers:
-            continue
-        if not any(_is_reduction(sch, p) for p in producers):
-            continue
-        for consumer in sch.get_consumers(block):
-            with contextlib.suppress(s_tir.schedule.ScheduleError):
-                sch.reverse_compute_inline(consumer)
-
-
-def _product(values: list[int]) -> int:
-    result = 1
-    for v in values:
-        result *= v
-    return result
 
 
 def _extents(sch: s_tir.Schedule, loops: list[s_tir.LoopRV]) -> list[int]:
@@ -138,7 +121,7 @@ def _schedule_reduction(sch: s_tir.Schedule, block: s_tir.SBlockRV) -> set[str]:
         return set()  # not a plain loop nest: leave it
     spatial = [lp for lp, k in zip(loops, kinds, strict=True) if k == tirx.IterVar.DataPar]
     reduce = [lp for lp, k in zip(loops, kinds, strict=True) if k == tirx.IterVar.CommReduce]
-    if not spatial or not reduce or _product(_extents(sch, reduce)) < MIN_REDUCTION:
+    if not spatial or not reduce or math.prod(_extents(sch, reduce)) < MIN_REDUCTION:
         return set()
     if _extents(sch, spatial[-1:])[0] % LANES == 0:
         return _register_blocked(sch, block, spatial, reduce)
@@ -247,7 +230,7 @@ def _loads(uses: list[set[int]], blocks: dict[int, int], vectors: int, last: int
         for axis, rows in blocks.items():
             count *= rows if axis in used else 1
         loads += count
-    return loads / (vectors * _product(list(blocks.values())))
+    return loads / (vectors * math.prod(list(blocks.values())))
 
 
 def _lanes_from_another_axis(

@@ -395,8 +395,9 @@ def tune(
 ) -> dict[str, TunedKernel]:
     """Tunes every kernel of `kernels` without a record (every one with retune=True), about
     `trials` measured candidates each, adds the records to the database in
-    `database_dir/PROFILE/`, and returns `lookup`'s answer. Raises BuildError if every candidate
-    of a kernel failed (its first error is in the message)."""
+    `database_dir/PROFILE/` (the default schedule is timed and recorded too), keeps the
+    KEEP_RECORDS fastest a kernel, and returns `lookup`'s answer. Raises BuildError if no
+    candidate of a kernel could be measured, the default included (the first error is given)."""
     if trials < 1:
         raise BuildError(f"trials must be at least 1, not {trials}")
     funcs = _kernel_funcs(kernels)
