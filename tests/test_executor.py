@@ -3,8 +3,10 @@ result kind, the module cache and concurrent invocations."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 import wasmtime
@@ -281,3 +283,49 @@ def test_concurrent_invocations_keep_their_own_deadlines():
     busy_result, _ = results["busy"]
     assert endless_result.kind is ResultKind.TIMEOUT and endless_s < 2.0
     assert busy_result.ok and busy_result.return_value == 9
+
+
+def test_concurrent_invocations_read_and_write_their_own_files():
+    copy = guest(
+        f"""
+      (local.set $h (call $open (i32.const {IN})))
+      (global.set $len (call $read (local.get $h) (i32.const {BUF}) (i32.const 64)))
+      (local.set $h (call $create (i32.const {OUT})))
+      (drop (call $write (local.get $h) (i32.const {BUF}) (global.get $len)))
+      (drop (call $close (local.get $h)))
+      (i32.const 0)""",
+        extra="(global $len (mut i32) (i32.const 0))",
+    )
+    wrong: list[tuple[bytes, object]] = []
+
+    def call(tag: bytes) -> None:
+        for k in range(100):
+            data = tag + str(k).encode()
+            result = run(copy, {}, {"in": data}, ["out"])
+            if not result.ok or result.outputs["out"] != data:
+                wrong.append((data, result.outputs.get("out")))
+
+    threads = [threading.Thread(target=call, args=(tag,)) for tag in (b"a-", b"bb-", b"ccc-")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_every_store_is_freed_after_its_invocation(monkeypatch):
+    """A host function holding its store would keep it, and its memory, alive for good."""
+    stores: list[weakref.ref[wasmtime.Store]] = []
+
+    class TrackedStore(wasmtime.Store):
+        def __init__(self, *args: object) -> None:
+            super().__init__(*args)
+            stores.append(weakref.ref(self))
+
+    monkeypatch.setattr("teaclave_infer.executor._run.wasmtime.Store", TrackedStore)
+    echo = guest(f"(drop (call $open (i32.const {IN}))) (i32.const 0)", pages=64)
+    trap = guest("(unreachable) (i32.const 0)", pages=64)
+    for wasm in (echo, trap, echo):
+        run(wasm, {}, {"in": b"x"})
+    gc.collect()
+    assert len(stores) == 3 and all(ref() is None for ref in stores)

@@ -73,6 +73,7 @@ CASES = {
     "conv_odd_channels": (conv(3, 5, 11), False),  # no axis divides by 4: left to LLVM
     "dense_batch_8": (dense(8, 96, 64), True),
     "dense_10_columns": (dense(1, 576, 10), False),
+    "dense_batch_1": (dense(1, 300, 96), True),  # 8 vectors of the one row
     "pools": (pools(12), False),
 }
 

@@ -170,7 +170,10 @@ def _register_blocked(
     extents = _extents(sch, spatial)
     # Measured on MNIST-size convs: 2 vectors x 4 channels beats 1 vector x 8 channels by 1.3x
     # (half the broadcasts per multiply-add). Without 2 vectors in a row, 2 rows of another axis.
-    vectors = _largest_divisor(extents[-1] // LANES, 2)
+    # With no other axis to block (a dense layer at batch 1), the whole block is of the row: a
+    # pass over the weights then uses whole cache lines of each row (measured 3.4x on 9216x128).
+    alone = all(e == 1 for e in extents[:-1])
+    vectors = _largest_divisor(extents[-1] // LANES, ACCUMULATORS if alone else 2)
     uses = _reads_use(sch, block, len(spatial))
     blocks: dict[int, int] = {}  # spatial axis -> rows kept in registers
     for limit in (ACCUMULATORS // vectors // 2, 2) if vectors == 1 else (ACCUMULATORS // vectors,):
