@@ -231,6 +231,7 @@ def cmd_function_register(args: argparse.Namespace) -> Output:
         "description": args.description,
         "allowlist": args.allow,
         "quota": args.quota,
+        "browser": args.browser,
     }
     with _client(args) as client:  # the spec file's fields win over the flags' defaults
         function = client.register_function(args.wasm, manifest, **(options | spec))
@@ -544,6 +545,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow", action="append", default=[], metavar="USER_ID")
     p.add_argument("--description", default="")
     p.add_argument("--quota", type=int, default=-1)
+    p.add_argument("--browser", action="store_true", help="its users may run it in browsers")
     p.add_argument("--spec", type=Path, help="JSON with more of the spec (arguments, limits...)")
     p = add(functions, "list", cmd_function_list, "functions you may use")
     p.add_argument("--mine", action="store_true", help="only your own")

@@ -101,6 +101,8 @@ class Function:
     profile: str = "fast"
     size: int = 0
     limits: dict[str, Any] = field(default_factory=dict)
+    browser: bool = False  # its users may run it in their browsers too
+    browser_weights: str | None = None  # the input file browsers get as its separate weights
     created_at: datetime | None = None
 
     def default_arguments(self) -> dict[str, Any]:
@@ -413,6 +415,11 @@ class Client:
         }
         data = {"spec": json.dumps(body)}
         return _parse(Function, self._json("POST", "/v1/functions", files=files, data=data))
+
+    def update_function(self, function_id: str, **changes: Any) -> Function:
+        """(Its owner) Changes `description`, `public`, `allowlist`, `quota`, `disabled`,
+        `limits`, `browser` or `browser_weights` (an input file id of yours; "" for none)."""
+        return _parse(Function, self._json("PATCH", f"/v1/functions/{function_id}", json=changes))
 
     def list_functions(self, scope: str = "allowed", name: str | None = None) -> list[Function]:
         """`allowed`: every function the caller may use; `mine`: the caller's own."""

@@ -16,7 +16,7 @@ from .db import make_engine, migrate, session_factory
 from .keys import PlatformKeys
 from .models import AuditEvent, Role, User
 from .problems import install, problem_response
-from .routes import audit, auth, files, functions, platform, tasks, users
+from .routes import audit, auth, files, functions, platform, tasks, users, web
 from .routes.platform import metrics_registry
 from .security import hash_password, load_secret
 from .settings import Settings
@@ -96,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
         files.router,
         tasks.router,
         audit.router,
+        web.router,
     ):
         app.include_router(router)
 

@@ -107,6 +107,10 @@ class Function(Base):
     manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)
     size: Mapped[int] = mapped_column(Integer)
     limits: Mapped[dict[str, Any]] = mapped_column(default=dict)  # executor Limits fields
+    # The owner lets the users who may run it run it in their own browsers too: its wasm and,
+    # with separate weights, this input file of the owner's and its key are handed to them.
+    browser: Mapped[bool] = mapped_column(Boolean, default=False)
+    browser_weights: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 

@@ -112,6 +112,7 @@ class FunctionSpec(BaseModel):
     outputs: list[Slot] | None = None  # default: the manifest's outputs, optional
     quota: int = -1
     limits: FunctionLimits = Field(default_factory=lambda: FunctionLimits())
+    browser: bool = False  # users who may run it may also run it in their browsers
 
 
 class FunctionUpdate(BaseModel):
@@ -121,6 +122,8 @@ class FunctionUpdate(BaseModel):
     quota: int | None = None
     disabled: bool | None = None
     limits: FunctionLimits | None = None
+    browser: bool | None = None
+    browser_weights: str | None = Field(default=None, max_length=32)  # "": none
 
 
 class FunctionPublic(BaseModel):
@@ -141,7 +144,23 @@ class FunctionPublic(BaseModel):
     profile: str
     size: int
     limits: dict[str, Any]
+    browser: bool
+    browser_weights: str | None
     created_at: datetime
+
+
+class BrowserWeights(BaseModel):
+    file_id: str
+    schema_: str = Field(serialization_alias="schema")
+    iv: str  # hex
+    cmac: str  # hex
+    key: str  # base64: the file key, in the clear, for the browser's user
+
+
+class BrowserRun(BaseModel):
+    function: FunctionPublic
+    manifest: dict[str, Any]
+    weights: BrowserWeights | None
 
 
 class FunctionUsage(BaseModel):

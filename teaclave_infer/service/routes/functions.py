@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 
@@ -13,10 +15,12 @@ from ...errors import InvalidModuleError
 from ...executor import EngineKey, Limits, compile_checked, engine_for
 from ..deps import CurrentUser, SessionDep
 from ..idempotency import remember, replay
-from ..models import Function, Role, Task, User
+from ..models import DataFile, Function, Role, Task, User
 from ..problems import Problem
 from ..schemas import (
     Argument,
+    BrowserRun,
+    BrowserWeights,
     FunctionPublic,
     FunctionSpec,
     FunctionUpdate,
@@ -24,8 +28,13 @@ from ..schemas import (
     Page,
     Slot,
 )
+from .files import owners_of
 
 router = APIRouter(prefix="/v1/functions", tags=["functions"])
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 def may_use(function: Function, user: User) -> bool:
@@ -125,6 +134,7 @@ async def register(
         outputs=[s.model_dump() for s in outputs],
         quota=parsed.quota,
         limits=parsed.limits.model_dump(exclude_none=True),
+        browser=parsed.browser,
         profile=profile,
         manifest=manifest_json,
         size=len(payload),
@@ -195,10 +205,77 @@ def update_function(
     function_id: str, body: FunctionUpdate, user: CurrentUser, session: SessionDep
 ) -> FunctionPublic:
     function = owned(session, function_id, user)
-    for field, value in body.model_dump(exclude_none=True).items():
+    changes = body.model_dump(exclude_none=True)
+    if "browser_weights" in changes:
+        changes["browser_weights"] = _browser_weights(session, function, changes["browser_weights"])
+    for field, value in changes.items():
         setattr(function, field, value)
     session.commit()
     return FunctionPublic.model_validate(function)
+
+
+def _browser_weights(session: SessionDep, function: Function, file_id: str) -> str | None:
+    """The file browsers get as this function's separate weights: an encrypted input file of
+    its owner's ("" for none)."""
+    if not file_id:
+        return None
+    if function.manifest.get("weights", {}).get("mode") != "separate":
+        raise Problem(422, "No separate weights", "the function's weights are in its wasm")
+    f = session.get(DataFile, file_id)
+    if f is None or f.kind != "input" or function.owner_id not in owners_of(session, file_id):
+        raise Problem(422, "Not the owner's input", f"no input file {file_id} of the owner's")
+    if not f.wrapped_key or not f.url.startswith("blob:"):
+        raise Problem(422, "Unusable weights", "the weights must be encrypted, in the blob store")
+    return f.id
+
+
+def _for_browser(session: SessionDep, function_id: str, user: User) -> Function:
+    function = visible(session, function_id, user)
+    if not may_use(function, user):
+        raise Problem(403, "Forbidden", "only users allowed to run it may run it in a browser")
+    if not function.browser:
+        raise Problem(403, "Not for browsers", "its owner does not let it run in browsers")
+    return function
+
+
+@router.get("/{function_id}/browser")
+def browser_run(
+    function_id: str, request: Request, user: CurrentUser, session: SessionDep
+) -> BrowserRun:
+    """What a browser needs to run the function itself: its manifest and, with separate
+    weights, where they are and their key. The key leaves the platform here, by the owner's
+    choice (`browser`), to a user allowed to run the function: what a browser runs, its user
+    can copy."""
+    function = _for_browser(session, function_id, user)
+    weights = None
+    if function.manifest.get("weights", {}).get("mode") == "separate":
+        f = session.get(DataFile, function.browser_weights or "")
+        if f is None:
+            raise Problem(409, "No weights for browsers", "its owner has not set browser_weights")
+        key = request.app.state.keys.unwrap(f.wrapped_key, f.key_file_id or f.id, f.schema)
+        weights = BrowserWeights(
+            file_id=f.id, schema_=f.schema, iv=f.iv, cmac=f.cmac or "", key=_b64(key)
+        )
+    return BrowserRun(
+        function=FunctionPublic.model_validate(function),
+        manifest=function.manifest,
+        weights=weights,
+    )
+
+
+@router.get("/{function_id}/browser/weights")
+def browser_weights(
+    function_id: str, request: Request, user: CurrentUser, session: SessionDep
+) -> Any:
+    """The encrypted bytes of the weights named by /browser."""
+    function = _for_browser(session, function_id, user)
+    f = session.get(DataFile, function.browser_weights or "")
+    if f is None:
+        raise Problem(409, "No weights for browsers", "its owner has not set browser_weights")
+    path = request.app.state.blobs.path(f.url[5:])
+    if not path.exists():
+        raise Problem(410, "Gone", f"the blob of file {f.id} was deleted")
+    return FileResponse(path, media_type="application/octet-stream")
 
 
 @router.delete("/{function_id}", status_code=204)

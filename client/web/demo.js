@@ -1,0 +1,454 @@
+// The /demo page: draw or drop a digit, run a digit model on it in this browser (teaclave-host.js)
+// or on the platform (teaclave-platform.js), show the prediction, the ten scores and the latency.
+// The image is prepared as the Python client's prepare-image does (client/teaclave_client/
+// images.py), so a given image makes the same tensor here as there.
+
+import { loadFunction, runFunction } from "./teaclave-host.js";
+import { Platform } from "./teaclave-platform.js";
+
+const $ = (id) => document.getElementById(id);
+const platform = new Platform("");
+const PAD_INK = 22; // brush width on the 280-pixel pad: about a pen stroke of an MNIST digit
+const DIGIT_BOX = 20 / 28; // MNIST: a digit's longer side in its frame
+const INK = 0.1; // brighter than this (after the stretch) is part of the digit
+
+const state = {
+  functions: new Map(), // id -> function as listed
+  manifests: new Map(), // id -> manifest
+  compiled: new Map(), // id -> {module, weights} for in-browser runs
+  tensor: null, // Float32Array of the prepared image, or null
+  drawn: false,
+};
+window.teaclaveDemo = state; // for tests and the curious: the last tensor and result
+
+// -- image preparation, as images.py ------------------------------------------------------------
+
+const roundHalfEven = (x) => {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+};
+
+function median(values) {
+  const sorted = Float64Array.from(values).sort();
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+// RGBA pixels (transparency composited on white paper) -> gray in [0, 1], as PIL's "L".
+function grayOf(image) {
+  const { data, width, height } = image;
+  const gray = new Float64Array(width * height);
+  for (let i = 0; i < gray.length; i++) {
+    const a = data[4 * i + 3] / 255;
+    const [r, g, b] = [0, 1, 2].map((c) => data[4 * i + c] * a + 255 * (1 - a));
+    gray[i] = Math.floor((r * 19595 + g * 38470 + b * 7471 + 0x8000) / 65536) / 255;
+  }
+  return { gray, width, height };
+}
+
+// A light digit on a dark background, stretched to [0, 1]; the background judged by the border.
+function lightOnDark({ gray, width, height }) {
+  const edge = Math.max(1, Math.floor(Math.min(width, height) / 20));
+  const border = []; // the same pixels as images.py's, in another order: the median is the same
+  const at = (y, x) => border.push(gray[y * width + x]);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (y < edge || y >= height - edge) at(y, x);
+      if (x < edge) at(y, x);
+      if (x >= width - edge) at(y, x);
+    }
+  }
+  let level = median(border);
+  let pixels = gray;
+  if (level > 0.5) {
+    pixels = gray.map((v) => 1 - v);
+    level = 1 - level;
+  }
+  let top = -Infinity;
+  for (const v of pixels) top = Math.max(top, v);
+  const out = new Float64Array(pixels.length);
+  if (top - level >= 1e-3) {
+    for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(0, (pixels[i] - level) / (top - level)));
+  }
+  return { pixels: out, width, height };
+}
+
+// Pillow's separable resampling (BOX when shrinking, BILINEAR otherwise) on float pixels.
+function coefficients(inSize, outSize, box) {
+  const support0 = box ? 0.5 : 1;
+  const filter = box ? (x) => (x >= -0.5 && x < 0.5 ? 1 : 0) : (x) => Math.max(0, 1 - Math.abs(x));
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = support0 * filterScale;
+  const rows = [];
+  for (let o = 0; o < outSize; o++) {
+    const center = (o + 0.5) * scale;
+    const first = Math.max(Math.trunc(center - support + 0.5), 0);
+    const last = Math.min(Math.trunc(center + support + 0.5), inSize);
+    const weights = [];
+    let total = 0;
+    for (let x = first; x < last; x++) {
+      const w = filter((x - center + 0.5) / filterScale);
+      weights.push(w);
+      total += w;
+    }
+    rows.push({ first, weights: weights.map((w) => (total ? w / total : 0)) });
+  }
+  return rows;
+}
+
+function resize({ pixels, width, height }, outW, outH) {
+  const box = outW < width || outH < height;
+  const across = coefficients(width, outW, box);
+  const wide = new Float32Array(outW * height);
+  for (let y = 0; y < height; y++) {
+    across.forEach(({ first, weights }, x) => {
+      let sum = 0;
+      weights.forEach((w, k) => (sum += w * pixels[y * width + first + k]));
+      wide[y * outW + x] = sum;
+    });
+  }
+  const down = coefficients(height, outH, box);
+  const out = new Float64Array(outW * outH);
+  down.forEach(({ first, weights }, y) => {
+    for (let x = 0; x < outW; x++) {
+      let sum = 0;
+      weights.forEach((w, k) => (sum += w * wide[(first + k) * outW + x]));
+      out[y * outW + x] = Math.min(1, Math.max(0, Math.fround(sum)));
+    }
+  });
+  return { pixels: out, width: outW, height: outH };
+}
+
+// MNIST's framing: crop to the ink, longer side to 20/28 of the frame, centre of mass centred.
+function fitDigit({ pixels, width, height }, outH, outW) {
+  let [top, bottom, left, right] = [Infinity, -1, Infinity, -1];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (pixels[y * width + x] > INK) {
+        [top, bottom] = [Math.min(top, y), Math.max(bottom, y)];
+        [left, right] = [Math.min(left, x), Math.max(right, x)];
+      }
+    }
+  }
+  const frame = new Float64Array(outH * outW);
+  if (bottom < 0) return frame;
+  const [ch, cw] = [bottom - top + 1, right - left + 1];
+  const crop = new Float64Array(ch * cw);
+  for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) crop[y * cw + x] = pixels[(top + y) * width + left + x];
+  const scale = (DIGIT_BOX * Math.min(outH, outW)) / Math.max(ch, cw);
+  const [h, w] = [ch, cw].map((n) => Math.max(1, roundHalfEven(n * scale)));
+  const digit = resize({ pixels: crop, width: cw, height: ch }, w, h).pixels;
+  let [mass, my, mx] = [0, 0, 0];
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = digit[y * w + x];
+      [mass, my, mx] = [mass + v, my + y * v, mx + x * v];
+    }
+  }
+  const clamp = (v, hi) => Math.min(Math.max(v, 0), hi);
+  const y0 = clamp(roundHalfEven((outH - 1) / 2 - my / mass), outH - h);
+  const x0 = clamp(roundHalfEven((outW - 1) / 2 - mx / mass), outW - w);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) frame[(y0 + y) * outW + x0 + x] = digit[y * w + x];
+  return frame;
+}
+
+// An ImageData -> the model's one-channel tensor in its pixel range (null: no ink at all).
+export function prepareImage(image, height, width, range = [0, 1]) {
+  const light = lightOnDark(grayOf(image));
+  const pixels =
+    light.width === width && light.height === height ? light.pixels : fitDigit(light, height, width);
+  if (!pixels.some((v) => v > 0)) return null;
+  const [low, high] = range;
+  return Float32Array.from(pixels, (v) => low + v * (high - low));
+}
+
+// -- .npy, what the functions read and write ----------------------------------------------------
+
+export function npyBytes(tensor, shape) {
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
+  const unpadded = 10 + dict.length + 1;
+  const header = dict + " ".repeat((64 - (unpadded % 64)) % 64) + "\n";
+  const out = new Uint8Array(10 + header.length + tensor.byteLength);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0); // \x93NUMPY v1.0
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(new Uint8Array(tensor.buffer, tensor.byteOffset, tensor.byteLength), 10 + header.length);
+  return out;
+}
+
+export function parseNpy(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = String.fromCharCode(...bytes.subarray(1, 6));
+  if (bytes[0] !== 0x93 || magic !== "NUMPY") throw new Error("the output is not a .npy file");
+  const [headerLen, start] = bytes[6] === 1 ? [view.getUint16(8, true), 10] : [view.getUint32(8, true), 12];
+  const header = new TextDecoder().decode(bytes.subarray(start, start + headerLen));
+  if (!header.includes("'<f4'")) throw new Error(`the output is not float32: ${header.trim()}`);
+  const body = bytes.slice(start + headerLen);
+  return new Float32Array(body.buffer, 0, body.byteLength / 4);
+}
+
+// -- the drawing pad ----------------------------------------------------------------------------
+
+const pad = $("pad");
+const ink = pad.getContext("2d", { willReadFrequently: true });
+
+function clearPad() {
+  $("image-file").value = "";
+  ink.fillStyle = "#000";
+  ink.fillRect(0, 0, pad.width, pad.height);
+  state.tensor = null;
+  state.drawn = false;
+  showPreview(null);
+  updateButtons();
+}
+
+function padPoint(event) {
+  const box = pad.getBoundingClientRect();
+  return [((event.clientX - box.left) * pad.width) / box.width, ((event.clientY - box.top) * pad.height) / box.height];
+}
+
+let stroke = null;
+pad.addEventListener("pointerdown", (event) => {
+  event.preventDefault();
+  pad.setPointerCapture(event.pointerId);
+  if (!state.drawn) clearPad();
+  stroke = padPoint(event);
+  Object.assign(ink, { strokeStyle: "#fff", fillStyle: "#fff", lineWidth: PAD_INK, lineCap: "round", lineJoin: "round" });
+  ink.beginPath();
+  ink.arc(stroke[0], stroke[1], PAD_INK / 2, 0, 2 * Math.PI);
+  ink.fill();
+});
+pad.addEventListener("pointermove", (event) => {
+  if (!stroke) return;
+  const next = padPoint(event);
+  ink.beginPath();
+  ink.moveTo(...stroke);
+  ink.lineTo(...next);
+  ink.stroke();
+  stroke = next;
+});
+const endStroke = () => {
+  if (!stroke) return;
+  stroke = null;
+  state.drawn = true;
+  usePad();
+};
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+function usePad() {
+  const manifest = selectedManifest();
+  const [h, w] = frameOf(manifest);
+  state.tensor = prepareImage(ink.getImageData(0, 0, pad.width, pad.height), h, w, rangeOf(manifest));
+  showPreview(state.tensor, h, w);
+  updateButtons();
+}
+
+async function useImageFile(file) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return status(`Cannot read ${file.name} as an image.`, true);
+  }
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0);
+  const manifest = selectedManifest();
+  const [h, w] = frameOf(manifest);
+  // at its own size, as the Python client reads it: a 28x28 digit is taken as it is
+  state.tensor = prepareImage(context.getImageData(0, 0, bitmap.width, bitmap.height), h, w, rangeOf(manifest));
+  clearPadTo(bitmap);
+  showPreview(state.tensor, h, w);
+  updateButtons();
+}
+
+function clearPadTo(bitmap) {
+  ink.fillStyle = "#fff";
+  ink.fillRect(0, 0, pad.width, pad.height);
+  ink.imageSmoothingEnabled = bitmap.width > pad.width;
+  const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+  const [w, h] = [bitmap.width * scale, bitmap.height * scale];
+  ink.drawImage(bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+  state.drawn = false; // the next stroke starts a fresh drawing
+}
+
+function showPreview(tensor, h = 28, w = 28) {
+  const preview = $("preview");
+  [preview.width, preview.height] = [w, h];
+  const context = preview.getContext("2d");
+  const image = context.createImageData(w, h);
+  const [low, high] = rangeOf(selectedManifest());
+  for (let i = 0; i < w * h; i++) {
+    const v = tensor ? Math.round((255 * (tensor[i] - low)) / (high - low)) : 0;
+    image.data.set([v, v, v, 255], 4 * i);
+  }
+  context.putImageData(image, 0, 0);
+}
+
+pad.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  pad.classList.add("dragging");
+});
+pad.addEventListener("dragleave", () => pad.classList.remove("dragging"));
+pad.addEventListener("drop", (event) => {
+  event.preventDefault();
+  pad.classList.remove("dragging");
+  const file = event.dataTransfer?.files?.[0];
+  if (file) useImageFile(file);
+});
+$("image-file").addEventListener("change", (event) => {
+  const file = event.target.files?.[0];
+  if (file) useImageFile(file);
+});
+$("clear").addEventListener("click", clearPad);
+pad.addEventListener("keydown", (event) => {
+  if (event.key === "Delete" || event.key === "Backspace" || event.key === "Escape") clearPad();
+});
+
+// -- functions and runs -------------------------------------------------------------------------
+
+function imageInput(manifest) {
+  return (manifest?.inputs ?? []).find((i) => [3, 4].includes(i.shape?.length));
+}
+function frameOf(manifest) {
+  const shape = imageInput(manifest)?.shape ?? [1, 1, 28, 28];
+  return shape.length === 4 && shape[3] === 1 ? [shape[1], shape[2]] : shape.slice(-2);
+}
+const rangeOf = (manifest) => imageInput(manifest)?.image?.range ?? [0, 1];
+const selectedManifest = () => state.manifests.get($("function").value);
+const mode = () => document.querySelector("input[name=mode]:checked").value;
+
+function isDigitModel(manifest) {
+  const input = imageInput(manifest);
+  if (!input || input.dtype !== "float32" || manifest.outputs?.length !== 1) return false;
+  const s = input.shape;
+  return s[0] === 1 && (s.length === 3 || s[1] === 1 || s[3] === 1);
+}
+
+function status(message, error = false) {
+  const line = $("run-status");
+  line.textContent = message;
+  line.classList.toggle("error", error);
+}
+
+function updateButtons() {
+  $("classify").disabled = !(platform.user && $("function").value && state.tensor);
+}
+
+async function listFunctions() {
+  const select = $("function");
+  select.replaceChildren();
+  state.functions.clear();
+  for (const fn of await platform.functions()) {
+    const manifest = await platform.manifest(fn.id);
+    if (!isDigitModel(manifest)) continue;
+    state.functions.set(fn.id, fn);
+    state.manifests.set(fn.id, manifest);
+    const where = fn.browser ? "browser or platform" : "platform only";
+    select.append(new Option(`${fn.name} (${where})`, fn.id));
+  }
+  select.disabled = state.functions.size === 0;
+  if (select.disabled) select.append(new Option("No digit model is shared with you", ""));
+  updateButtons();
+}
+
+$("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const line = $("account-status");
+  try {
+    const user = await platform.login($("username").value, $("password").value);
+    $("password").value = "";
+    line.textContent = `Signed in as ${user.username}.`;
+    line.classList.remove("error");
+    await listFunctions();
+  } catch (err) {
+    line.textContent = `Sign-in failed: ${err.message}`;
+    line.classList.add("error");
+  }
+});
+$("function").addEventListener("change", () => {
+  if (state.drawn) usePad();
+  updateButtons();
+});
+
+async function inBrowser(fn, manifest, input) {
+  let ready = state.compiled.get(fn.id);
+  if (!ready) {
+    status("Fetching the function…");
+    const bundle = await platform.browserBundle(fn.id);
+    ready = { module: await loadFunction(bundle.wasm), weights: bundle.weights };
+    state.compiled.set(fn.id, ready);
+  }
+  const slot = imageInput(manifest).id;
+  const out = manifest.outputs[0].id;
+  const inputs = { [slot]: input };
+  if (ready.weights) inputs.weights = ready.weights; // decrypted by the host as it opens them
+  const args = Object.fromEntries(fn.arguments.map((a) => [a.name, a.default ?? ""]));
+  status("Running in this browser…");
+  const result = await runFunction(ready.module, { arguments: args, inputs, outputs: [out] });
+  if (!result.ok) throw new Error(`the function failed: ${result.message}`);
+  return { scores: parseNpy(result.outputs[out]), receipt: null };
+}
+
+async function onPlatform(fn, manifest, input) {
+  const slot = imageInput(manifest).id;
+  const out = manifest.outputs[0].id;
+  const run = await platform.runTask(fn, { [slot]: input }, [out], {
+    onState: (s) => status(`On the platform: ${s}…`),
+  });
+  return { scores: parseNpy(run.outputs[out]), receipt: run.receipt };
+}
+
+function softmax(scores) {
+  const sum = scores.reduce((a, b) => a + b, 0);
+  if (scores.every((v) => v >= 0) && Math.abs(sum - 1) < 1e-3) return Array.from(scores);
+  const top = Math.max(...scores);
+  const exp = Array.from(scores, (v) => Math.exp(v - top));
+  const total = exp.reduce((a, b) => a + b, 0);
+  return exp.map((v) => v / total);
+}
+
+function showResult({ scores, receipt }, where, ms) {
+  const probabilities = softmax(scores);
+  const best = probabilities.indexOf(Math.max(...probabilities));
+  $("prediction").textContent = String(best);
+  $("where").textContent = where === "browser" ? "in this browser" : "on the platform";
+  $("latency").textContent = `${ms.toFixed(1)} ms`;
+  $("receipt").textContent = receipt
+    ? `verified: signed by the platform for task ${receipt.task_id.slice(0, 8)}…`
+    : "none (nothing left this page)";
+  $("bars").replaceChildren(
+    ...probabilities.map((p, digit) => {
+      const row = document.createElement("li");
+      row.className = digit === best ? "top" : "";
+      row.setAttribute("aria-label", `${digit}: ${(100 * p).toFixed(1)} percent`);
+      row.innerHTML = `<span>${digit}</span><span class="track"><span class="fill"></span></span><span class="value">${(100 * p).toFixed(1)}%</span>`;
+      row.querySelector(".fill").style.width = `${(100 * p).toFixed(2)}%`;
+      return row;
+    }),
+  );
+  state.result = { prediction: best, scores: Array.from(scores), where, ms, receipt };
+}
+
+$("classify").addEventListener("click", async () => {
+  const fn = state.functions.get($("function").value);
+  const manifest = state.manifests.get(fn.id);
+  const input = npyBytes(state.tensor, imageInput(manifest).shape);
+  const where = mode();
+  $("classify").disabled = true;
+  const start = performance.now();
+  try {
+    const run = where === "browser" ? await inBrowser(fn, manifest, input) : await onPlatform(fn, manifest, input);
+    showResult(run, where, performance.now() - start);
+    status("Done.");
+  } catch (err) {
+    state.result = { error: err.message };
+    status(err.status === 403 ? `Not allowed: ${err.message}` : `Failed: ${err.message}`, true);
+  } finally {
+    updateButtons();
+  }
+});
+
+clearPad();

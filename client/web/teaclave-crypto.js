@@ -1,0 +1,374 @@
+// Teaclave's client crypto for browsers and Node >= 20, with no dependency: only WebCrypto
+// (globalThis.crypto), TextEncoder and atob/btoa. Byte-compatible with the Python client:
+//   - files (client/teaclave_client/crypto.py): AES-GCM with a fresh random 12-byte iv and
+//     AAD = 8 zero bytes; the file is ciphertext || 16-byte tag, and the tag is its `cmac`.
+//     A `raw` file is plaintext; its cmac is the first 16 bytes of its SHA-256.
+//   - file keys (sealing.py wrap_key): HPKE sealed to the platform's X25519 key, `info` binding
+//     the file id and schema.
+//   - receipts (sealing.py verify_receipt): Ed25519 over canonical JSON, checked against the
+//     signing key published at /v1/platform/keys.
+// Browsers expose WebCrypto in secure contexts only (https, or http://localhost).
+
+export const SCHEMAS = Object.freeze({ "aes-gcm-128": 16, "aes-gcm-256": 32, raw: 0 });
+export const INFO_LABEL = "teaclave-infer/file-key/v1";
+
+const AAD = new Uint8Array(8);
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const EMPTY = new Uint8Array(0);
+const utf8 = (text) => new TextEncoder().encode(text);
+
+/** Any file that is not exactly what was encrypted with this key, iv and cmac. */
+export class IntegrityError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = "IntegrityError";
+  }
+}
+
+/** A receipt that is malformed, signed by another key or altered, or not about what was asked. */
+export class ReceiptError extends IntegrityError {
+  constructor(message, options) {
+    super(message, options);
+    this.name = "ReceiptError";
+  }
+}
+
+function subtle() {
+  const api = globalThis.crypto?.subtle;
+  if (!api) {
+    throw new Error("WebCrypto is unavailable: serve the page over https or from localhost");
+  }
+  return api;
+}
+
+// ---- bytes ---------------------------------------------------------------------------------
+
+export function concatBytes(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** Standard base64 with padding, as Python's base64.b64encode. */
+export function toBase64(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+/** Strict base64, as Python's b64decode(validate=True); RangeError naming `what` otherwise. */
+export function fromBase64(text, what = "the text") {
+  if (typeof text !== "string" || text.length % 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) {
+    throw new RangeError(`${what} is not base64`);
+  }
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+export function toHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Hex of either case (the service stores iv and cmac as hex); RangeError otherwise. */
+export function fromHex(text, what = "the text") {
+  if (typeof text !== "string" || text.length % 2 || !/^[0-9a-fA-F]*$/.test(text)) {
+    throw new RangeError(`${what} is not hex`);
+  }
+  return Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));
+}
+
+/** Equal bytes, compared without an early exit. */
+function sameBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+async function sha256(bytes) {
+  return new Uint8Array(await subtle().digest("SHA-256", bytes));
+}
+
+// ---- files ---------------------------------------------------------------------------------
+
+function schemaKeyBytes(schema, Err = RangeError) {
+  if (!Object.hasOwn(SCHEMAS, schema)) {
+    throw new Err(`unknown schema ${JSON.stringify(schema)}: one of ${Object.keys(SCHEMAS)}`);
+  }
+  return SCHEMAS[schema];
+}
+
+/** The key length of a schema; `Err` for an unknown schema or a key of another length. */
+function keyBytes(schema, key, Err = RangeError) {
+  const length = schemaKeyBytes(schema, Err);
+  if (!(key instanceof Uint8Array) || key.length !== length) {
+    throw new Err(`${schema} needs a ${length}-byte key, not ${key?.length} bytes`);
+  }
+  return length;
+}
+
+/** A fresh random key for `schema` (empty for `raw`). */
+export function generateKey(schema) {
+  return globalThis.crypto.getRandomValues(new Uint8Array(schemaKeyBytes(schema)));
+}
+
+/** A raw file's cmac: the first 16 bytes of its SHA-256. */
+export async function rawCmac(data) {
+  return (await sha256(data)).slice(0, TAG_BYTES);
+}
+
+async function aesKey(key, usage) {
+  return subtle().importKey("raw", key, "AES-GCM", false, [usage]);
+}
+
+/** {data: ciphertext || tag, iv, cmac} under a fresh random iv; RangeError for a bad key. */
+export async function encryptFile(schema, key, plaintext) {
+  if (!keyBytes(schema, key)) {
+    return { data: plaintext.slice(), iv: new Uint8Array(0), cmac: await rawCmac(plaintext) };
+  }
+  const iv = globalThis.crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  const params = { name: "AES-GCM", iv, additionalData: AAD, tagLength: 8 * TAG_BYTES };
+  const sealed = await subtle().encrypt(params, await aesKey(key, "encrypt"), plaintext);
+  const data = new Uint8Array(sealed);
+  return { data, iv, cmac: data.slice(-TAG_BYTES) };
+}
+
+/** The plaintext of file bytes (ciphertext || tag); if `cmac` is given the tag must equal it.
+ * IntegrityError for anything but the exact file, key and iv: no plaintext is ever returned
+ * unless the tag verified. */
+export async function decryptFile(schema, key, iv, data, cmac) {
+  if (!(data instanceof Uint8Array) || !(iv instanceof Uint8Array)) {
+    throw new IntegrityError("the file and its iv must be bytes (Uint8Array)");
+  }
+  if (cmac !== undefined && cmac !== null && !(cmac instanceof Uint8Array)) {
+    throw new IntegrityError("the cmac must be bytes (Uint8Array)");
+  }
+  if (!keyBytes(schema, key, IntegrityError)) {
+    if (cmac && !sameBytes(await rawCmac(data), cmac)) {
+      throw new IntegrityError("the raw file's digest is not the registered cmac");
+    }
+    return data.slice();
+  }
+  if (data.length < TAG_BYTES || iv.length !== IV_BYTES) {
+    throw new IntegrityError("the file is truncated or the iv is not 12 bytes");
+  }
+  if (cmac && !sameBytes(data.subarray(data.length - TAG_BYTES), cmac)) {
+    throw new IntegrityError("the file's tag is not the registered cmac");
+  }
+  const params = { name: "AES-GCM", iv, additionalData: AAD, tagLength: 8 * TAG_BYTES };
+  try {
+    return new Uint8Array(await subtle().decrypt(params, await aesKey(key, "decrypt"), data));
+  } catch (err) {
+    throw new IntegrityError("authentication failed: wrong key or iv, or the file was altered", {
+      cause: err,
+    });
+  }
+}
+
+// ---- HPKE ----------------------------------------------------------------------------------
+// RFC 9180 written here because WebCrypto has X25519, HMAC and AES-GCM but no HPKE (and the page
+// takes no dependency). Only what wrap_key needs: base mode, DHKEM(X25519, HKDF-SHA256),
+// HKDF-SHA256, AES-128-GCM, one single-shot seal (sequence number 0).
+
+const HPKE_V1 = utf8("HPKE-v1");
+const KEM_SUITE = concatBytes(utf8("KEM"), [0x00, 0x20]); // DHKEM(X25519, HKDF-SHA256)
+const HPKE_SUITE = concatBytes(utf8("HPKE"), [0x00, 0x20, 0x00, 0x01, 0x00, 0x01]); // + KDF, AEAD
+const MODE_BASE = 0x00;
+const N_SECRET = 32;
+const N_KEY = 16;
+const N_NONCE = 12;
+
+async function hmacSha256(key, data) {
+  const hmacKey = await subtle().importKey(
+    "raw",
+    key,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return new Uint8Array(await subtle().sign("HMAC", hmacKey, data));
+}
+
+// HKDF-Extract with the RFC's labelled input. WebCrypto refuses an empty HMAC key; an absent salt
+// is HashLen zero bytes (RFC 5869), the same HMAC key once padded to the block.
+async function labeledExtract(suite, salt, label, ikm) {
+  const key = salt.length ? salt : new Uint8Array(32);
+  return hmacSha256(key, concatBytes(HPKE_V1, suite, utf8(label), ikm));
+}
+
+// HKDF-Expand (RFC 5869) by hand: WebCrypto's HKDF always extracts first.
+async function labeledExpand(suite, prk, label, info, length) {
+  const labeledInfo = concatBytes([length >> 8, length & 0xff], HPKE_V1, suite, utf8(label), info);
+  let out = EMPTY;
+  let block = EMPTY;
+  for (let i = 1; out.length < length; i++) {
+    block = await hmacSha256(prk, concatBytes(block, labeledInfo, [i]));
+    out = concatBytes(out, block);
+  }
+  return out.slice(0, length);
+}
+
+async function encap(recipientRaw, ephemeral) {
+  const x25519 = { name: "X25519" };
+  const recipient = await subtle().importKey("raw", recipientRaw, x25519, true, []);
+  const pair = ephemeral ?? (await subtle().generateKey(x25519, false, ["deriveBits"]));
+  const dh = new Uint8Array(
+    await subtle().deriveBits({ name: "X25519", public: recipient }, pair.privateKey, 256),
+  );
+  if (dh.every((b) => b === 0)) throw new RangeError("the platform key is a low-order point");
+  const enc = new Uint8Array(await subtle().exportKey("raw", pair.publicKey));
+  const eaePrk = await labeledExtract(KEM_SUITE, EMPTY, "eae_prk", dh);
+  const kemContext = concatBytes(enc, recipientRaw);
+  return {
+    enc,
+    sharedSecret: await labeledExpand(KEM_SUITE, eaePrk, "shared_secret", kemContext, N_SECRET),
+  };
+}
+
+async function keyScheduleBase(sharedSecret, info) {
+  const pskIdHash = await labeledExtract(HPKE_SUITE, EMPTY, "psk_id_hash", EMPTY);
+  const infoHash = await labeledExtract(HPKE_SUITE, EMPTY, "info_hash", info);
+  const context = concatBytes([MODE_BASE], pskIdHash, infoHash);
+  const secret = await labeledExtract(HPKE_SUITE, sharedSecret, "secret", EMPTY); // psk = ""
+  return {
+    key: await labeledExpand(HPKE_SUITE, secret, "key", context, N_KEY),
+    baseNonce: await labeledExpand(HPKE_SUITE, secret, "base_nonce", context, N_NONCE),
+  };
+}
+
+/** HPKE single-shot seal, base mode, to a raw 32-byte X25519 public key: {enc, ciphertext}.
+ * `ephemeral` (a WebCrypto X25519 CryptoKeyPair) and `aad` exist for the RFC's test vectors;
+ * wrapKey uses a fresh ephemeral key and no aad. */
+export async function hpkeSealBase(recipientPublicKey, info, plaintext, { aad, ephemeral } = {}) {
+  const { enc, sharedSecret } = await encap(recipientPublicKey, ephemeral);
+  const { key, baseNonce } = await keyScheduleBase(sharedSecret, info);
+  // Sequence number 0: the nonce is base_nonce itself.
+  const params = { name: "AES-GCM", iv: baseNonce, additionalData: aad ?? EMPTY };
+  const ciphertext = await subtle().encrypt(params, await aesKey(key, "encrypt"), plaintext);
+  return { enc, ciphertext: new Uint8Array(ciphertext) };
+}
+
+/** HPKE `info` for a file key: label \0 file id \0 schema (sealing._info). */
+function keyInfo(fileId, schema) {
+  const bad = typeof fileId !== "string" || !fileId || fileId.includes("\0");
+  if (bad || !Object.hasOwn(SCHEMAS, schema)) {
+    throw new RangeError(
+      `cannot bind a key to file ${JSON.stringify(fileId)} with schema ${JSON.stringify(schema)}`,
+    );
+  }
+  return utf8(`${INFO_LABEL}\0${fileId}\0${schema}`);
+}
+
+/** The file key sealed to the platform's published X25519 key (`sealing.public_key` of
+ * /v1/platform/keys), bound to the file id and schema: base64 of enc || ciphertext, what
+ * sealing.wrap_key gives. RangeError for a bad key, platform key, file id or schema. */
+export async function wrapKey(key, platformPublicKeyB64, fileId, schema) {
+  keyBytes(schema, key);
+  const info = keyInfo(fileId, schema);
+  const platformKey = fromBase64(platformPublicKeyB64, "the platform key");
+  if (platformKey.length !== 32) {
+    throw new RangeError(`the platform key has ${platformKey.length} bytes, not 32 (X25519)`);
+  }
+  const { enc, ciphertext } = await hpkeSealBase(platformKey, info, key);
+  return toBase64(concatBytes(enc, ciphertext));
+}
+
+// ---- receipts ------------------------------------------------------------------------------
+
+/** A short name for a public key: the first 16 hex digits of its SHA-256 (sealing.key_id). */
+export async function keyId(publicKeyRaw) {
+  return toHex(await sha256(publicKeyRaw)).slice(0, 16);
+}
+
+// Python compares str keys by code point; JS's default sort compares UTF-16 units.
+function byCodePoint(a, b) {
+  const x = Array.from(a, (c) => c.codePointAt(0));
+  const y = Array.from(b, (c) => c.codePointAt(0));
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] - y[i];
+  }
+  return x.length - y.length;
+}
+
+// A number as Python's json writes it. JSON.parse has already merged 2 and 2.0, so an integral
+// number is written as an int: a receipt holding an integral float (or an int beyond 2^53) does
+// not verify here, safely. Non-integers: the same shortest digits, Python's exponent style.
+function pythonNumber(n) {
+  if (Number.isInteger(n)) {
+    if (!Number.isSafeInteger(n)) throw new ReceiptError(`${n} is too large to check exactly`);
+    return String(n);
+  }
+  if (!Number.isFinite(n)) throw new ReceiptError(`${n} is not JSON`);
+  const [mantissa, exponent] = n.toExponential().split("e");
+  return Number(exponent) < -4 ? `${mantissa}e-${exponent.slice(1).padStart(2, "0")}` : String(n);
+}
+
+/** What the platform signs: JSON with sorted keys and no spaces, as Python's
+ * json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False); a string (sign its
+ * UTF-8). ReceiptError for values JSON cannot carry. */
+export function canonicalJson(value) {
+  if (value === null || typeof value === "boolean") return String(value);
+  if (typeof value === "number") return pythonNumber(value);
+  if (typeof value === "string") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (typeof value === "object") {
+    const keys = Object.keys(value).sort(byCodePoint);
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+  }
+  throw new ReceiptError(`a ${typeof value} is not JSON`);
+}
+
+function sameJson(a, b) {
+  try {
+    return a !== undefined && b !== undefined && canonicalJson(a) === canonicalJson(b);
+  } catch {
+    return false;
+  }
+}
+
+const ED25519 = { name: "Ed25519" };
+
+function isObject(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The receipt's payload if it is signed by the platform's signing key (`platformKeys`: the JSON
+ * of GET /v1/platform/keys), as sealing.verify_receipt; then each field of `expected` (e.g.
+ * {task_id, function_sha256, return_value, result_kind: 'ok', outputs}) must equal the
+ * payload's. ReceiptError otherwise. */
+export async function verifyReceipt(receipt, platformKeys, expected = {}) {
+  let payload;
+  let signature;
+  let publicRaw;
+  let publicKey;
+  try {
+    payload = receipt?.payload;
+    if (!isObject(payload)) throw new TypeError("the payload is not an object");
+    signature = fromBase64(receipt.signature, "the signature");
+    publicRaw = fromBase64(platformKeys?.signing?.public_key, "the signing key");
+    publicKey = await subtle().importKey("raw", publicRaw, ED25519, false, ["verify"]);
+  } catch (err) {
+    throw new ReceiptError(`malformed receipt or key: ${err.message}`, { cause: err });
+  }
+  const id = await keyId(publicRaw);
+  if (receipt.key_id !== id) {
+    throw new ReceiptError(`the receipt names key ${receipt.key_id}, not ${id}`);
+  }
+  const signed = utf8(canonicalJson(payload));
+  if (!(await subtle().verify(ED25519, publicKey, signature, signed))) {
+    throw new ReceiptError("the receipt's signature does not match its contents");
+  }
+  for (const [name, value] of Object.entries(expected)) {
+    if (!sameJson(payload[name], value)) {
+      const [got, want] = [payload[name], value].map((v) => JSON.stringify(v));
+      throw new ReceiptError(`the receipt's ${name} is ${got}, not ${want}`);
+    }
+  }
+  return { ...payload };
+}

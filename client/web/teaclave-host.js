@@ -1,0 +1,598 @@
+// Run one teaclave-infer function (NAME.wasm) in any WebAssembly host, Node >= 20 or a browser,
+// with Teaclave's file context exactly as the Python executor provides it
+// (teaclave_infer/executor). No dependency: WebAssembly, WebCrypto (through teaclave-crypto.js),
+// TextEncoder, and Workers (node:worker_threads in Node).
+//
+//   const fn = await loadFunction(wasmBytes);          // InvalidModuleError, ForbiddenImportError
+//   const result = await runFunction(fn, {
+//     arguments: { input_img: 'img', scores: 'out' },     // argv: sorted key/value pairs
+//     inputs: { img: npyBytes, weights: { data, schema: 'aes-gcm-128', key, iv, cmac } },
+//     outputs: ['out'],
+//     limits: { deadlineMs: 30000, memoryBytes: 256 << 20, outputBytes: 64 << 20 },
+//   });
+//   result -> {ok, kind, returnValue, outputs: {out: Uint8Array}, message, trapCode, timings}
+//
+// API
+//   loadFunction(bytes: ArrayBuffer | ArrayBufferView) -> Promise<FunctionModule>
+//     Copies the bytes, checks the ABI (imports only env.teaclave_* with their exact types;
+//     exports `entrypoint (i32, i32) -> i32` and `memory`) and compiles. Throws
+//     InvalidModuleError or ForbiddenImportError (a subclass) naming the offending item.
+//   runFunction(fnOrBytes, {arguments, inputs, outputs, limits, worker}) -> Promise<Result>
+//     Every way the call can end is a result kind: 'ok', 'timeout', 'memory_limit',
+//     'output_limit', 'stack_overflow', 'trap', 'invalid_module', 'forbidden_import' (the Python
+//     ResultKind) and 'integrity' (an encrypted input that does not decrypt: the service's name
+//     for it). `returnValue` and `outputs` are set for 'ok' only; `timings` are seconds per stage.
+//     Throws (before running anything) only for a bad request: LimitError for an input over
+//     limits.maxInputBytes, RangeError for invalid limits, TypeError for malformed options.
+//   packArguments(arguments) -> Uint8Array[]   argv as the executor packs it (abi.pack_arguments)
+//   DEFAULT_LIMITS, RESULT_KINDS, FunctionModule, InvalidModuleError, ForbiddenImportError,
+//   LimitError
+//
+// Inputs: {fileId: Uint8Array} plaintext, or {fileId: {data, schema, key, iv, cmac?}} encrypted
+// (teaclave-crypto.js's decryptFile: AES-GCM, AAD 8 zero bytes, ciphertext || tag). An encrypted
+// input is decrypted only if the function opens it: the open stops the call, the input is
+// decrypted here (in the calling thread: keys never reach the sandbox's thread) and the call is
+// replayed from the start with a fresh instance. The guest can observe nothing but the five file
+// functions, so the replay is identical up to that open; the cost is the work done before it.
+// A wrong key, iv or cmac ends the call as 'integrity', naming the input; no outputs. Keys and
+// plaintexts are held only for the duration of the call.
+//
+// Limits: the memory cap is written into the module itself (its memory's maximum lowered to the
+// cap in 64 KiB pages), so memory.grow past it returns -1 in the guest; a module whose initial
+// memory is over the cap, or a failing call near the cap, is 'memory_limit' (as the executor's
+// at_memory_cap). The deadline needs a Worker: with worker: true (the default where Workers
+// exist) the call runs in one (Node: worker_threads) that is terminated at the deadline. With
+// worker: false the call runs in this thread and the deadline is only enforced by refusing: a
+// host call after it stops the call, and a call that returns after it is 'timeout'; a guest
+// that loops without calling the host is never stopped. The deadline covers instantiation,
+// decryption and every replay. Numbers in `arguments` are written as Python's json.dumps writes
+// them, except that JS cannot tell 2.0 from 2: integral numbers are written as integers.
+// Not enforced here, unlike the executor: the wasm stack size (the engine's own applies), fuel,
+// and the profiles' feature sets (the engine's features apply; shared or 64-bit memories and
+// multi-memory are refused).
+
+import { decryptFile } from './teaclave-crypto.js';
+import { PAGE, WORKER_NAME, attempt } from './teaclave-host-worker.js';
+
+const MIB = 1 << 20;
+const MAX_PAGES = 65536; // wasm32: 4 GiB
+const ENTRYPOINT = 'entrypoint';
+const IMPORT_MODULE = 'env';
+// Import name -> number of i32 parameters; each returns one i32, -1 being the only error.
+const TEACLAVE_IMPORTS = Object.freeze({
+  teaclave_open_input: 1,
+  teaclave_create_output: 1,
+  teaclave_read_file: 3,
+  teaclave_write_file: 3,
+  teaclave_close_file: 1,
+});
+
+export const RESULT_KINDS = Object.freeze([
+  'ok',
+  'timeout',
+  'memory_limit',
+  'output_limit',
+  'stack_overflow',
+  'trap',
+  'invalid_module',
+  'forbidden_import',
+  'integrity',
+]);
+
+// Each default is the executor's (teaclave_infer/executor/_limits.py says why).
+export const DEFAULT_LIMITS = Object.freeze({
+  deadlineMs: 30_000,
+  memoryBytes: 256 * MIB,
+  outputBytes: 64 * MIB,
+  maxHandles: 1023,
+  maxInputBytes: 1024 * MIB,
+});
+
+export class InvalidModuleError extends Error {
+  name = 'InvalidModuleError';
+}
+
+/** The module imports something other than Teaclave's five file functions. */
+export class ForbiddenImportError extends InvalidModuleError {
+  name = 'ForbiddenImportError';
+}
+
+/** The request breaks a limit before anything runs (an input too large). */
+export class LimitError extends Error {
+  name = 'LimitError';
+}
+
+const isNode = typeof process !== 'undefined' && process.versions?.node !== undefined;
+const WORKERS_EXIST = isNode || typeof Worker !== 'undefined';
+const WORKER_URL = new URL('./teaclave-host-worker.js', import.meta.url);
+const now = () => performance.now();
+
+// ---- the wasm binary: just enough parsing to check the ABI and to cap the memory -----------
+
+const malformed = (what) => new InvalidModuleError(`invalid module: ${what}`);
+
+class Reader {
+  constructor(bytes, pos, end) {
+    Object.assign(this, { bytes, pos, end });
+  }
+
+  byte() {
+    if (this.pos >= this.end) throw malformed('unexpected end of a section');
+    return this.bytes[this.pos++];
+  }
+
+  /** Unsigned LEB128: 7 bits a byte, least significant first, the high bit says "more".
+   * Multiplies instead of shifting so that a 64-bit limit does not wrap at 32 bits. */
+  leb(maxBytes = 5) {
+    let value = 0;
+    for (let i = 0, scale = 1; i < maxBytes; i++, scale *= 128) {
+      const b = this.byte();
+      value += (b & 0x7f) * scale;
+      if (!(b & 0x80)) return value;
+    }
+    throw malformed('a LEB128 number is too long');
+  }
+
+  name() {
+    const length = this.leb();
+    if (this.pos + length > this.end) throw malformed('a name runs past its section');
+    const text = new TextDecoder().decode(this.bytes.subarray(this.pos, this.pos + length));
+    this.pos += length;
+    return text;
+  }
+
+  vec(item) {
+    const out = [];
+    for (let n = this.leb(); n > 0; n--) out.push(item());
+    return out;
+  }
+}
+
+const VALUE_TYPES = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128' };
+Object.assign(VALUE_TYPES, { 0x70: 'funcref', 0x6f: 'externref' });
+const EXTERNAL_KINDS = ['func', 'table', 'memory', 'global', 'tag'];
+
+function valueType(r) {
+  const code = r.byte();
+  if (code === 0x63 || code === 0x64) {
+    r.leb(); // a typed reference's heap type (s33): only its length matters here
+    return 'ref';
+  }
+  if (VALUE_TYPES[code] === undefined) throw malformed(`value type 0x${code.toString(16)}`);
+  return VALUE_TYPES[code];
+}
+
+function funcType(r) {
+  if (r.byte() !== 0x60) throw malformed('a type that is not a function type (GC is off)');
+  return { params: r.vec(() => valueType(r)), results: r.vec(() => valueType(r)) };
+}
+
+/** Limits: a flags byte (1: has a maximum, 2: shared, 4: 64-bit), the minimum, the maximum. */
+function limits(r) {
+  const flags = r.byte();
+  const min = r.leb(10);
+  return { flags, min, max: flags & 1 ? r.leb(10) : null };
+}
+
+function importEntry(r) {
+  const entry = { module: r.name(), name: r.name(), kind: EXTERNAL_KINDS[r.byte()] };
+  if (entry.kind === 'func') entry.type = r.leb();
+  else if (entry.kind === 'table') [entry.element, entry.limits] = [valueType(r), limits(r)];
+  else if (entry.kind === 'memory') entry.limits = limits(r);
+  else if (entry.kind === 'global') [entry.valueType, entry.mutable] = [valueType(r), r.byte()];
+  else if (entry.kind === 'tag') [entry.attribute, entry.type] = [r.byte(), r.leb()];
+  else throw malformed(`import ${entry.module}.${entry.name} of an unknown kind`);
+  return entry;
+}
+
+function exportEntry(r) {
+  return { name: r.name(), kind: EXTERNAL_KINDS[r.byte()], index: r.leb() };
+}
+
+/** The sections the ABI check and the memory cap need: types, imports, functions, memory (with
+ * its byte range, to rewrite it), exports. */
+function parseModule(bytes) {
+  const magic = [0x00, 0x61, 0x73, 0x6d];
+  if (bytes.length < 8 || magic.some((b, i) => bytes[i] !== b)) {
+    throw new InvalidModuleError('not a WebAssembly module (no \\0asm magic)');
+  }
+  if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
+    throw malformed('not a core module of binary version 1');
+  }
+  const layout = { types: [], imports: [], functions: [], exports: [], memory: null };
+  const r = new Reader(bytes, 8, bytes.length);
+  while (r.pos < r.end) {
+    const sectionStart = r.pos;
+    const id = r.byte();
+    const size = r.leb();
+    const end = r.pos + size;
+    if (end > bytes.length) throw malformed(`section ${id} runs past the end`);
+    const s = new Reader(bytes, r.pos, end);
+    if (id === 1) layout.types = s.vec(() => funcType(s));
+    else if (id === 2) layout.imports = s.vec(() => importEntry(s));
+    else if (id === 3) layout.functions = s.vec(() => s.leb());
+    else if (id === 5) layout.memory = { sectionStart, end, memories: s.vec(() => limits(s)) };
+    else if (id === 7) layout.exports = s.vec(() => exportEntry(s));
+    r.pos = end;
+  }
+  return layout;
+}
+
+function encodeLeb(value) {
+  const out = [];
+  do {
+    const low = value % 128;
+    value = Math.floor(value / 128);
+    out.push(value > 0 ? low | 0x80 : low);
+  } while (value > 0);
+  return out;
+}
+
+/** The module's own memory, checked: one, not shared, 32-bit. */
+function ownMemory(layout) {
+  const memories = layout.memory?.memories ?? [];
+  if (memories.length > 1) throw malformed('more than one memory (multi-memory is off)');
+  const memory = memories[0];
+  if (memory && memory.flags & ~1) {
+    throw malformed(memory.flags & 2 ? 'shared memory (threads are off)' : 'memory64 is off');
+  }
+  return memory ?? null;
+}
+
+/** The bytes with the memory's maximum lowered to `capPages`, or null when its minimum is
+ * already over it. A module without its own memory is returned as is (the ABI check refuses it). */
+function withMemoryCap(bytes, layout, capPages) {
+  const memory = ownMemory(layout);
+  if (memory === null) return bytes;
+  if (memory.min > capPages) return null;
+  const max = Math.min(memory.max ?? MAX_PAGES, capPages);
+  const content = [1, 0x01, ...encodeLeb(memory.min), ...encodeLeb(max)]; // one memory, has a max
+  const section = [5, ...encodeLeb(content.length), ...content];
+  const { sectionStart, end } = layout.memory;
+  const out = new Uint8Array(bytes.length - (end - sectionStart) + section.length);
+  out.set(bytes.subarray(0, sectionStart));
+  out.set(section, sectionStart);
+  out.set(bytes.subarray(end), sectionStart + section.length);
+  return out;
+}
+
+const signature = (type) => `(${type.params.join(', ')}) -> (${type.results.join(', ')})`;
+
+function functionType(layout, index) {
+  const imported = layout.imports.filter((i) => i.kind === 'func');
+  if (index < imported.length) return layout.types[imported[index].type];
+  return layout.types[layout.functions[index - imported.length]];
+}
+
+/** The executor's validation (_validate.py), with its messages. */
+function checkAbi(layout) {
+  for (const imp of layout.imports) {
+    const name = `${imp.module}.${imp.name}`;
+    const known = imp.module === IMPORT_MODULE && Object.hasOwn(TEACLAVE_IMPORTS, imp.name);
+    if (!known) throw new ForbiddenImportError(`forbidden import ${name} (${imp.kind})`);
+    const want = `(${Array(TEACLAVE_IMPORTS[imp.name]).fill('i32').join(', ')}) -> (i32)`;
+    const got = imp.kind === 'func' ? signature(layout.types[imp.type]) : imp.kind;
+    if (got !== want) {
+      throw new ForbiddenImportError(`import ${name} must be a function ${want}, not ${got}`);
+    }
+  }
+  const exports = new Map(layout.exports.map((e) => [e.name, e]));
+  const entry = exports.get(ENTRYPOINT);
+  if (entry?.kind !== 'func') {
+    throw new InvalidModuleError(`missing export: function ${ENTRYPOINT}`);
+  }
+  const entryType = signature(functionType(layout, entry.index));
+  if (entryType !== '(i32, i32) -> (i32)') {
+    const want = '(i32, i32) -> (i32)';
+    throw new InvalidModuleError(`export ${ENTRYPOINT} must be ${want}, not ${entryType}`);
+  }
+  if (exports.get('memory')?.kind !== 'memory') {
+    throw new InvalidModuleError('missing export: memory `memory`');
+  }
+}
+
+async function compile(bytes) {
+  try {
+    return await WebAssembly.compile(bytes);
+  } catch (err) {
+    throw new InvalidModuleError(`invalid module: ${err.message}`);
+  }
+}
+
+function copyBytes(value, what) {
+  if (value instanceof ArrayBuffer) return new Uint8Array(value.slice(0));
+  if (ArrayBuffer.isView(value)) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength).slice();
+  }
+  throw new TypeError(`${what} must be an ArrayBuffer or a Uint8Array`);
+}
+
+/** A checked function; compiled once per memory cap. Made by loadFunction. */
+export class FunctionModule {
+  #bytes;
+  #layout;
+  #compiled = new Map(); // cap in pages -> Promise<WebAssembly.Module | null>
+
+  constructor(bytes, layout) {
+    this.#bytes = bytes;
+    this.#layout = layout;
+    this.initialMemoryBytes = (ownMemory(layout)?.min ?? 0) * PAGE;
+    this.imports = layout.imports.map((i) => `${i.module}.${i.name}`);
+  }
+
+  /** The compiled module whose memory cannot grow past `memoryBytes`; null when its initial
+   * memory is already over it. */
+  compiledFor(memoryBytes) {
+    const capPages = Math.min(MAX_PAGES, Math.floor(memoryBytes / PAGE));
+    if (!this.#compiled.has(capPages)) {
+      const capped = withMemoryCap(this.#bytes, this.#layout, capPages);
+      if (this.#compiled.size >= 4) this.#compiled.delete(this.#compiled.keys().next().value);
+      this.#compiled.set(capPages, capped === null ? Promise.resolve(null) : compile(capped));
+    }
+    return this.#compiled.get(capPages);
+  }
+}
+
+/** The function checked and compiled (see the header); InvalidModuleError or
+ * ForbiddenImportError naming what is wrong. */
+export async function loadFunction(bytes) {
+  const copy = copyBytes(bytes, 'the function');
+  const layout = parseModule(copy);
+  const fn = new FunctionModule(copy, layout);
+  // Compiling validates; a module over the default cap is compiled uncapped, only to validate.
+  if ((await fn.compiledFor(DEFAULT_LIMITS.memoryBytes)) === null) await compile(copy);
+  checkAbi(layout);
+  return fn;
+}
+
+// ---- arguments, as abi.pack_arguments --------------------------------------------------------
+
+// A number as Python's json.dumps writes it (repr): exponent below 1e-4, two-digit exponent.
+function pythonNumber(n) {
+  if (Number.isNaN(n)) return 'NaN';
+  if (!Number.isFinite(n)) return n > 0 ? 'Infinity' : '-Infinity';
+  if (Object.is(n, -0)) return '-0.0';
+  if (Number.isInteger(n)) return BigInt(n).toString();
+  if (Math.abs(n) >= 1e-4) return String(n);
+  const [mantissa, exponent] = n.toExponential().split('e');
+  return `${mantissa}e-${exponent.slice(1).padStart(2, '0')}`;
+}
+
+// A string as json.dumps (ensure_ascii) writes it: every character outside ' '..'~' escaped.
+const SHORT_ESCAPES = {
+  '"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f',
+};
+const escape = (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+const pythonString = (s) => `"${s.replace(/[\\"]|[^ -~]/g, escape)}"`;
+
+/** JSON text as Python's json.dumps(value) with its default separators ", " and ": ". */
+function pythonJson(value, key) {
+  if (value === null) return 'null';
+  if (typeof value === 'boolean') return String(value);
+  if (typeof value === 'number') return pythonNumber(value);
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'string') return pythonString(value);
+  if (Array.isArray(value)) return `[${value.map((v) => pythonJson(v, key)).join(', ')}]`;
+  if (typeof value === 'object' && !ArrayBuffer.isView(value)) {
+    const items = Object.entries(value).map(([k, v]) => [pythonString(k), pythonJson(v, key)]);
+    return `{${items.map((item) => item.join(': ')).join(', ')}}`;
+  }
+  throw new TypeError(`argument ${key}: a ${typeof value} is not JSON`);
+}
+
+function compareBytes(a, b) {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+/** argv for `entrypoint`: key then value for each argument, pairs sorted by key (UTF-8 byte
+ * order); non-string values as their JSON text. */
+export function packArguments(args = {}) {
+  const encoder = new TextEncoder();
+  return Object.entries(args)
+    .map(([k, v]) => [k, typeof v === 'string' ? v : pythonJson(v, k)])
+    .map((pair) => pair.map((text) => encoder.encode(text)))
+    .sort(([a], [b]) => compareBytes(a, b))
+    .flat();
+}
+
+// ---- the request -------------------------------------------------------------------------------
+
+function checkedLimits(given = {}) {
+  const unknown = Object.keys(given).filter((k) => !Object.hasOwn(DEFAULT_LIMITS, k));
+  if (unknown.length) throw new RangeError(`unknown limits: ${unknown.join(', ')}`);
+  const set = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+  const limits = { ...DEFAULT_LIMITS, ...set };
+  const { deadlineMs, maxHandles } = limits;
+  const checks = {
+    deadlineMs: deadlineMs > 0 && deadlineMs <= 0x7fff_ffff, // setTimeout's longest delay
+    memoryBytes: limits.memoryBytes > 0,
+    outputBytes: limits.outputBytes >= 0,
+    maxHandles: Number.isInteger(maxHandles) && maxHandles >= 0 && maxHandles <= 1023,
+    maxInputBytes: limits.maxInputBytes >= 0,
+  };
+  const bad = Object.keys(checks).filter((k) => typeof limits[k] !== 'number' || !checks[k]);
+  if (bad.length) throw new RangeError(`invalid limits: ${bad.join(', ')}`);
+  return limits;
+}
+
+/** fid -> {plain: Uint8Array} or {sealed: {data, schema, key, iv, cmac}}; LimitError for an input
+ * over the limit. Plaintexts are not copied: the call only reads them. */
+function checkedInputs(inputs, limits) {
+  const files = new Map();
+  for (const [fid, value] of Object.entries(inputs)) {
+    const sealed = value !== null && typeof value === 'object' && !ArrayBuffer.isView(value);
+    const data = sealed ? value.data : value;
+    if (!(data instanceof Uint8Array)) throw new TypeError(`input ${fid}: not a Uint8Array`);
+    if (data.length > limits.maxInputBytes) {
+      const over = `over the limit of ${limits.maxInputBytes}`;
+      throw new LimitError(`input '${fid}' is ${data.length} bytes, ${over}`);
+    }
+    files.set(fid, sealed ? { sealed: value } : { plain: data });
+  }
+  return files;
+}
+
+// ---- where the call runs ---------------------------------------------------------------------
+
+/** This thread: the deadline is checked by the host functions and after the call. */
+class ThreadSandbox {
+  attempt(module, request, deadlineAt) {
+    return attempt(module, { ...request, deadlineAt });
+  }
+
+  close() {}
+}
+
+/** A Worker running teaclave-host-worker.js, terminated by close() (at the deadline too). */
+class WorkerSandbox {
+  static async start() {
+    const sandbox = new WorkerSandbox();
+    if (isNode) {
+      const { Worker: NodeWorker } = await import('node:worker_threads');
+      const worker = new NodeWorker(WORKER_URL, { workerData: { [WORKER_NAME]: true } });
+      worker.on('message', (m) => sandbox.receive(m));
+      worker.on('error', (err) => sandbox.fail(err));
+      worker.on('exit', (code) => sandbox.fail(new Error(`the worker exited with code ${code}`)));
+      sandbox.worker = worker;
+    } else {
+      const worker = new Worker(WORKER_URL, { type: 'module', name: WORKER_NAME });
+      worker.onmessage = (e) => sandbox.receive(e.data);
+      const failed = (why) => sandbox.fail(new Error(`the worker failed: ${why}`));
+      worker.onerror = (e) => failed(e.message ?? 'it could not be loaded');
+      worker.onmessageerror = () => failed('a message from it could not be read');
+      sandbox.worker = worker;
+    }
+    await sandbox.next(); // {ready: true} once its message handler is installed
+    return sandbox;
+  }
+
+  next() {
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+    });
+  }
+
+  receive(message) {
+    const pending = this.pending;
+    this.pending = null;
+    if (message.error === undefined) pending?.resolve(message.outcome);
+    else pending?.reject(new Error(`the worker failed: ${message.error}`));
+  }
+
+  fail(err) {
+    const pending = this.closed ? null : this.pending; // closed by us: nobody waits any more
+    this.pending = null;
+    this.closed = true;
+    if (err?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      const message = `memory_limit: the worker ran out of memory: ${err.message}`;
+      pending?.resolve({ kind: 'memory_limit', message, trapCode: null, timings: {} });
+    } else {
+      pending?.reject(err);
+    }
+  }
+
+  attempt(module, request) {
+    const outcome = this.next();
+    this.worker.postMessage({ module, request });
+    return outcome;
+  }
+
+  close() {
+    if (!this.closed) this.worker.terminate();
+    this.closed = true;
+  }
+}
+
+// ---- the call -------------------------------------------------------------------------------
+
+function result(kind, message, fields = {}) {
+  const ok = kind === 'ok';
+  return {
+    ok,
+    kind,
+    returnValue: ok ? fields.returnValue : null,
+    outputs: ok ? Object.fromEntries(fields.outputs) : {},
+    message,
+    trapCode: fields.trapCode ?? null,
+    timings: fields.timings ?? {},
+  };
+}
+
+function addTimings(total, more = {}) {
+  for (const [stage, seconds] of Object.entries(more)) total[stage] = (total[stage] ?? 0) + seconds;
+}
+
+/** Attempts until one ends without needing a sealed input; decrypts each one it needs. */
+async function callWithReplay(sandbox, module, request, files, limits, timings) {
+  const inputs = new Map([...files].map(([fid, f]) => [fid, f.plain ?? null]));
+  const seconds = limits.deadlineMs / 1000;
+  const TIMEOUT = { kind: 'timeout', message: `timeout: the deadline of ${seconds} s passed` };
+  const deadlineAt = now() + limits.deadlineMs;
+  let timer;
+  const expired = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(TIMEOUT), limits.deadlineMs);
+  });
+  try {
+    for (;;) {
+      const call = sandbox.attempt(module, { ...request, inputs: [...inputs] }, deadlineAt);
+      const outcome = await Promise.race([call, expired]);
+      addTimings(timings, outcome.timings);
+      if (outcome.needs === undefined) {
+        return result(outcome.kind, outcome.message, { ...outcome, timings });
+      }
+      const { data, schema, key, iv, cmac } = files.get(outcome.needs).sealed;
+      const start = now();
+      const opened = decryptFile(schema, key, iv, data, cmac ?? undefined).then(
+        (plaintext) => ({ plaintext }),
+        (err) => ({ failed: `integrity: input ${outcome.needs}: ${err.message}` }),
+      );
+      const decrypted = await Promise.race([opened, expired]);
+      addTimings(timings, { decrypt: (now() - start) / 1000 });
+      if (decrypted === TIMEOUT) return result(TIMEOUT.kind, TIMEOUT.message, { timings });
+      if (decrypted.failed) return result('integrity', decrypted.failed, { timings });
+      inputs.set(outcome.needs, decrypted.plaintext);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One call of the function's entrypoint; every way it can end is a result kind (see the header).
+ * Throws only for a request that is wrong before anything runs. */
+export async function runFunction(fnOrBytes, options = {}) {
+  const { arguments: args = {}, inputs = {}, outputs = [], limits: given } = options;
+  const worker = options.worker ?? WORKERS_EXIST;
+  const limits = checkedLimits(given);
+  const argv = packArguments(args);
+  const files = checkedInputs(inputs, limits);
+  if (!Array.isArray(outputs) || outputs.some((o) => typeof o !== 'string')) {
+    throw new TypeError('outputs must be an array of file ids');
+  }
+  if (worker && !WORKERS_EXIST) throw new TypeError('worker: true, but this host has no Workers');
+  const timings = {};
+  const start = now();
+  let module;
+  let fn = fnOrBytes;
+  try {
+    if (!(fn instanceof FunctionModule)) fn = await loadFunction(fnOrBytes);
+    module = await fn.compiledFor(limits.memoryBytes);
+  } catch (err) {
+    if (!(err instanceof InvalidModuleError)) throw err;
+    const kind = err instanceof ForbiddenImportError ? 'forbidden_import' : 'invalid_module';
+    return result(kind, `${kind}: ${err.message}`, { timings });
+  }
+  timings.compile = (now() - start) / 1000;
+  if (module === null) {
+    const initial = `the module's initial memory is ${fn.initialMemoryBytes} bytes`;
+    const message = `memory_limit: ${limits.memoryBytes} bytes: ${initial}`;
+    return result('memory_limit', message, { timings });
+  }
+  const request = { argv, outputs, limits: { ...limits } };
+  const sandbox = worker ? await WorkerSandbox.start() : new ThreadSandbox();
+  try {
+    return await callWithReplay(sandbox, module, request, files, limits, timings);
+  } finally {
+    sandbox.close();
+  }
+}

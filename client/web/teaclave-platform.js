@@ -1,0 +1,250 @@
+// The platform's HTTP API from a browser (or Node >= 20): log in, encrypt and register files,
+// run a task through its lifecycle, verify the receipt and decrypt the outputs. The same steps
+// as the Python SDK (client/teaclave_client/sdk.py), with fetch and WebCrypto: file keys are made
+// here, sealed to the platform key (HPKE) before they leave, and never stored.
+//
+//   const platform = new Platform("");              // "" = this page's origin
+//   await platform.login("alice", "...");
+//   const run = await platform.runTask(fn, { image: npyBytes }, ["scores"]);
+//   run.outputs.scores                               // plaintext, its tag checked by the receipt
+
+import {
+  decryptFile,
+  encryptFile,
+  generateKey,
+  verifyReceipt,
+  wrapKey,
+} from "./teaclave-crypto.js";
+
+export const ENDED = new Set(["Finished", "Failed", "Canceled"]);
+const SCHEMA = "aes-gcm-128";
+
+export class PlatformError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.name = "PlatformError";
+    this.status = status;
+  }
+}
+
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+const unhex = (text) => Uint8Array.from(text.match(/../g) ?? [], (h) => parseInt(h, 16));
+const newId = () => hex(crypto.getRandomValues(new Uint8Array(16)));
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Platform {
+  constructor(base = "") {
+    this.base = base.replace(/\/$/, "");
+    this.token = null;
+    this.user = null;
+    this.keysCache = null;
+  }
+
+  async request(method, path, { json, body, headers = {}, as = "json" } = {}) {
+    const init = { method, headers: { ...headers } };
+    if (this.token) init.headers.Authorization = `Bearer ${this.token}`;
+    if (json !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(json);
+    } else if (body !== undefined) {
+      init.body = body;
+    }
+    const response = await fetch(this.base + path, init);
+    if (!response.ok) {
+      let detail = response.statusText;
+      try {
+        const problem = await response.json();
+        detail = `${problem.title ?? ""}: ${problem.detail ?? ""}`;
+      } catch {
+        // not problem+json: the status text says enough
+      }
+      throw new PlatformError(`${method} ${path}: ${response.status} ${detail}`, response.status);
+    }
+    if (as === "bytes") return new Uint8Array(await response.arrayBuffer());
+    return response.status === 204 ? null : response.json();
+  }
+
+  async login(username, password) {
+    const token = await this.request("POST", "/v1/auth/login", { json: { username, password } });
+    this.token = token.token;
+    this.user = token.user;
+    return this.user;
+  }
+
+  async logout() {
+    if (this.token) await this.request("POST", "/v1/auth/logout");
+    this.token = this.user = null;
+  }
+
+  async platformKeys() {
+    this.keysCache ??= await this.request("GET", "/v1/platform/keys");
+    return this.keysCache;
+  }
+
+  async functions() {
+    return (await this.request("GET", "/v1/functions?scope=allowed&limit=500")).items;
+  }
+
+  manifest(functionId) {
+    return this.request("GET", `/v1/functions/${functionId}/manifest`);
+  }
+
+  // -- in-browser runs: what the owner lets a browser have -----------------------------------
+
+  // {function, manifest, wasm, weights: null | {data, schema, key, iv, cmac}}; a PlatformError
+  // with status 403 when the owner does not let the function run in browsers.
+  async browserBundle(functionId) {
+    const bundle = await this.request("GET", `/v1/functions/${functionId}/browser`);
+    const wasm = await this.request("GET", `/v1/functions/${functionId}/payload`, { as: "bytes" });
+    let weights = null;
+    if (bundle.weights) {
+      const data = await this.request("GET", `/v1/functions/${functionId}/browser/weights`, {
+        as: "bytes",
+      });
+      const w = bundle.weights;
+      const key = Uint8Array.from(atob(w.key), (c) => c.charCodeAt(0));
+      weights = { data, schema: w.schema, key, iv: unhex(w.iv), cmac: unhex(w.cmac) };
+    }
+    return { function: bundle.function, manifest: bundle.manifest, wasm, weights };
+  }
+
+  // -- platform runs -------------------------------------------------------------------------
+
+  async putInput(plaintext) {
+    const key = generateKey(SCHEMA);
+    const sealed = await encryptFile(SCHEMA, key, plaintext);
+    const blob = await this.request("POST", "/v1/blobs", {
+      body: sealed.data,
+      headers: { "Content-Type": "application/octet-stream" },
+    });
+    const id = newId();
+    const sealing = (await this.platformKeys()).sealing.public_key;
+    const file = await this.request("POST", "/v1/files/inputs", {
+      json: {
+        id,
+        url: blob.url,
+        schema: SCHEMA,
+        iv: hex(sealed.iv),
+        cmac: hex(sealed.cmac),
+        owners: [],
+        wrapped_key: await wrapKey(key, sealing, id, SCHEMA),
+      },
+    });
+    return { file, key };
+  }
+
+  async newOutput() {
+    const key = generateKey(SCHEMA);
+    const id = newId();
+    const sealing = (await this.platformKeys()).sealing.public_key;
+    const file = await this.request("POST", "/v1/files/outputs", {
+      json: {
+        id,
+        url: "blob:",
+        schema: SCHEMA,
+        owners: [],
+        wrapped_key: await wrapKey(key, sealing, id, SCHEMA),
+      },
+    });
+    return { file, key };
+  }
+
+  async wait(taskId, { timeoutMs = 120_000, onState = () => {} } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    for (let poll = 20; ; poll = Math.min(poll * 2, 500)) {
+      const task = await this.request("GET", `/v1/tasks/${taskId}`);
+      onState(task.state);
+      if (ENDED.has(task.state)) return task;
+      if (Date.now() + poll > deadline) {
+        throw new PlatformError(`task ${taskId} is still ${task.state} after ${timeoutMs} ms`);
+      }
+      await sleep(poll);
+    }
+  }
+
+  // Runs `fn` (a function as listed) on plaintext inputs (slot -> bytes), the caller owning every
+  // input and output: encrypt, upload, register, create, assign, approve, invoke, wait, then
+  // verify the receipt and decrypt. {task, returnValue, outputs: slot -> bytes, receipt}.
+  async runTask(fn, inputs, outputSlots, { onState = () => {}, timeoutMs } = {}) {
+    const me = this.user.id;
+    const given = {};
+    for (const [slot, data] of Object.entries(inputs)) given[slot] = await this.putInput(data);
+    const made = {};
+    for (const slot of outputSlots) made[slot] = await this.newOutput();
+    const defaults = Object.fromEntries(
+      fn.arguments.filter((a) => a.overwritable).map((a) => [a.name, a.default ?? ""]),
+    );
+    const ownership = (slots) => slots.map((name) => ({ name, owners: [me] }));
+    onState("Creating");
+    let task = await this.request("POST", "/v1/tasks", {
+      json: {
+        function_id: fn.id,
+        arguments: defaults,
+        inputs_ownership: ownership(Object.keys(given)),
+        outputs_ownership: ownership(outputSlots),
+      },
+    });
+    const ids = (files) => Object.fromEntries(Object.entries(files).map(([s, f]) => [s, f.file.id]));
+    task = await this.request("POST", `/v1/tasks/${task.id}/assign`, {
+      json: { inputs: ids(given), outputs: ids(made) },
+    });
+    if (task.state !== "Approved") {
+      // (a sole participant's complete assignment approves it already)
+      task = await this.request("POST", `/v1/tasks/${task.id}/approve`);
+    }
+    if (task.state !== "Approved") {
+      const waiting = Object.entries(task.approvals).filter(([, ok]) => !ok).map(([id]) => id);
+      throw new PlatformError(`task ${task.id} also needs the approval of ${waiting.join(", ")}`);
+    }
+    await this.request("POST", `/v1/tasks/${task.id}/invoke`);
+    task = await this.wait(task.id, { onState, timeoutMs });
+    if (task.state !== "Finished") {
+      const result = task.result ?? {};
+      throw new PlatformError(`task ${task.id} ${task.state}: ${result.message ?? result.kind ?? ""}`);
+    }
+    const result = task.result;
+    const receipt = await verifyReceipt(result.receipt, await this.platformKeys());
+    checkReceipt(receipt, task, result);
+    for (const [slot, input] of Object.entries(given)) {
+      if ((receipt.inputs?.[slot] ?? "").toLowerCase() !== input.file.cmac.toLowerCase()) {
+        throw new PlatformError(`the receipt's input ${slot} is not the file given`);
+      }
+    }
+    const outputs = {};
+    for (const [slot, out] of Object.entries(result.outputs ?? {})) {
+      if (!made[slot]) continue;
+      const info = await this.request("GET", `/v1/files/${out.file_id}`);
+      if ((info.cmac ?? "").toLowerCase() !== receipt.outputs[slot].toLowerCase()) {
+        throw new PlatformError(`output ${slot}: its cmac is not the one the receipt names`);
+      }
+      const data = await this.request("GET", `/v1/files/${out.file_id}/content`, { as: "bytes" });
+      outputs[slot] = await decryptFile(
+        info.schema, made[slot].key, unhex(info.iv), data, unhex(info.cmac),
+      );
+    }
+    return { task, returnValue: result.return_value, outputs, receipt };
+  }
+}
+
+// The signed receipt must speak of this very task and result (the SDK's _check_receipt).
+export function checkReceipt(payload, task, result) {
+  const expected = {
+    task_id: task.id,
+    function_sha256: task.function_sha256,
+    return_value: result.return_value,
+    result_kind: "ok",
+  };
+  for (const [name, value] of Object.entries(expected)) {
+    if (payload[name] !== value) {
+      throw new PlatformError(`the receipt's ${name} is ${payload[name]}, not ${value}`);
+    }
+  }
+  const recorded = Object.fromEntries(
+    Object.entries(result.outputs ?? {}).map(([slot, out]) => [slot, out.cmac]),
+  );
+  const named = payload.outputs ?? {};
+  const same =
+    Object.keys(named).length === Object.keys(recorded).length &&
+    Object.entries(recorded).every(([slot, cmac]) => named[slot] === cmac);
+  if (!same) throw new PlatformError("the receipt's outputs are not the task's outputs");
+}

@@ -1,0 +1,220 @@
+"""The browser's crypto (client/web/teaclave-crypto.js) against the Python client, both ways:
+files, wrapped keys and receipts made on one side open on the other, and altered ones open
+nowhere. Runs small scripts under Node (>= 20, required: these tests fail without it)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from teaclave_client.crypto import IntegrityError, decrypt, encrypt, generate_key
+from teaclave_client.sealing import canonical_json, unwrap_key, verify_receipt
+
+from teaclave_infer.service.keys import PlatformKeys
+
+WEB = Path(__file__).resolve().parents[1] / "client" / "web"
+SCHEMAS = ["aes-gcm-128", "aes-gcm-256"]
+FILE = "0123456789abcdef0123456789abcdef"
+PLAINTEXT = os.urandom(100_003)
+
+PRELUDE = f"""
+import {{ readFileSync }} from 'node:fs';
+import * as tc from {json.dumps((WEB / "teaclave-crypto.js").as_uri())};
+const input = JSON.parse(readFileSync(0, 'utf8'));
+const hex = (text) => tc.fromHex(text);
+const out = (value) => process.stdout.write(JSON.stringify(value));
+const errorName = async (promise) => {{
+  try {{ await promise; return null; }} catch (err) {{ return err.name; }}
+}};
+"""
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    path = shutil.which("node")
+    if path is None:
+        pytest.fail("node (>= 20) is needed to test client/web/teaclave-crypto.js: install it")
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, check=True)
+    if int(version.stdout.strip().lstrip("v").split(".")[0]) < 20:
+        pytest.fail(f"node >= 20 is needed for WebCrypto X25519/Ed25519, not {version.stdout}")
+    return path
+
+
+def run_js(node: str, body: str, **inputs: Any) -> Any:
+    """Runs `body` as an ES module after PRELUDE (`tc` is the module, `input` the inputs) and
+    returns what it passed to out()."""
+    proc = subprocess.run(
+        [node, "--input-type=module", "-e", PRELUDE + body],
+        input=json.dumps(inputs),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, f"the node script failed:\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def test_the_node_unit_tests_pass(node: str) -> None:
+    proc = subprocess.run(
+        [node, "--test", str(WEB / "test" / "crypto.test.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, f"node --test failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.mark.parametrize("schema", [*SCHEMAS, "raw"])
+def test_python_files_open_in_js(node: str, schema: str) -> None:
+    key = generate_key(schema)
+    sealed, meta = encrypt(schema, key, PLAINTEXT)
+    plain = run_js(
+        node,
+        """out(tc.toHex(await tc.decryptFile(
+          input.schema, hex(input.key), hex(input.iv), hex(input.data), hex(input.cmac))));""",
+        schema=schema,
+        key=key.hex(),
+        iv=meta.iv.hex(),
+        data=sealed.hex(),
+        cmac=meta.cmac.hex(),
+    )
+    assert bytes.fromhex(plain) == PLAINTEXT
+
+
+@pytest.mark.parametrize("schema", [*SCHEMAS, "raw"])
+def test_js_files_open_in_python(node: str, schema: str) -> None:
+    sealed = run_js(
+        node,
+        """const key = tc.generateKey(input.schema);
+        const f = await tc.encryptFile(input.schema, key, hex(input.plaintext));
+        out({key: tc.toHex(key), data: tc.toHex(f.data), iv: tc.toHex(f.iv),
+             cmac: tc.toHex(f.cmac)});""",
+        schema=schema,
+        plaintext=PLAINTEXT.hex(),
+    )
+    key, iv, data, cmac = (bytes.fromhex(sealed[k]) for k in ("key", "iv", "data", "cmac"))
+    assert decrypt(schema, key, iv, data, cmac) == PLAINTEXT
+    if schema != "raw":
+        assert len(iv) == 12 and data != PLAINTEXT and cmac == data[-16:]
+
+
+def flipped(data: bytes, at: int) -> bytes:
+    out = bytearray(data)
+    out[at] ^= 1
+    return bytes(out)
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_altered_python_files_are_integrity_errors_in_js(node: str, schema: str) -> None:
+    key = generate_key(schema)
+    sealed, meta = encrypt(schema, key, b"seven")
+    good = {"key": key.hex(), "iv": meta.iv.hex(), "data": sealed.hex(), "cmac": meta.cmac.hex()}
+    cases = {
+        "ciphertext": good | {"data": flipped(sealed, 0).hex()},
+        "tag": good | {"data": flipped(sealed, -1).hex(), "cmac": None},
+        "iv": good | {"iv": flipped(meta.iv, 11).hex()},
+        "key": good | {"key": generate_key(schema).hex()},
+        "cmac": good | {"cmac": flipped(meta.cmac, 0).hex()},
+        "truncated": good | {"data": sealed[:-1].hex(), "cmac": None},
+    }
+    errors = run_js(
+        node,
+        """const errors = {};
+        for (const [what, c] of Object.entries(input.cases)) {
+          errors[what] = await errorName(tc.decryptFile(
+            input.schema, hex(c.key), hex(c.iv), hex(c.data), c.cmac && hex(c.cmac)));
+        }
+        out(errors);""",
+        schema=schema,
+        cases=cases,
+    )
+    assert errors == dict.fromkeys(cases, "IntegrityError")
+
+
+@pytest.mark.parametrize("schema", [*SCHEMAS, "raw"])
+def test_js_wrapped_keys_open_with_the_platform_key_only_for_their_file(
+    node: str, schema: str
+) -> None:
+    platform = X25519PrivateKey.generate()
+    public = base64.b64encode(platform.public_key().public_bytes_raw()).decode()
+    key = generate_key(schema)
+    wrapped = run_js(
+        node,
+        "out(await tc.wrapKey(hex(input.key), input.platform, input.file, input.schema));",
+        key=key.hex(),
+        platform=public,
+        file=FILE,
+        schema=schema,
+    )
+    assert unwrap_key(wrapped, platform, FILE, schema) == key
+    other_schema = "aes-gcm-256" if schema == "aes-gcm-128" else "aes-gcm-128"
+    for file_id, s, private in (
+        ("f" * 32, schema, platform),
+        (FILE, other_schema, platform),
+        (FILE, schema, X25519PrivateKey.generate()),
+    ):
+        with pytest.raises(IntegrityError):
+            unwrap_key(wrapped, private, file_id, s)
+
+
+def test_platform_receipts_verify_in_js_and_altered_ones_do_not(node: str, tmp_path: Path) -> None:
+    keys = PlatformKeys.load_or_create(tmp_path / "keys")
+    other = PlatformKeys.load_or_create(tmp_path / "other")
+    payload = {  # the shape the worker signs (teaclave_infer/worker/task.py)
+        "task_id": "5f0c",
+        "function_sha256": "ab" * 32,
+        "inputs": {"image": "00" * 16},
+        "outputs": {"scores": "11" * 16, "résumé ✓": "22" * 16},
+        "return_value": -3,
+        "result_kind": "ok",
+        "executor": "teaclave-infer/0.1 wasmtime",
+        "finished_at": "2025-01-02T03:04:05.123456+00:00",
+    }
+    receipt = keys.sign(payload)
+    assert verify_receipt(receipt, keys.public()["signing"]["public_key"]) == payload
+    bad_signature = flipped(base64.b64decode(receipt["signature"]), 10)
+    results = run_js(
+        node,
+        """const {receipt, keys, other} = input;
+        const expected = {task_id: '5f0c', return_value: -3, outputs: receipt.payload.outputs};
+        out({
+          payload: await tc.verifyReceipt(receipt, keys, expected),
+          altered: await errorName(tc.verifyReceipt(
+            {...receipt, payload: {...receipt.payload, return_value: 4}}, keys)),
+          signature: await errorName(tc.verifyReceipt({...receipt, signature: input.bad}, keys)),
+          other_platform: await errorName(tc.verifyReceipt(receipt, other)),
+          other_task: await errorName(tc.verifyReceipt(receipt, keys, {task_id: 'x'})),
+        });""",
+        receipt=receipt,
+        keys=keys.public(),
+        other=other.public(),
+        bad=base64.b64encode(bad_signature).decode(),
+    )
+    assert results == {
+        "payload": payload,
+        "altered": "ReceiptError",
+        "signature": "ReceiptError",
+        "other_platform": "ReceiptError",
+        "other_task": "ReceiptError",
+    }
+
+
+def test_canonical_json_is_what_python_signs(node: str) -> None:
+    values: list[Any] = [
+        {"b": 1, "a": [True, False, None], "A": {}, "": []},
+        {"\uffff": 1, "\U0001f600": 2, "é": 3, "z": 4},  # code point order, not UTF-16's
+        ['\x00\x01\x1f\x7f\u2028"\\/\n\r\t\b\f', "</script>", "🙂 ünïcödé"],
+        [0, -1, 2**53 - 1, -(2**53 - 1), 0.5, -2.5, 123.456, 0.1 + 0.2, 1e-4, 1e-5, 1.5e-7],
+        [5e-324, 2.2250738585072014e-308, 1 / 3, 4503599627370495.5],
+    ]
+    ours = run_js(node, "out(input.values.map((v) => tc.canonicalJson(v)));", values=values)
+    assert ours == [canonical_json(v).decode() for v in values]
