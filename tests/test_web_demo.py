@@ -35,12 +35,20 @@ DRAWN = "digit_3_a.png"  # the sample whose strokes the test draws
 
 
 def chromium() -> str:
-    path = (
-        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
-    if not path:
+    """$CHROMIUM or the system's Chromium; as root with apt, Debian's is installed if missing
+    (what .ci/run does), so that the README's test command works on a fresh machine."""
+    names = ("chromium", "chromium-browser")
+    found = os.environ.get("CHROMIUM") or next(filter(None, map(shutil.which, names)), None)
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            done = subprocess.run(step, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.fail(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
+        found = shutil.which("chromium")
+    if not found:
         pytest.fail("no Chromium: install Debian's `chromium` (apt-get install chromium)")
-    return path
+    return found
 
 
 def node_driver() -> Path:
