@@ -19,8 +19,10 @@ FILES = {
     "index.html": "text/html; charset=utf-8",
     "demo.css": "text/css; charset=utf-8",
     "demo.js": "text/javascript; charset=utf-8",
+    "digit-image.js": "text/javascript; charset=utf-8",
     "teaclave-host.js": "text/javascript; charset=utf-8",
     "teaclave-host-worker.js": "text/javascript; charset=utf-8",
+    "teaclave-abi.js": "text/javascript; charset=utf-8",
     "teaclave-crypto.js": "text/javascript; charset=utf-8",
     "teaclave-platform.js": "text/javascript; charset=utf-8",
 }
