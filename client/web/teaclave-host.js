@@ -224,6 +224,7 @@ class WorkerSandbox {
       sandbox.worker = worker;
     }
     await sandbox.next(); // {ready: true} once its message handler is installed
+    sandbox.worker.unref?.(); // an idle Worker (a spare) does not keep Node running
     return sandbox;
   }
 
@@ -254,6 +255,7 @@ class WorkerSandbox {
 
   attempt(module, request) {
     const outcome = this.next();
+    this.worker.ref?.();
     this.worker.postMessage({ module, request });
     return outcome;
   }
@@ -262,6 +264,18 @@ class WorkerSandbox {
     if (!this.closed) this.worker.terminate();
     this.closed = true;
   }
+}
+
+// Each call gets a Worker of its own that has run nothing before, and it is terminated after
+// the call. One is started ahead for the next call, so that a call does not wait for a Worker to
+// load its script (tens of ms in a browser).
+let spare = null;
+
+function freshWorker() {
+  const ready = spare ?? WorkerSandbox.start();
+  spare = WorkerSandbox.start();
+  spare.catch(() => (spare = null)); // a spare that failed to start is not used
+  return ready;
 }
 
 // ---- the call -------------------------------------------------------------------------------
@@ -349,7 +363,7 @@ export async function runFunction(fnOrBytes, options = {}) {
     return result('memory_limit', message, { timings });
   }
   const request = { argv, outputs, limits: { ...limits } };
-  const sandbox = worker ? await WorkerSandbox.start() : new ThreadSandbox();
+  const sandbox = worker ? await freshWorker() : new ThreadSandbox();
   try {
     return await callWithReplay(sandbox, module, request, files, limits, timings);
   } finally {
