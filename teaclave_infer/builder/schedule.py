@@ -105,11 +105,14 @@ def _winograd(sch: s_tir.Schedule) -> None:
     sch.reorder(batch, row, column, channel)
     # A block of tiles at a time, all three stages: their intermediates stay in cache and are
     # the same few pages for every block (a fresh instance touches each new page once, slowly).
+    # Each block reads all the packed weights again: a block may be as large as they are.
     bgemm = sch.get_sblock("bgemm")
     eps, nu, co, tile, ci = sch.get_loops(bgemm)
     alpha, cout, tiles, cin = _extents(sch, [eps, co, tile, ci])
     per_tile = alpha * alpha * (cin + cout) * 4
-    tiles, tile = sch.split(tile, [None, _largest_divisor(tiles, WINOGRAD_BLOCK // per_tile)])
+    budget = max(WINOGRAD_BLOCK, alpha * alpha * cin * cout * 4)
+    block = _largest_divisor(tiles, max(1, budget // per_tile))
+    tiles, tile = sch.split(tile, [None, block])
     sch.reorder(tiles, eps, nu, tile, co, ci)
     if cout % LANES == 0:
         _register_blocked(sch, bgemm, [eps, nu, tile, co], [ci])
