@@ -3,6 +3,8 @@ constant and its kernel scheduled, and that models match onnxruntime with it on 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import onnx
 import pytest
@@ -62,6 +64,7 @@ CASES = {
     "channels_not_4": (conv(18, 17, 11), True),  # scalar transforms, unblocked GEMM
     "chain": (two_convs(16, 16, 12, 2), True),
     "few_channels": (conv(3, 32, 12), False),  # < WINOGRAD_MIN_CHANNELS: direct
+    "many_pairs": (conv(160, 128, 6), False),  # > WINOGRAD_MAX_PAIRS: direct
     "stride_2": (conv(16, 16, 12, strides=[2, 2]), False),
     "dilated": (conv(16, 16, 12, dilations=[2, 2], pad=2), False),
     "depthwise": (conv(16, 16, 12, group=16), False),
@@ -112,7 +115,9 @@ SCHEDULED = {
 
 
 @pytest.mark.parametrize("case", sorted(SCHEDULED))
-def test_winograd_kernel_is_scheduled(case):
+def test_winograd_kernel_is_scheduled(case, monkeypatch):
+    lowering = sys.modules[lower.__module__]
+    monkeypatch.setattr(lowering, "WINOGRAD_MAX_PAIRS", 480 * 480)  # let "wide" qualify
     model = SCHEDULED[case]
     (func,) = [f for n, f in _kernels(model).items() if "winograd" in n]
     scheduled = default_schedule(func)

@@ -56,7 +56,7 @@ class BuildOptions:
     schedule: str = "default"  # "default": tuning records, else schedule.py's rules; "none"
     tune_trials: int = 0  # > 0: tune kernels without a record in tuning_db first
     tuning_db: Path | None = None  # records to use (and add to); SHIPPED_TUNING is always read
-    winograd: bool = True  # 3x3 stride-1 convs with >= 16 channels as Winograd F(4x4, 3x3)
+    winograd: bool = True  # 3x3 stride-1 convs that qualify (lower.py) as Winograd F(4x4, 3x3)
 
 
 @dataclass(frozen=True)
