@@ -2,7 +2,8 @@
 """Latency and throughput of built functions against onnxruntime native and onnxruntime-web,
 all measured interleaved in one process.
 
-    python bench/models.py [--models mnist,cnn24,resnet50] [--runners wasm,ort-web,ort-1t,ort]
+    python bench/models.py [--models mnist,cnn24,resnet50]
+                           [--runners wasm,wasm-direct,ort-web,ort-1t,ort]
                            [--calls N | --seconds 1.0] [--resnet50-batch64]
                            [--json bench/results/models.json] [--plot bench/results/models.png]
 
@@ -17,6 +18,7 @@ hits all alike:
   wasm     the function built with profile `fast`, one `teaclave_infer.executor.run()` per call
            (fresh store, instantiate, read the .npy input, run, write the output; the module
            compiled once, cached): the in-executor latency
+  wasm-direct  the same built with `winograd=False` (every conv direct); not run by default
   ort-1t   onnxruntime native CPU, 1 intra-op thread
   ort      onnxruntime native CPU, its default threads
   ort-web  onnxruntime-web's wasm backend (1 thread, SIMD) in Node: bench/web/ort_runner.mjs,
@@ -63,7 +65,8 @@ from teaclave_infer.builder.importer import graph_inputs  # noqa: E402
 from teaclave_infer.executor import Limits, run  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
-RUNNERS = ("wasm", "ort-web", "ort-1t", "ort")
+RUNNERS = ("wasm", "wasm-direct", "ort-web", "ort-1t", "ort")
+DEFAULT_RUNNERS = ("wasm", "ort-web", "ort-1t", "ort")
 LIMITS = Limits(deadline_s=600, memory_bytes=2 << 30)  # batch 64 needs more than the defaults
 ROUNDS = 10
 TOLERANCE = 1e-3
@@ -177,9 +180,10 @@ class Runner(Protocol):
 
 
 class WasmRunner:
-    name = "wasm"
-
-    def __init__(self, wasm: bytes, manifest: dict[str, Any], x: np.ndarray) -> None:
+    def __init__(
+        self, wasm: bytes, manifest: dict[str, Any], x: np.ndarray, name: str = "wasm"
+    ) -> None:
+        self.name = name
         (inp,), (out,) = manifest["inputs"], manifest["outputs"]
         self.wasm, self.files = wasm, {"x": npy(x)}
         self.arguments = {inp["id"]: "x", out["id"]: "y"}
@@ -260,6 +264,10 @@ def make_runners(
         case.build_s, case.wasm_bytes = time.perf_counter() - start, built.wasm.stat().st_size
         print(f"  built {built.wasm.name} in {case.build_s:.1f} s ({case.wasm_bytes / 1e6:.1f} MB)")
         runners.append(WasmRunner(built.wasm.read_bytes(), built.manifest, x))
+    if "wasm-direct" in names:
+        options = BuildOptions(name=path.stem, profile="fast", winograd=False)
+        built = build(path, work / f"{path.stem}_direct", options)
+        runners.append(WasmRunner(built.wasm.read_bytes(), built.manifest, x, "wasm-direct"))
     if "ort-web" in names and web is not None:
         runners.append(OrtWebRunner(web, path.stem, path, x, data.name))
     for name, threads in (("ort-1t", 1), ("ort", 0)):
@@ -338,7 +346,7 @@ def measure(
         case.stats[name] = summarize(times, case) | {"max_abs_diff": differences[name]}
     for runner in runners:
         if isinstance(runner, WasmRunner) and runner.entry_ms:
-            case.stats["wasm"]["entry_median_ms"] = statistics.median(runner.entry_ms)
+            case.stats[runner.name]["entry_median_ms"] = statistics.median(runner.entry_ms)
     case.ratios = ratios(case.stats, case.batch)
 
 
@@ -427,7 +435,7 @@ def plot(cases: list[Case], path: Path) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
-    parser.add_argument("--runners", default=",".join(RUNNERS), help="comma-separated")
+    parser.add_argument("--runners", default=",".join(DEFAULT_RUNNERS), help="comma-separated")
     parser.add_argument("--calls", type=int, help="calls per runner (default: adaptive)")
     parser.add_argument("--seconds", type=float, default=1.0, help="adaptive: time per runner")
     parser.add_argument("--resnet50-batch64", action="store_true", help="slow: minutes per call")

@@ -85,6 +85,13 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         help="kernel loop nests: the default rules and tuning records, or TIR as lowered",
     )
     parser.add_argument(
+        "--no-winograd",
+        dest="winograd",
+        action="store_false",
+        help="every conv direct: no Winograd F(4x4, 3x3) for 3x3 stride-1 convs of >= 16 "
+        "channels (its results differ from the direct conv's by float rounding)",
+    )
+    parser.add_argument(
         "--tune",
         type=int,
         default=0,
@@ -116,6 +123,7 @@ def run_build(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         tune_trials=args.tune,
         tuning_db=args.tuning_db,
+        winograd=args.winograd,
     )
     result = build(args.model, args.out, options, progress=lambda line: print(f"  {line}"))
     memory = result.manifest["memory"]

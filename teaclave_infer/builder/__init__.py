@@ -56,6 +56,7 @@ class BuildOptions:
     schedule: str = "default"  # "default": tuning records, else schedule.py's rules; "none"
     tune_trials: int = 0  # > 0: tune kernels without a record in tuning_db first
     tuning_db: Path | None = None  # records to use (and add to); SHIPPED_TUNING is always read
+    winograd: bool = True  # 3x3 stride-1 convs that qualify (lower.py) as Winograd F(4x4, 3x3)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def build(
     io = stage("names", _io_ids, model, options)  # function-level ids of inputs and outputs
     shapes = input_shapes(model, options.shapes)  # every input dimension static
     mod = stage("import", to_relax, model, shapes)  # ONNX -> Relax
-    mod = stage("lower", lower, mod)  # legalize + fuse -> call_tir per kernel
+    mod = stage("lower", lower, mod, options.winograd)  # legalize + fuse -> call_tir per kernel
     plan = stage("plan", read_plan, mod)  # tensors, constants, calls, graph inputs/outputs
     layout = stage("memory", plan_arena, plan)  # liveness-based offsets in one arena
     _check_fits(plan, layout, profile, io)

@@ -11,6 +11,12 @@ restructure every kernel for WebAssembly as compiled by wasmtime's Cranelift:
   another axis (a conv's output channels) and an L1-resident tile of the output is accumulated in
   NCHW4c order, the reduction loops outside it; the epilogue writes each finished tile back.
 - Small reductions (pooling windows, a 1-channel 3x3 conv) stay as lowered: that is faster.
+- Winograd convs (lower.py; blocks `data_pack`, `bgemm`, `inverse`): every intermediate is laid
+  out channels-last, so that the lanes are 4 channels (tiles are gathered from rows at a stride
+  and their count often does not divide by 4). A block of tiles goes through all three stages
+  at a time, so the intermediates stay in cache. The transforms' 6x6 constant reductions are
+  unrolled so that their matrices fold into adds and a few multiplies, accumulated in registers;
+  the batched GEMM is register-blocked as above, lanes over output channels.
 - Elementwise chains are inlined into one loop, which is vectorized when its innermost extent
   divides by 4 (otherwise it would become per-lane code). Nothing is `parallel`: there are no
   threads in the sandbox.
@@ -33,6 +39,7 @@ LANES = 4  # f32 lanes in a 128-bit wasm vector
 TILE_BYTES = 8 << 10  # an output tile that stays in L1 with its inputs' rows
 ACCUMULATORS = 8  # vectors kept in registers: Cranelift has 16, the rest hold operands
 MIN_REDUCTION = 16  # a pooling window or a 1-channel 3x3 conv: as lowered is faster
+WINOGRAD_BLOCK = 128 << 10  # a block of tiles' transformed inputs and products, in L2
 
 
 def schedule_kernels(
@@ -66,6 +73,9 @@ def traced_default(mod: tvm.IRModule) -> s_tir.Schedule | None:
 
 
 def _schedule(sch: s_tir.Schedule) -> None:
+    if {"data_pack", "bgemm", "inverse"} <= {sch.get(b).name_hint for b in _blocks(sch)}:
+        _winograd(sch)
+        return
     _inline_elementwise(sch)
     reductions = [b for b in _blocks(sch) if _is_reduction(sch, b)]
     tiled = set()  # epilogues moved into a reduction's tiles
@@ -74,6 +84,69 @@ def _schedule(sch: s_tir.Schedule) -> None:
     for block in _blocks(sch):
         if not _is_reduction(sch, block) and sch.get(block).name_hint not in tiled:
             _vectorize_elementwise(sch, block)
+
+
+def _winograd(sch: s_tir.Schedule) -> None:
+    """TOPI's Winograd conv: data_pad -> input tiles -> data_pack (B^T d B) -> bgemm (per
+    transformed position, a GEMM over input channels) -> inverse (A^T m A) -> output."""
+    for constant_or_gather in ("A", "B", "input_tile"):  # into the blocks that read them
+        sch.compute_inline(sch.get_sblock(constant_or_gather))
+    _inline_elementwise(sch)  # the output copy, bias, activation: one loop
+    channels_last = {
+        "data_pad": lambda n, c, y, x: (n, y, x, c),
+        "data_pack": lambda e, u, c, p: (e, u, p, c),
+        "bgemm": lambda e, u, c, p: (e, u, p, c),
+        "inverse": lambda c, p, h, w: (p, h, w, c),
+    }
+    for name, layout in channels_last.items():
+        block = sch.get_sblock(name)
+        sch.transform_layout(block, ("write", 0), tirx.IndexMap.from_func(layout))
+    batch, channel, row, column = sch.get_loops(sch.get_sblock("data_pad"))
+    sch.reorder(batch, row, column, channel)
+    # A block of tiles at a time, all three stages: their intermediates stay in cache and are
+    # the same few pages for every block (a fresh instance touches each new page once, slowly).
+    # Each block reads all the packed weights again: a block may be as large as they are.
+    bgemm = sch.get_sblock("bgemm")
+    eps, nu, co, tile, ci = sch.get_loops(bgemm)
+    alpha, cout, tiles, cin = _extents(sch, [eps, co, tile, ci])
+    per_tile = alpha * alpha * (cin + cout) * 4
+    budget = max(WINOGRAD_BLOCK, alpha * alpha * cin * cout * 4)
+    block = _largest_divisor(tiles, max(1, budget // per_tile))
+    tiles, tile = sch.split(tile, [None, block])
+    sch.reorder(tiles, eps, nu, tile, co, ci)
+    if cout % LANES == 0:
+        _register_blocked(sch, bgemm, [eps, nu, tile, co], [ci])
+    sch.compute_at(sch.get_sblock("data_pack"), tiles, preserve_unit_loops=True)
+    sch.reverse_compute_at(sch.get_sblock("inverse"), tiles, preserve_unit_loops=True)
+    eps, nu, ci, tile, r_a, r_b = sch.get_loops(sch.get_sblock("data_pack"))[-6:]
+    _winograd_transform(sch, "data_pack", tile, ci, [r_a, r_b, eps, nu])
+    co, tile, vh, vw, r_a, r_b = sch.get_loops(sch.get_sblock("inverse"))[-6:]
+    _winograd_transform(sch, "inverse", tile, co, [r_a, r_b, vh, vw])
+
+
+def _winograd_transform(
+    sch: s_tir.Schedule,
+    name: str,
+    tile: s_tir.LoopRV,
+    channel: s_tir.LoopRV,
+    unrolled: list[s_tir.LoopRV],
+) -> None:
+    """Per tile and 4 channels (one vector), the whole small transform in registers: its loops
+    unrolled so that the constant matrix entries fold (zeros vanish, ones become adds)."""
+    block = sch.get_sblock(name)
+    lanes = None
+    if _extents(sch, [channel])[0] % LANES == 0:
+        channel, lanes = sch.split(channel, [None, LANES])
+    sch.reorder(tile, channel, *unrolled, *([lanes] if lanes else []))
+    accumulator = sch.cache_write(block, 0, "local")
+    sch.reverse_compute_at(accumulator, channel, preserve_unit_loops=True)
+    for loop in unrolled:
+        sch.unroll(loop)
+    if lanes is not None:
+        sch.vectorize(lanes)
+    sch.decompose_reduction(block, unrolled[0])
+    for other in [accumulator, *_blocks_named(sch, name + "_init")]:
+        _vectorize_innermost(sch, other)
 
 
 def _blocks(sch: s_tir.Schedule) -> list[s_tir.SBlockRV]:
@@ -198,7 +271,7 @@ def _register_blocked(
     sch.reorder(*outer, *reduce, *inner)
     accumulator = sch.cache_write(block, 0, "local")
     sch.reverse_compute_at(accumulator, outer[-1], preserve_unit_loops=True)
-    epilogue = sch.get_consumers(accumulator)
+    epilogue = [c for c in sch.get_consumers(accumulator) if not _is_reduction(sch, c)]
     for consumer in epilogue:
         sch.reverse_compute_at(consumer, outer[-1], preserve_unit_loops=True)
     for loop in inner[:-1]:
