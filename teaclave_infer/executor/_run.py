@@ -73,7 +73,7 @@ def _linker(key: EngineKey) -> wasmtime.Linker:
     return linker
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)  # as many as the module cache keeps by default
 def _instance_pre(module: wasmtime.Module, key: EngineKey) -> wasmtime.InstancePre:
     """The module with its imports resolved once: instantiating it is then only the store's
     work (cached by the module object, which the module cache hands out again and again)."""
