@@ -265,7 +265,15 @@ def run_worker(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
-    return demo(args.model, args.images, args.out, args.url, args.admin_password_file, args.workers)
+    return demo(
+        args.model,
+        args.images,
+        args.out,
+        args.url,
+        args.admin_password_file,
+        args.workers,
+        args.web,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -297,6 +305,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--url", help="use this running service instead of starting one")
     demo.add_argument("--admin-password-file", type=Path, help="its admin's (with --url)")
     demo.add_argument("--workers", type=int, default=2, help="of the local service")
+    demo.add_argument(
+        "--web", action="store_true", help="then keep the service up for the /demo page (Ctrl-C)"
+    )
     return parser
 
 

@@ -3,11 +3,13 @@ two users, 20 encrypted tasks, the table and the accuracy; and on any folder of 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 from PIL import Image, ImageOps
 from teaclave_client.mnist_demo import labelled_images
+from teaclave_client.sdk import Client
 
 from teaclave_infer.cli import main
 
@@ -48,3 +50,31 @@ def test_labels_come_from_labels_json_or_the_names(tmp_path):
         (tmp_path / "digit_3_x.jpg", 3),
     ]
     assert labelled_images(MNIST / "samples")[0] == (MNIST / "samples" / "digit_0_a.png", 0)
+
+
+def test_the_demo_then_serves_the_page_with_the_function_shared(tmp_path, capsys, monkeypatch):
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(MNIST / "samples" / "digit_7_a.png", images / "digit_7_a.png")
+    seen: dict[str, object] = {}
+
+    def while_serving() -> None:  # instead of waiting for Ctrl-C: use the page's API
+        out = capsys.readouterr().out
+        page = next(line for line in out.splitlines() if line.startswith("the page: "))
+        url, username, password = re.findall(
+            r"(http://\S+)/demo\s+\(sign in as (\S+), password (\S+)\)", page
+        )[0]
+        with Client(url) as user:
+            user.login(username, password)
+            (fn,) = user.list_functions()
+            seen["browser"] = user._json("GET", f"/v1/functions/{fn.id}/browser")
+            seen["page"] = user._http.get(f"{url}/demo/", timeout=10)
+
+    monkeypatch.setattr("teaclave_infer.demo._until_interrupted", while_serving)
+    args = ["demo", "--model", str(MNIST / "mnist.onnx"), "--out", str(tmp_path / "build")]
+    assert main([*args, "--images", str(images), "--web"]) == 0
+    browser = seen["browser"]
+    assert isinstance(browser, dict) and browser["function"]["browser"] is True
+    assert browser["weights"] is None and browser["manifest"]["weights"]["mode"] == "embedded"
+    assert seen["page"].status_code == 200  # type: ignore[attr-defined]
+    assert (tmp_path / "build" / "web" / "mnist.wasm").exists()
