@@ -2,7 +2,8 @@
 
 `guest(body)` wraps instructions into a module importing Teaclave's five functions, with a few
 strings in memory and a `$log` helper: each `(call $log X)` records an i32, and `$flush` writes
-the record to the output "log", so a test can read what every host call returned.
+the record to the output "log", so a test can read what every host call returned. The bodies
+below are shared by the executor's tests and the web host's (which compares the two).
 """
 
 from __future__ import annotations
@@ -36,6 +37,44 @@ HELPERS = f"""
     (drop (call $write (local.get $h) (i32.const {LOG_AT}) (i32.mul (global.get $n) (i32.const 4))))
     (drop (call $close (local.get $h))))
 """
+
+
+# Handles count from 1, are never reused; a write handle has bit 30 set.
+HANDLES = f"""
+  (call $log (call $open (i32.const {IN})))
+  (call $log (call $open (i32.const {IN})))
+  (call $log (call $create (i32.const {OUT})))
+  (call $log (call $close (i32.const 1)))
+  (call $log (call $close (i32.const 1)))
+  (call $log (call $open (i32.const {IN})))
+  (call $flush) (i32.const 0)"""
+# Three reads of 4 bytes, then 2 of the buffer written out: returns 7.
+READS = f"""
+  (local.set $h (call $open (i32.const {IN})))
+  (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
+  (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
+  (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
+  (local.set $h (call $create (i32.const {OUT})))
+  (call $log (call $write (local.get $h) (i32.const {BUF}) (i32.const 2)))
+  (call $log (call $close (local.get $h)))
+  (call $flush) (i32.const 7)"""
+# Opens "in" until it fails: returns how many handles it got.
+OPEN_ALL = f"""
+  (block $done (loop $more
+    (br_if $done (i32.eq (call $open (i32.const {IN})) (i32.const -1)))
+    (local.set $h (i32.add (local.get $h) (i32.const 1)))
+    (br $more)))
+  (local.get $h)"""
+# Logs argc and argv, and writes out everything from argv to the end of memory.
+ARGV = f"""
+  (call $log (local.get $argc))
+  (call $log (local.get $argv))
+  (local.set $h (call $create (i32.const {OUT})))
+  (drop (call $write (local.get $h) (local.get $argv)
+    (i32.sub (i32.mul (memory.size) (i32.const 65536)) (local.get $argv))))
+  (drop (call $close (local.get $h)))
+  (call $flush) (i32.const 0)"""
+DEEP = "(func $deep (param i32) (result i32) (call $deep (i32.add (local.get 0) (i32.const 1))))"
 
 
 def guest(body: str, extra: str = "", pages: int = 1) -> bytes:

@@ -10,7 +10,7 @@ import weakref
 
 import pytest
 import wasmtime
-from guests import BUF, IN, NOPE, OUT, guest, log_values
+from guests import ARGV, BUF, DEEP, HANDLES, IN, NOPE, OPEN_ALL, OUT, READS, guest, log_values
 
 from teaclave_infer.errors import LimitError
 from teaclave_infer.executor import Limits, ModuleCache, ResultKind, run
@@ -25,14 +25,7 @@ def logged(wasm: bytes, inputs: dict[str, bytes], outputs=("out", "log"), **kw) 
 
 
 def test_handles_count_from_one_and_are_never_reused():
-    wasm = guest(f"""
-      (call $log (call $open (i32.const {IN})))
-      (call $log (call $open (i32.const {IN})))
-      (call $log (call $create (i32.const {OUT})))
-      (call $log (call $close (i32.const 1)))
-      (call $log (call $close (i32.const 1)))
-      (call $log (call $open (i32.const {IN})))
-      (call $flush) (i32.const 0)""")
+    wasm = guest(HANDLES)
     assert logged(wasm, {"in": b"abc"}) == [1, 2, W | 3, 0, -1, 4]
 
 
@@ -57,15 +50,7 @@ def test_every_wrong_use_of_a_handle_or_id_is_minus_one():
 
 
 def test_reads_write_and_outputs_only_when_closed():
-    wasm = guest(f"""
-      (local.set $h (call $open (i32.const {IN})))
-      (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
-      (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
-      (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
-      (local.set $h (call $create (i32.const {OUT})))
-      (call $log (call $write (local.get $h) (i32.const {BUF}) (i32.const 2)))
-      (call $log (call $close (local.get $h)))
-      (call $flush) (i32.const 7)""")
+    wasm = guest(READS)
     result = run(wasm, {}, {"in": b"abcdef"}, ["out", "log"])
     assert result.ok and result.return_value == 7
     assert log_values(result.outputs["log"]) == [4, 2, 0, 2, 0]
@@ -73,25 +58,13 @@ def test_reads_write_and_outputs_only_when_closed():
 
 
 def test_handles_run_out_after_the_limit():
-    wasm = guest(f"""
-      (block $done (loop $more
-        (br_if $done (i32.eq (call $open (i32.const {IN})) (i32.const -1)))
-        (local.set $h (i32.add (local.get $h) (i32.const 1)))
-        (br $more)))
-      (local.get $h)""")
+    wasm = guest(OPEN_ALL)
     assert run(wasm, {}, {"in": b""}).return_value == 1023
     assert run(wasm, {}, {"in": b""}, limits=Limits(max_handles=5)).return_value == 5
 
 
 def test_argv_is_sorted_pairs_in_grown_pages():
-    wasm = guest(f"""
-      (call $log (local.get $argc))
-      (call $log (local.get $argv))
-      (local.set $h (call $create (i32.const {OUT})))
-      (drop (call $write (local.get $h) (local.get $argv)
-        (i32.sub (i32.mul (memory.size) (i32.const 65536)) (local.get $argv))))
-      (drop (call $close (local.get $h)))
-      (call $flush) (i32.const 0)""")
+    wasm = guest(ARGV)
     result = run(wasm, {"zeta": "1", "alpha": "x y", "mid": [1, 2]}, {}, ["out", "log"])
     argc, argv_ptr = log_values(result.outputs["log"])
     assert argc == 6 and argv_ptr >= 65536  # past the module's one page
@@ -102,7 +75,6 @@ def test_argv_is_sorted_pairs_in_grown_pages():
 
 
 DIV0 = "integer_division_by_zero"
-DEEP = "(func $deep (param i32) (result i32) (call $deep (i32.add (local.get 0) (i32.const 1))))"
 
 
 @pytest.mark.parametrize(

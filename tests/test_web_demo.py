@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_built
 from PIL import Image
 from service_helpers import ADMIN_PASSWORD
 from teaclave_client.images import prepare_image
 from teaclave_client.sdk import Client
 
 from teaclave_infer.builder import BuildOptions, BuildResult, build
-from teaclave_infer.executor import run
 from teaclave_infer.service.routes.web import FILES, POLICY
 
 pytestmark = pytest.mark.slow
@@ -79,28 +79,10 @@ def strokes(png: Path) -> list[list[list[float]]]:
 
 def executor_predictions(built: BuildResult) -> dict[str, int]:
     """Each sample's prediction by the executor, with its tensor from the Python client."""
-    wasm = built.wasm.read_bytes()
-    ids = {i["id"]: i["id"] for i in built.manifest["inputs"]}
-    predictions = {}
-    for name in sorted(LABELS):
-        x = prepare_image(SAMPLES / name, (1, 1, 28, 28))
-        files = {"input_img": _npy(x)}
-        if built.weights is not None:
-            files["weights"] = built.weights.read_bytes()
-            ids["weights"] = "weights"
-        outputs = [o["id"] for o in built.manifest["outputs"]]
-        result = run(wasm, {**ids, **{o: o for o in outputs}}, files, outputs)
-        assert result.ok, result.message
-        predictions[name] = int(result.return_value)
-    return predictions
-
-
-def _npy(x: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, x)
-    return buf.getvalue()
+    return {
+        name: run_built(built, {"input_img": prepare_image(SAMPLES / name, (1, 1, 28, 28))})[0]
+        for name in sorted(LABELS)
+    }
 
 
 @pytest.fixture(scope="module")

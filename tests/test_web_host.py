@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import wasmtime
-from guests import BUF, IN, NOPE, OUT, guest
+from guests import ARGV, BUF, DEEP, HANDLES, IN, NOPE, OPEN_ALL, OUT, READS, guest
 from helpers import npy
 from teaclave_client.crypto import encrypt, generate_key
 from teaclave_client.images import prepare_image
@@ -113,14 +113,6 @@ def seal(plaintext: bytes, schema: str = "aes-gcm-128", *, wrong: str = "") -> d
     }
 
 
-LOG_HANDLES = f"""
-  (call $log (call $open (i32.const {IN})))
-  (call $log (call $open (i32.const {IN})))
-  (call $log (call $create (i32.const {OUT})))
-  (call $log (call $close (i32.const 1)))
-  (call $log (call $close (i32.const 1)))
-  (call $log (call $open (i32.const {IN})))
-  (call $flush) (i32.const 0)"""
 WRONG_USES = f"""
   (call $log (call $open (i32.const {NOPE})))
   (call $log (call $create (i32.const {IN})))
@@ -138,29 +130,6 @@ WRONG_USES = f"""
   (call $log (call $close (i32.const 77)))
   (call $log (call $close (local.get $h)))
   (call $log (call $create (i32.const {OUT})))
-  (call $flush) (i32.const 0)"""
-READS = f"""
-  (local.set $h (call $open (i32.const {IN})))
-  (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
-  (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
-  (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
-  (local.set $h (call $create (i32.const {OUT})))
-  (call $log (call $write (local.get $h) (i32.const {BUF}) (i32.const 2)))
-  (call $log (call $close (local.get $h)))
-  (call $flush) (i32.const 7)"""
-OPEN_ALL = f"""
-  (block $done (loop $more
-    (br_if $done (i32.eq (call $open (i32.const {IN})) (i32.const -1)))
-    (local.set $h (i32.add (local.get $h) (i32.const 1)))
-    (br $more)))
-  (local.get $h)"""
-ARGV = f"""
-  (call $log (local.get $argc))
-  (call $log (local.get $argv))
-  (local.set $h (call $create (i32.const {OUT})))
-  (drop (call $write (local.get $h) (local.get $argv)
-    (i32.sub (i32.mul (memory.size) (i32.const 65536)) (local.get $argv))))
-  (drop (call $close (local.get $h)))
   (call $flush) (i32.const 0)"""
 # An output written, a plain input opened, then the sealed one: the replay must log the same.
 SEALED_LATE = f"""
@@ -182,7 +151,6 @@ COPY = f"""
   (drop (call $close (local.get $h)))
   (i32.const 0)"""
 COPY_GLOBAL = "(global $len (mut i32) (i32.const 0))"
-DEEP = "(func $deep (param i32) (result i32) (call $deep (i32.add (local.get 0) (i32.const 1))))"
 BOMB = "(loop (br_if 0 (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) (unreachable)"
 ENDLESS_OUTPUT = f"""
   (local.set $h (call $create (i32.const {OUT})))
@@ -216,7 +184,7 @@ def guest_cases() -> list[Case]:
         "trapCode": None,
     }
     cases = [
-        Case("handles", guest(LOG_HANDLES), inputs=abc, outputs=OUTS),
+        Case("handles", guest(HANDLES), inputs=abc, outputs=OUTS),
         Case("wrong-uses", guest(WRONG_USES), inputs=abc, outputs=OUTS),
         Case("reads", guest(READS), inputs={"in": b"abcdef"}, outputs=OUTS),
         Case("handles-run-out", guest(OPEN_ALL), inputs={"in": b""}),

@@ -151,10 +151,15 @@ def get_file(file_id: str, user: CurrentUser, session: SessionDep) -> Any:
 @router.get("/files/{file_id}/content")
 def get_content(file_id: str, request: Request, user: CurrentUser, session: SessionDep) -> Any:
     """The (encrypted) bytes of a file in the platform's blob store, for its owners."""
-    f = owned_file(session, file_id, user)
+    return blob_content(request, owned_file(session, file_id, user))
+
+
+def blob_content(request: Request, f: DataFile) -> FileResponse:
+    """The file's encrypted bytes from the blob store: a 409 if it lives elsewhere, a 410 if
+    its blob was deleted."""
     if not f.url.startswith("blob:") or f.url == "blob:":
-        raise Problem(409, "Not in the blob store", f"file {file_id} is at {f.url or 'no URL'}")
+        raise Problem(409, "Not in the blob store", f"file {f.id} is at {f.url or 'no URL'}")
     path = request.app.state.blobs.path(f.url[5:])
     if not path.exists():
-        raise Problem(410, "Gone", f"the blob of file {file_id} was deleted")
+        raise Problem(410, "Gone", f"the blob of file {f.id} was deleted")
     return FileResponse(path, media_type="application/octet-stream")

@@ -7,7 +7,6 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from fastapi.responses import FileResponse
 from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 
@@ -28,13 +27,9 @@ from ..schemas import (
     Page,
     Slot,
 )
-from .files import owners_of
+from .files import blob_content, owners_of
 
 router = APIRouter(prefix="/v1/functions", tags=["functions"])
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 def may_use(function: Function, user: User) -> bool:
@@ -254,7 +249,11 @@ def browser_run(
             raise Problem(409, "No weights for browsers", "its owner has not set browser_weights")
         key = request.app.state.keys.unwrap(f.wrapped_key, f.key_file_id or f.id, f.schema)
         weights = BrowserWeights(
-            file_id=f.id, schema_=f.schema, iv=f.iv, cmac=f.cmac or "", key=_b64(key)
+            file_id=f.id,
+            schema_=f.schema,
+            iv=f.iv,
+            cmac=f.cmac or "",
+            key=base64.b64encode(key).decode(),
         )
     return BrowserRun(
         function=FunctionPublic.model_validate(function),
@@ -272,10 +271,7 @@ def browser_weights(
     f = session.get(DataFile, function.browser_weights or "")
     if f is None:
         raise Problem(409, "No weights for browsers", "its owner has not set browser_weights")
-    path = request.app.state.blobs.path(f.url[5:])
-    if not path.exists():
-        raise Problem(410, "Gone", f"the blob of file {f.id} was deleted")
-    return FileResponse(path, media_type="application/octet-stream")
+    return blob_content(request, f)
 
 
 @router.delete("/{function_id}", status_code=204)

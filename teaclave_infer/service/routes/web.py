@@ -15,16 +15,14 @@ from ..problems import Problem
 router = APIRouter(tags=["web"], include_in_schema=False)
 
 WEB = Path(__file__).resolve().parent.parent / "web"  # a link to client/web in the source tree
-FILES = {
-    "index.html": "text/html; charset=utf-8",
-    "demo.css": "text/css; charset=utf-8",
-    "demo.js": "text/javascript; charset=utf-8",
-    "digit-image.js": "text/javascript; charset=utf-8",
-    "teaclave-host.js": "text/javascript; charset=utf-8",
-    "teaclave-host-worker.js": "text/javascript; charset=utf-8",
-    "teaclave-abi.js": "text/javascript; charset=utf-8",
-    "teaclave-crypto.js": "text/javascript; charset=utf-8",
-    "teaclave-platform.js": "text/javascript; charset=utf-8",
+FILES = {  # served as /demo/NAME
+    "index.html", "demo.css", "demo.js", "digit-image.js", "teaclave-abi.js",
+    "teaclave-crypto.js", "teaclave-host.js", "teaclave-host-worker.js", "teaclave-platform.js",
+}  # fmt: skip
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
 }
 POLICY = (
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
@@ -48,4 +46,4 @@ def demo_file(name: str) -> FileResponse:
     if name not in FILES or not (WEB / name).is_file():
         raise Problem(404, "Not found", f"no page file {name}")
     headers = {"Content-Security-Policy": POLICY, "X-Content-Type-Options": "nosniff"}
-    return FileResponse(WEB / name, media_type=FILES[name], headers=headers)
+    return FileResponse(WEB / name, media_type=TYPES[(WEB / name).suffix], headers=headers)
