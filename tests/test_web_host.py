@@ -159,6 +159,7 @@ ENDLESS_OUTPUT = f"""
   (drop (call $close (local.get $h)))
   (i32.const 0)"""
 # Loops forever, calling the host: the in-thread mode can stop only this kind of loop.
+TABLE = "(table 1 funcref)"
 CHATTY_LOOP = "(loop (drop (call $close (i32.const 5))) (br 0)) (i32.const 0)"
 EP = '(func (export "entrypoint") (param i32 i32) (result i32) (i32.const 0))'
 INVALID = {
@@ -224,6 +225,15 @@ def guest_cases() -> list[Case]:
         Case("chatty-loop", guest(CHATTY_LOOP), limits={"deadlineMs": 500}),
         Case("memory-bomb", guest(BOMB), limits={"memoryBytes": 8 << 20}),
         Case("too-big", guest("(i32.const 0)", pages=200), limits={"memoryBytes": 4 << 20}),
+        *(  # tables count against the memory limit in both hosts (security/test_sec_tables.py)
+            Case(name, guest(body, tables), limits={"memoryBytes": 1 << 20})
+            for name, body, tables in [
+                ("table-bomb", "(table.grow 0 (ref.null func) (i32.const 100000000))", TABLE),
+                ("table-declared-huge", "(i32.const 0)", "(table 100000000 funcref)"),
+                ("many-tables", "(i32.const 0)", " ".join(["(table 400 funcref)"] * 16)),
+                ("small-table", "(table.grow 0 (ref.null func) (i32.const 10))", TABLE),
+            ]
+        ),
         Case(
             "output-limit", guest(ENDLESS_OUTPUT), outputs=["out"], limits={"outputBytes": 1 << 20}
         ),

@@ -1,9 +1,11 @@
 // Teaclave's function ABI as the Python side has it (teaclave_infer/abi.py, executor/_validate.py):
-// just enough of the wasm binary format to check a function's imports and exports and to write a
-// memory cap into it, and argv packed as abi.pack_arguments packs it. Used by teaclave-host.js.
+// just enough of the wasm binary format to check a function's imports and exports and to write
+// memory and table caps into it, and argv packed as abi.pack_arguments packs it. Used by
+// teaclave-host.js.
 // Written by hand: no library parses wasm sections in a browser without a build step.
 
 export const MAX_PAGES = 65536; // wasm32: 4 GiB
+export const MAX_TABLE_ELEMENTS = 0xffff_ffff; // wasm32 tables
 export const ENTRYPOINT = 'entrypoint';
 export const IMPORT_MODULE = 'env';
 // Import name -> number of i32 parameters; each returns one i32, -1 being the only error.
@@ -24,7 +26,7 @@ export class ForbiddenImportError extends InvalidModuleError {
   name = 'ForbiddenImportError';
 }
 
-// ---- the wasm binary: just enough parsing to check the ABI and to cap the memory -----------
+// ---- the wasm binary: just enough parsing to check the ABI and to cap memory and tables -----
 
 const malformed = (what) => new InvalidModuleError(`invalid module: ${what}`);
 
@@ -91,6 +93,16 @@ function limits(r) {
   return { flags, min, max: flags & 1 ? r.leb(10) : null };
 }
 
+/** A table type: its element type (one byte: funcref or externref, typed references are off)
+ * and its limits. */
+function table(r) {
+  const element = r.byte();
+  if (element !== 0x70 && element !== 0x6f) throw malformed(`table of 0x${element.toString(16)}`);
+  const tableLimits = limits(r);
+  if (tableLimits.flags & ~1) throw malformed('a shared or 64-bit table');
+  return { element, limits: tableLimits };
+}
+
 function importEntry(r) {
   const entry = { module: r.name(), name: r.name(), kind: EXTERNAL_KINDS[r.byte()] };
   if (entry.kind === 'func') entry.type = r.leb();
@@ -106,8 +118,8 @@ function exportEntry(r) {
   return { name: r.name(), kind: EXTERNAL_KINDS[r.byte()], index: r.leb() };
 }
 
-/** The sections the ABI check and the memory cap need: types, imports, functions, memory (with
- * its byte range, to rewrite it), exports. */
+/** The sections the ABI check and the caps need: types, imports, functions, tables and memory
+ * (with their byte ranges, to rewrite them), exports. */
 export function parseModule(bytes) {
   const magic = [0x00, 0x61, 0x73, 0x6d];
   if (bytes.length < 8 || magic.some((b, i) => bytes[i] !== b)) {
@@ -116,7 +128,7 @@ export function parseModule(bytes) {
   if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
     throw malformed('not a core module of binary version 1');
   }
-  const layout = { types: [], imports: [], functions: [], exports: [], memory: null };
+  const layout = { types: [], imports: [], functions: [], exports: [], memory: null, table: null };
   const r = new Reader(bytes, 8, bytes.length);
   while (r.pos < r.end) {
     const sectionStart = r.pos;
@@ -128,6 +140,7 @@ export function parseModule(bytes) {
     if (id === 1) layout.types = s.vec(() => funcType(s));
     else if (id === 2) layout.imports = s.vec(() => importEntry(s));
     else if (id === 3) layout.functions = s.vec(() => s.leb());
+    else if (id === 4) layout.table = { sectionStart, end, tables: s.vec(() => table(s)) };
     else if (id === 5) layout.memory = { sectionStart, end, memories: s.vec(() => limits(s)) };
     else if (id === 7) layout.exports = s.vec(() => exportEntry(s));
     r.pos = end;
@@ -156,20 +169,48 @@ export function ownMemory(layout) {
   return memory ?? null;
 }
 
-/** The bytes with the memory's maximum lowered to `capPages`, or null when its minimum is
- * already over it. A module without its own memory is returned as is (the ABI check refuses it). */
-export function withMemoryCap(bytes, layout, capPages) {
-  const memory = ownMemory(layout);
-  if (memory === null) return bytes;
-  if (memory.min > capPages) return null;
-  const max = Math.min(memory.max ?? MAX_PAGES, capPages);
-  const content = [1, 0x01, ...encodeLeb(memory.min), ...encodeLeb(max)]; // one memory, has a max
-  const section = [5, ...encodeLeb(content.length), ...content];
-  const { sectionStart, end } = layout.memory;
+/** The bytes with section [start, end) replaced by `id` with `content`. */
+function replaceSection(bytes, { sectionStart, end }, id, content) {
+  const section = [id, ...encodeLeb(content.length), ...content];
   const out = new Uint8Array(bytes.length - (end - sectionStart) + section.length);
   out.set(bytes.subarray(0, sectionStart));
   out.set(section, sectionStart);
   out.set(bytes.subarray(end), sectionStart + section.length);
+  return out;
+}
+
+/** The bytes with the memory's maximum lowered to `capPages` and every table's to
+ * `tableElements`, or a string saying what is over its cap before anything runs: the initial
+ * memory, a table's initial size, more than `maxTables` tables. A module without its own memory
+ * keeps none (the ABI check refuses it). Sections are rewritten back to front: the table section
+ * comes before the memory section, whose range must not move first. */
+export function withCaps(bytes, layout, { capPages, tableElements, maxTables }) {
+  const memory = ownMemory(layout);
+  const tables = layout.table?.tables ?? [];
+  if (memory !== null && memory.min > capPages) {
+    return `the module's initial memory is ${memory.min * 65536} bytes`;
+  }
+  if (tables.length > maxTables) {
+    return `the module has ${tables.length} tables (${maxTables} allowed)`;
+  }
+  const over = tables.find((t) => t.limits.min > tableElements);
+  if (over) {
+    return `a table's initial size is ${over.limits.min} elements (${tableElements} allowed)`;
+  }
+  let out = bytes;
+  if (memory !== null) {
+    const max = Math.min(memory.max ?? MAX_PAGES, capPages);
+    const content = [1, 0x01, ...encodeLeb(memory.min), ...encodeLeb(max)]; // one, has a max
+    out = replaceSection(out, layout.memory, 5, content);
+  }
+  if (tables.length) {
+    const content = [...encodeLeb(tables.length)];
+    for (const { element, limits: { min, max } } of tables) {
+      const capped = Math.min(max ?? MAX_TABLE_ELEMENTS, tableElements);
+      content.push(element, 0x01, ...encodeLeb(min), ...encodeLeb(capped));
+    }
+    out = replaceSection(out, layout.table, 4, content);
+  }
   return out;
 }
 

@@ -172,11 +172,15 @@ function placeArgv(memory, argv) {
   return base;
 }
 
-/** Whether memory is within 1/16 of the cap (at least 1 MiB) of it: a failure this close to the
- * cap is taken to be for want of memory (memory.grow's -1 leaves no other trace). */
+/** Whether memory is within 1/16 of its cap (at least 1 MiB) of it: a failure this close to the
+ * cap is taken to be for want of memory (memory.grow's -1 leaves no other trace). The cap is
+ * memory's share of memoryBytes (whole pages, at least 1/256 left for tables), as the
+ * executor's. */
 function atMemoryCap(call, limits) {
   const size = call.memory ? call.memory.buffer.byteLength : 0;
-  return size + Math.max(MIB, Math.floor(limits.memoryBytes / 16)) > limits.memoryBytes;
+  const { memoryBytes } = limits;
+  const cap = Math.floor((memoryBytes - Math.floor(memoryBytes / 256)) / PAGE) * PAGE;
+  return size + Math.max(MIB, Math.floor(cap / 16)) > cap;
 }
 
 // Engine messages (V8, SpiderMonkey, JavaScriptCore) -> wasmtime's trap codes, best effort.

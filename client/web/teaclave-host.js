@@ -40,8 +40,16 @@
 // Limits: the memory cap is written into the module itself (its memory's maximum lowered to the
 // cap in 64 KiB pages), so memory.grow past it returns -1 in the guest; a module whose initial
 // memory is over the cap, or a failing call near the cap, is 'memory_limit' (as the executor's
-// at_memory_cap). The deadline needs a Worker: with worker: true (the default where Workers
-// exist) the call runs in one (Node: worker_threads) that is terminated at the deadline. With
+// at_memory_cap). Tables count against memoryBytes as in the executor (_limits.py): memory gets
+// whole pages leaving at least 1/256, and up to MAX_TABLES tables share the rest at
+// TABLE_ELEMENT_BYTES an element (V8 pays ~27 bytes for a funcref element: measured, RSS growth
+// of a 10M-element table in Node 20; unbounded, V8 allows 10M elements a table and many tables,
+// 1.2 GiB for 20 of them). Each table's maximum is written into the module, so table.grow past it
+// returns -1 in the guest; more tables, or a table's initial size over its share, is
+// 'memory_limit' before running. Unlike the executor, which rewrites table.grow into a guard that
+// ends the call as 'memory_limit' (_tables.py), here the guest sees that -1 and goes on.
+// The deadline needs a Worker: with worker: true (the default where Workers exist) the call
+// runs in one (Node: worker_threads) that is terminated at the deadline. With
 // worker: false the call runs in this thread and the deadline is only enforced by refusing: a
 // host call after it stops the call, and a call that returns after it is 'timeout'; a guest
 // that loops without calling the host is never stopped. The deadline covers instantiation,
@@ -55,11 +63,12 @@ import {
   ForbiddenImportError,
   InvalidModuleError,
   MAX_PAGES,
+  MAX_TABLE_ELEMENTS,
   checkAbi,
   ownMemory,
   packArguments,
   parseModule,
-  withMemoryCap,
+  withCaps,
 } from './teaclave-abi.js';
 import { decryptFile } from './teaclave-crypto.js';
 import { PAGE, WORKER_NAME, attempt } from './teaclave-host-worker.js';
@@ -67,6 +76,19 @@ import { PAGE, WORKER_NAME, attempt } from './teaclave-host-worker.js';
 export { ForbiddenImportError, InvalidModuleError, packArguments };
 
 const MIB = 1 << 20;
+// As the executor's (teaclave_infer/executor/_limits.py): what a table element costs the most
+// of the engines we run on, and how many tables a function may have.
+export const TABLE_ELEMENT_BYTES = 32;
+export const MAX_TABLES = 4;
+
+/** memoryBytes split as the executor splits it: whole pages for linear memory, at least 1/256
+ * left for the tables, each table's share in elements. */
+export function memoryShares(memoryBytes) {
+  const linear = Math.floor((memoryBytes - Math.floor(memoryBytes / 256)) / PAGE) * PAGE;
+  const tableElements = Math.floor((memoryBytes - linear) / (MAX_TABLES * TABLE_ELEMENT_BYTES));
+  const capPages = Math.min(MAX_PAGES, linear / PAGE);
+  return { capPages, tableElements: Math.min(MAX_TABLE_ELEMENTS, tableElements) };
+}
 
 export const RESULT_KINDS = Object.freeze([
   'ok',
@@ -121,7 +143,7 @@ function copyBytes(value, what) {
 export class FunctionModule {
   #bytes;
   #layout;
-  #compiled = new Map(); // cap in pages -> Promise<WebAssembly.Module | null>
+  #compiled = new Map(); // memoryBytes -> Promise<WebAssembly.Module | string>
 
   constructor(bytes, layout) {
     this.#bytes = bytes;
@@ -130,16 +152,17 @@ export class FunctionModule {
     this.imports = layout.imports.map((i) => `${i.module}.${i.name}`);
   }
 
-  /** The compiled module whose memory cannot grow past `memoryBytes`; null when its initial
-   * memory is already over it. */
+  /** The compiled module whose memory and tables cannot grow past their shares of
+   * `memoryBytes`; a string saying what is over its share before anything runs otherwise. */
   compiledFor(memoryBytes) {
-    const capPages = Math.min(MAX_PAGES, Math.floor(memoryBytes / PAGE));
-    if (!this.#compiled.has(capPages)) {
-      const capped = withMemoryCap(this.#bytes, this.#layout, capPages);
+    if (!this.#compiled.has(memoryBytes)) {
+      const caps = { ...memoryShares(memoryBytes), maxTables: MAX_TABLES };
+      const capped = withCaps(this.#bytes, this.#layout, caps);
       if (this.#compiled.size >= 4) this.#compiled.delete(this.#compiled.keys().next().value);
-      this.#compiled.set(capPages, capped === null ? Promise.resolve(null) : compile(capped));
+      const compiled = typeof capped === 'string' ? Promise.resolve(capped) : compile(capped);
+      this.#compiled.set(memoryBytes, compiled);
     }
-    return this.#compiled.get(capPages);
+    return this.#compiled.get(memoryBytes);
   }
 }
 
@@ -149,8 +172,8 @@ export async function loadFunction(bytes) {
   const copy = copyBytes(bytes, 'the function');
   const layout = parseModule(copy);
   const fn = new FunctionModule(copy, layout);
-  // Compiling validates; a module over the default cap is compiled uncapped, only to validate.
-  if ((await fn.compiledFor(DEFAULT_LIMITS.memoryBytes)) === null) await compile(copy);
+  // Compiling validates; a module over the default caps is compiled uncapped, only to validate.
+  if (typeof (await fn.compiledFor(DEFAULT_LIMITS.memoryBytes)) === 'string') await compile(copy);
   checkAbi(layout);
   return fn;
 }
@@ -357,9 +380,8 @@ export async function runFunction(fnOrBytes, options = {}) {
     return result(kind, `${kind}: ${err.message}`, { timings });
   }
   timings.compile = (now() - start) / 1000;
-  if (module === null) {
-    const initial = `the module's initial memory is ${fn.initialMemoryBytes} bytes`;
-    const message = `memory_limit: ${limits.memoryBytes} bytes: ${initial}`;
+  if (typeof module === 'string') {
+    const message = `memory_limit: ${limits.memoryBytes} bytes: ${module}`;
     return result('memory_limit', message, { timings });
   }
   const request = { argv, outputs, limits: { ...limits } };

@@ -34,7 +34,8 @@ class EngineKey:
         return (
             f"profile={self.profile};simd={fast};bulk_memory={fast};relaxed_simd=False;"
             f"multi_value=False;tail_call=False;threads=False;gc=False;memory64=False;"
-            f"exceptions=False;fuel={self.fuel};epochs=True;stack={self.wasm_stack_bytes}"
+            f"exceptions=False;fuel={self.fuel};epochs=True;stack={self.wasm_stack_bytes};"
+            "table_grow=guarded-1"  # what compile_checked makes of the bytes (_tables.py)
         )
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["Limits", "Result", "ResultKind"]
+__all__ = ["MAX_TABLES", "TABLE_ELEMENT_BYTES", "Limits", "Result", "ResultKind"]
 
 MIB = 1 << 20
+PAGE = 65536
+# What one table element costs the host, the most of the engines we run on (RSS growth per
+# element, growing a 10M-element table): wasmtime 50 funcref 8.0 B, externref 4.0 B; V8 (Node
+# 20) funcref ~27 B. Tables count against `memory_bytes` at this price in both hosts.
+TABLE_ELEMENT_BYTES = 32
+# wasm-ld writes one table; reference types (always on in wasmtime 50) allow more, so a few are
+# allowed, each with an equal share of the tables' budget.
+MAX_TABLES = 4
 
 
 @dataclass(frozen=True)
@@ -20,8 +28,9 @@ class Limits:
     # Instructions, counted by wasmtime: a deterministic budget, independent of machine load, for
     # callers who need one. Off by default: counting costs run time.
     fuel: int | None = None
-    # Linear memory is host RAM: caps what one invocation can take. ResNet-50 with embedded
-    # weights needs ~120 MiB; MNIST under 1 MiB.
+    # Linear memory and tables are host RAM: caps what one invocation can take, both together
+    # (see linear_memory_bytes, table_elements). ResNet-50 with embedded weights needs ~120 MiB;
+    # MNIST under 1 MiB.
     memory_bytes: int = 256 * MIB
     # Native stack for wasm frames: bounds recursion before it reaches the host's own stack.
     wasm_stack_bytes: int = 512 * 1024
@@ -31,6 +40,19 @@ class Limits:
     max_handles: int = 1023
     # Inputs are handed over in memory; a single file past this is refused before running.
     max_input_bytes: int = 1024 * MIB
+
+    @property
+    def linear_memory_bytes(self) -> int:
+        """Linear memory's share of `memory_bytes`: whole pages, leaving tables at least 1/256
+        (the tables of built functions hold at most a few dozen elements)."""
+        return (self.memory_bytes - self.memory_bytes // 256) // PAGE * PAGE
+
+    @property
+    def table_elements(self) -> int:
+        """Elements one table may hold: MAX_TABLES tables share what linear memory leaves of
+        `memory_bytes` (8192 each by default, 512 under 1 MiB)."""
+        table_bytes = self.memory_bytes - self.linear_memory_bytes
+        return table_bytes // (MAX_TABLES * TABLE_ELEMENT_BYTES)
 
     def __post_init__(self) -> None:
         checks = {

@@ -21,7 +21,8 @@ from ..laps import Laps
 from ._cache import ModuleCache
 from ._engine import TICK_S, EngineKey, engine_for, ticker_for
 from ._files import ERROR, FileContext, GuestMemory
-from ._limits import Limits, Result, ResultKind
+from ._limits import MAX_TABLES, Limits, Result, ResultKind
+from ._tables import REFUSED
 
 __all__ = ["DEFAULT_CACHE", "run"]
 
@@ -128,12 +129,21 @@ class _Invocation:
     ) -> None:
         self.module, self.limits = module, limits
         self.store = wasmtime.Store(ticker_for(key).engine)
-        self.store.set_limits(memory_size=limits.memory_bytes)
+        # Every growable resource counts against memory_bytes: linear memory and tables share
+        # it (_limits.py); one instance, one memory, a few tables.
+        self.store.set_limits(
+            memory_size=limits.linear_memory_bytes,
+            table_elements=limits.table_elements,
+            instances=1,
+            tables=MAX_TABLES,
+            memories=1,
+        )
         if limits.fuel is not None:
             self.store.set_fuel(limits.fuel)
         self.store.set_epoch_deadline(max(1, round(limits.deadline_s / TICK_S)))
         self.key, self.files = key, files
         self.memory: wasmtime.Memory | None = None
+        self.refused: wasmtime.Global | None = None  # set by a guarded module (_tables.py)
 
     def __enter__(self) -> _Invocation:
         _Host.current.invocation = self
@@ -142,15 +152,19 @@ class _Invocation:
     def __exit__(self, *exc: object) -> None:
         _Host.current.invocation = None
 
+    def table_refused(self) -> bool:
+        """Whether the store's limit refused a table growth (the guard then trapped)."""
+        return self.refused is not None and bool(self.refused.value(self.store))
+
     def at_memory_cap(self) -> bool:
-        """Whether the guest's memory is within 1/16 of the cap (at least 1 MiB) of it.
+        """Whether the guest's memory is within 1/16 of its cap (at least 1 MiB) of it.
 
         wasmtime-py's store limits refuse a growth past the cap (memory.grow returns -1) but
         offer no callback to observe it, so a call that fails this close to the cap is taken to
         have failed for want of memory."""
+        cap = self.limits.linear_memory_bytes
         size = self.memory.data_len(self.store) if self.memory is not None else 0
-        margin = max(1 << 20, self.limits.memory_bytes // 16)
-        return size + margin > self.limits.memory_bytes
+        return size + max(1 << 20, cap // 16) > cap
 
     def instantiate(self) -> wasmtime.Func:
         try:
@@ -163,6 +177,8 @@ class _Invocation:
             ) from err
         exports = instance.exports(self.store)
         self.memory = exports["memory"]
+        refused = exports.get(REFUSED)
+        self.refused = refused if isinstance(refused, wasmtime.Global) else None
         return exports[ENTRYPOINT]
 
     def place_argv(self, argv: list[bytes]) -> int:
@@ -191,6 +207,11 @@ class _Invocation:
             return _Ended(ResultKind.TIMEOUT, f"the fuel budget of {self.limits.fuel} ran out")
         if code is wasmtime.TrapCode.STACK_OVERFLOW:
             return _Ended(ResultKind.STACK_OVERFLOW, first, "stack_overflow")
+        if self.table_refused():
+            return _Ended(
+                ResultKind.MEMORY_LIMIT,
+                f"{self.limits.memory_bytes} bytes: a table growth past it was refused",
+            )
         if self.at_memory_cap():
             return _Ended(
                 ResultKind.MEMORY_LIMIT, f"{self.limits.memory_bytes} bytes, then {first}"

@@ -1,5 +1,6 @@
 """Validation before anything runs: Teaclave's five imports with their exact types, an
-`entrypoint (i32, i32) -> i32` export and a memory export."""
+`entrypoint (i32, i32) -> i32` export and a memory export; then `table.grow` guarded
+(`_tables.py`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import wasmtime
 
 from ..abi import ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS
 from ..errors import ForbiddenImportError, InvalidModuleError
+from ._tables import guard_table_growth
 
 __all__ = ["compile_checked", "validate"]
 
@@ -44,14 +46,27 @@ def validate(module: wasmtime.Module) -> None:
         raise InvalidModuleError("missing export: memory `memory`")
 
 
-def compile_checked(engine: wasmtime.Engine, wasm: bytes, profile: str) -> wasmtime.Module:
-    """Compiles bytes into a validated module; errors name what is wrong."""
-    if not wasm.startswith(b"\0asm"):
-        raise InvalidModuleError("not a WebAssembly module (no \\0asm magic)")
+def _compile(engine: wasmtime.Engine, wasm: bytes, profile: str) -> wasmtime.Module:
     try:
-        module = wasmtime.Module(engine, wasm)
+        return wasmtime.Module(engine, wasm)
     except wasmtime.WasmtimeError as err:
         detail = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
         raise InvalidModuleError(f"invalid module for profile {profile}: {detail}") from err
+
+
+def compile_checked(engine: wasmtime.Engine, wasm: bytes, profile: str) -> wasmtime.Module:
+    """Compiles bytes into a validated module, its `table.grow`s guarded (compiled twice when it
+    has any); errors name what is wrong."""
+    if not wasm.startswith(b"\0asm"):
+        raise InvalidModuleError("not a WebAssembly module (no \\0asm magic)")
+    module = _compile(engine, wasm, profile)
+    validate(module)
+    try:
+        guarded = guard_table_growth(wasm)
+    except ValueError as err:  # wasmtime accepted what the guard cannot read: refuse, closed
+        raise InvalidModuleError(f"table.grow cannot be guarded: {err}") from err
+    if guarded is None:
+        return module
+    module = _compile(engine, guarded, profile)
     validate(module)
     return module
