@@ -277,7 +277,9 @@ def test_inputs_and_outputs_at_http_and_allowed_file_urls(settings, tmp_path):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     root = tmp_path / "shared"
     root.mkdir()
-    settings = dataclasses.replace(settings, workers=1, poll_s=0.05, file_roots=(root,))
+    settings = dataclasses.replace(
+        settings, workers=1, poll_s=0.05, file_roots=(root,), fetch_allow=("127.0.0.1/32",)
+    )
     try:
         with TestClient(create_app(settings)) as client:
             p = Platform(client)
@@ -299,13 +301,15 @@ def test_inputs_and_outputs_at_http_and_allowed_file_urls(settings, tmp_path):
             task = p.wait(
                 p.submit(fid, {"in": ("do1", outside)}, {"out": ("do1", p.output("do1"))})
             )
-            assert task["result_kind"] == "fetch" and "allowed roots" in task["result"]["message"]
+            assert task["result_kind"] == "fetch", task["result"]
+            assert task["result"]["message"] == "input in: cannot fetch it"
             # an http input that is not there
             missing = p.input("do1", b"x", url=f"{base}/missing.bin")
             task = p.wait(
                 p.submit(fid, {"in": ("do1", missing)}, {"out": ("do1", p.output("do1"))})
             )
-            assert task["result_kind"] == "fetch" and "HTTPError" in task["result"]["message"]
+            assert task["result_kind"] == "fetch", task["result"]
+            assert task["result"]["message"] == "input in: cannot fetch it"
     finally:
         server.shutdown()
 

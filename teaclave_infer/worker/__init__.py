@@ -22,7 +22,8 @@ from ..executor import ModuleCache
 from ..service.blobs import BlobStore
 from ..service.db import make_engine, migrate, session_factory
 from ..service.keys import PlatformKeys
-from ..service.settings import Settings
+from ..service.settings import Settings, private_data_dir
+from .addresses import AddressPolicy
 from .queue import claim_next
 from .storage import Storage
 from .task import Context, execute
@@ -40,6 +41,7 @@ def context_for(
         settings.max_input_bytes,
         settings.fetch_timeout_s,
         settings.file_roots,
+        AddressPolicy.allowing(settings.fetch_allow),
     )
     keys = PlatformKeys.load_or_create(settings.keys_dir, create_keys)
     return Context(
@@ -102,6 +104,7 @@ def workers(
 
 def run_standalone(settings: Settings, concurrency: int = 1) -> int:
     """A worker process: runs until SIGTERM or SIGINT, then finishes its current tasks."""
+    private_data_dir(settings)
     engine = make_engine(settings.database_url)
     migrate(engine)
     ctx = context_for(settings, session_factory(engine), create_keys=False)

@@ -1,88 +1,164 @@
 """Where a task's files live: the platform's blob store, file:// under allowed roots, or
-http(s):// URLs; read and written with size limits and timeouts. Bytes here are ciphertext."""
+http(s):// URLs through the address policy; read and written with a size limit and a total
+deadline. Bytes here are ciphertext.
+
+Failures say only that the file cannot be fetched (or stored), the same words whatever the cause
+(a refused address, a closed port, a timeout, an HTTP status, a file too large or missing), so a
+task's result cannot probe the worker's network or disk; the cause is logged at debug level on
+the worker. A file:// output is created, never overwritten: written to a temporary file in its
+directory, then hard-linked to its name, which fails if anything (a file, a symlink) is there.
+"""
 
 from __future__ import annotations
 
+import http.client
+import logging
 import os
-import tempfile
-from dataclasses import dataclass
+import secrets
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import requests
-
 from ..errors import TaskFailed
 from ..service.blobs import BlobStore
+from . import transfer
+from .addresses import AddressPolicy
 
 __all__ = ["Storage"]
+
+log = logging.getLogger(__name__)
+
+_FAILURES = (OSError, ValueError, http.client.HTTPException, transfer.TransferFailed)
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
 class Storage:
     blobs: BlobStore
     max_bytes: int
-    timeout_s: float
+    timeout_s: float  # the whole of one fetch or one upload
     file_roots: tuple[Path, ...] = ()
+    policy: AddressPolicy = field(default_factory=AddressPolicy)
+    clock: Callable[[], float] = time.monotonic
 
     def fetch(self, url: str, what: str) -> bytes:
-        """The file's bytes; TaskFailed("fetch") naming `what` if they cannot be had."""
+        """The file's bytes; TaskFailed("fetch", "<what>: cannot fetch it") if they cannot be
+        had, for any reason."""
         try:
             if url.startswith("blob:"):
-                return self._read(self.blobs.path(url[5:]), what)
+                return self._read_blob(url[5:])
             if url.startswith("file://"):
-                return self._read(self._local(url, what), what)
+                return self._read_file(url)
             if url.startswith(("http://", "https://")):
-                return self._get(url, what)
-        except (OSError, ValueError, requests.RequestException) as err:
-            raise TaskFailed("fetch", f"{what}: cannot fetch it ({type(err).__name__})") from err
-        raise TaskFailed("fetch", f"{what}: unsupported URL scheme")
+                deadline = transfer.Deadline(self.timeout_s, self.clock)
+                return transfer.get(self.policy, url, self.max_bytes, deadline)
+            raise ValueError("unsupported URL scheme")
+        except _FAILURES as err:
+            log.debug("fetch failed", extra={"what": what, "error": repr(err)})
+            raise TaskFailed("fetch", f"{what}: cannot fetch it") from None
 
     def store(self, url: str, data: bytes, what: str) -> str:
-        """Writes an output; returns where it now is (`blob:` becomes `blob:<new id>`)."""
+        """Writes an output; returns where it now is (`blob:` becomes `blob:<new id>`).
+        TaskFailed("store", "<what>: cannot store it") if it cannot be written, for any reason,
+        among them a file:// target that exists."""
         try:
             if url.startswith("blob:"):
                 blob_id, _ = self.blobs.put(data)
                 return f"blob:{blob_id}"
             if url.startswith("file://"):
-                _write_whole(self._local(url, what), data)
+                self._create_file(url, data)
                 return url
             if url.startswith(("http://", "https://")):
-                requests.put(url, data=data, timeout=self.timeout_s).raise_for_status()
+                deadline = transfer.Deadline(self.timeout_s, self.clock)
+                transfer.put(self.policy, url, data, deadline)
                 return url
-        except (OSError, ValueError, requests.RequestException) as err:
-            raise TaskFailed("store", f"{what}: cannot store it ({type(err).__name__})") from err
-        raise TaskFailed("store", f"{what}: unsupported URL scheme")
+            raise ValueError("unsupported URL scheme")
+        except _FAILURES as err:
+            log.debug("store failed", extra={"what": what, "error": repr(err)})
+            raise TaskFailed("store", f"{what}: cannot store it") from None
 
-    def _local(self, url: str, what: str) -> Path:
-        path = Path(unquote(urlsplit(url).path)).resolve()
-        if not any(path.is_relative_to(root.resolve()) for root in self.file_roots):
-            raise TaskFailed("fetch", f"{what}: file:// URLs outside the allowed roots are refused")
-        return path
+    def _read_blob(self, blob_id: str) -> bytes:
+        with self.blobs.path(blob_id).open("rb") as f:
+            return self._limited(f.read(self.max_bytes + 1))
 
-    def _read(self, path: Path, what: str) -> bytes:
-        with path.open("rb") as f:
-            data = f.read(self.max_bytes + 1)
+    def _limited(self, data: bytes) -> bytes:
         if len(data) > self.max_bytes:
-            raise TaskFailed("fetch", f"{what}: over the {self.max_bytes}-byte input limit")
+            raise ValueError(f"over the {self.max_bytes}-byte input limit")
         return data
 
-    def _get(self, url: str, what: str) -> bytes:
-        with requests.get(url, stream=True, timeout=self.timeout_s) as response:
-            response.raise_for_status()
-            data = bytearray()
-            for chunk in response.iter_content(1 << 20):
-                data += chunk
-                if len(data) > self.max_bytes:
-                    raise TaskFailed("fetch", f"{what}: over the {self.max_bytes}-byte input limit")
-        return bytes(data)
+    def _read_file(self, url: str) -> bytes:
+        root, path = self._under_root(_local_path(url).resolve())
+        directory = _open_directory(root, path.parent)
+        try:
+            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+        finally:
+            os.close(directory)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # no FIFO or device
+                raise ValueError(f"{path}: not a regular file")
+            return self._limited(f.read(self.max_bytes + 1))
+
+    def _create_file(self, url: str, data: bytes) -> None:
+        """Creates the file at `url` with `data`, all or nothing; FileExistsError if there is
+        anything at its name. Only its directory's path is resolved (and must stay under a
+        root), so a symlink at the name itself is never followed."""
+        path = _local_path(url)
+        root, directory = self._under_root(path.parent.resolve())
+        if path.name in ("", ".", ".."):
+            raise ValueError(f"{path}: not a file name")
+        dir_fd = _open_directory(root, directory)
+        try:
+            temp = f".{path.name}.{secrets.token_hex(8)}.part"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                # atomic, and refused if the name exists (link never follows the new name)
+                os.link(temp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            finally:
+                os.unlink(temp, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _under_root(self, path: Path) -> tuple[Path, Path]:
+        """(the allowed root `path` lies under, `path`), both resolved; PermissionError if none."""
+        for root in self.file_roots:
+            resolved = root.resolve()
+            if path.is_relative_to(resolved):
+                return resolved, path
+        raise PermissionError(f"{path}: outside the allowed file roots")
 
 
-def _write_whole(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def _local_path(url: str) -> Path:
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(f"file://{parts.netloc}: only local files")
+    path = Path(unquote(parts.path))
+    if not path.is_absolute():
+        raise ValueError(f"{path}: not an absolute path")
+    return path
+
+
+def _open_directory(root: Path, directory: Path) -> int:
+    """A descriptor of `directory` (resolved, under `root`), reached from `root` one component
+    at a time without following a symlink: a directory swapped for a symlink after `directory`
+    was resolved (a race) is refused rather than followed out of the root."""
+    fd = os.open(root, _DIRECTORY)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        for part in directory.relative_to(root).parts:
+            parent, fd = fd, -1
+            try:
+                fd = os.open(part, _DIRECTORY, dir_fd=parent)
+            finally:
+                os.close(parent)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if fd >= 0:
+            os.close(fd)
         raise
+    return fd
