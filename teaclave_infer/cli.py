@@ -210,6 +210,14 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="file:// input and output URLs may lie under DIR (repeatable; default: none)",
     )
+    parser.add_argument(
+        "--allow-fetch",
+        action="append",
+        default=[],
+        metavar="HOST_OR_CIDR",
+        help="http(s):// input and output URLs may reach this host name (any port) or these "
+        "addresses, besides public ones (repeatable; e.g. localhost, 10.0.0.0/8; default: none)",
+    )
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -238,6 +246,7 @@ def _settings(args: argparse.Namespace, **more: Any) -> Any:
         db_url=args.db,
         lease_s=args.lease,
         file_roots=tuple(args.allow_file_root),
+        fetch_allow=tuple(args.allow_fetch),
         **more,
     )
 
@@ -249,6 +258,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from .service import create_app
 
     configure()
+    os.umask(0o077)  # whatever the service writes (logs, caches, temporary files) is owner-only
     settings = _settings(args, admin_password_file=args.admin_password_file, workers=args.workers)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
     return 0
@@ -259,6 +269,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from .worker import run_standalone
 
     configure()
+    os.umask(0o077)
     return run_standalone(_settings(args), args.concurrency)
 
 

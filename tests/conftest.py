@@ -3,6 +3,7 @@ TEACLAVE_TEST_POSTGRES_URL is set."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,16 @@ from teaclave_infer.service import Settings, create_app
 from teaclave_infer.service.local import local_service
 
 MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.onnx"
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_kdf(monkeypatch) -> None:
+    """Argon2id at 64 KiB and 1 pass (still 4 lanes) in the tests' own process; a served
+    subprocess keeps the real costs. Only a monkeypatch reaches these parameters."""
+    from teaclave_infer.service import passwords
+
+    cheap = dataclasses.replace(passwords.PARAMETERS, time_cost=1, memory_cost=64)
+    monkeypatch.setattr(passwords, "PARAMETERS", cheap)
 
 
 @pytest.fixture(params=DATABASES)

@@ -193,7 +193,7 @@ def test_tokens_expire(tmp_path):
     app = create_app(settings)
     # the one-time password is printed; read it back by resetting through the database instead
     from teaclave_infer.service.models import User
-    from teaclave_infer.service.security import hash_password
+    from teaclave_infer.service.passwords import hash_password
 
     with app.state.sessions() as session:
         session.query(User).one().password_hash = hash_password("known-password")

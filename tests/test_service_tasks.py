@@ -170,6 +170,7 @@ def test_wrong_owners_and_kinds_are_refused(world, mnist):
     fid = private_mnist(w, mnist)
     tid = w.post("do1", "/v1/tasks", task_body(w, fid)).json()["id"]
     shared = w.input_file("do1", "do2")  # owned by do1 and do2: not what the task says
+    assert w.post("do2", f"/v1/files/{shared}/accept").status_code == 200
     assert_problem(
         w.post("do1", f"/v1/tasks/{tid}/assign", {"inputs": {"input_img": shared}}),
         403,

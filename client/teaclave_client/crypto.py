@@ -36,6 +36,7 @@ __all__ = [
     "encrypt_file",
     "generate_key",
     "raw_cmac",
+    "stored_cmac",
 ]
 
 SCHEMAS = {"aes-gcm-128": 16, "aes-gcm-256": 32, "raw": 0}  # schema -> key bytes
@@ -65,6 +66,21 @@ def generate_key(schema: str) -> bytes:
 
 def raw_cmac(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()[:TAG_BYTES]
+
+
+def stored_cmac(schema: str, f: BinaryIO) -> bytes:
+    """The cmac a stored file carries, read without its key (an encrypted file's last 16
+    bytes, a raw file's digest): what a platform checks against the registered cmac before it
+    serves the file."""
+    _key_bytes(schema, bytes(SCHEMAS.get(schema, 0)))
+    if SCHEMAS[schema]:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - TAG_BYTES))
+        return f.read(TAG_BYTES)
+    digest = hashlib.sha256()
+    while chunk := f.read(CHUNK):
+        digest.update(chunk)
+    return digest.digest()[:TAG_BYTES]
 
 
 def encrypt(schema: str, key: bytes, plaintext: bytes) -> tuple[bytes, Encrypted]:

@@ -636,6 +636,13 @@ class Client:
             kind = result.get("kind") or task.result_kind or task.state.lower()
             raise TaskFailed(task.id, task.state, kind, str(result.get("message", "")))
         result = task.result or {}
+        slots = (*task.input_owners.values(), *task.output_owners.values())
+        me = (self.user or self.me()).id
+        if "receipt" not in result and me != task.creator_id and all(me not in s for s in slots):
+            raise TeaclaveClientError(
+                f"task {task.id} finished, but only its creator and data owners see its return "
+                "value, receipt and outputs (you take part as the function's owner)"
+            )
         signing = self.platform_keys()["signing"]["public_key"]
         payload = verify_receipt(result.get("receipt") or {}, signing)
         _check_receipt(payload, task, result)

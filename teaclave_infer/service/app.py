@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..errors import TeaclaveInferError
 from .blobs import BlobStore
 from .db import make_engine, migrate, session_factory
 from .keys import PlatformKeys
-from .models import AuditEvent, Role, User
-from .problems import install, problem_response
+from .middleware import AuditLog, BodyLimit
+from .models import Role, User
+from .password_policy import weakness
+from .passwords import hash_password
+from .problems import install
 from .routes import audit, auth, files, functions, platform, tasks, users, web
 from .routes.platform import metrics_registry
-from .security import hash_password, load_secret
-from .settings import Settings
+from .security import load_secret
+from .settings import Settings, private_data_dir
 
 __all__ = ["ADMIN", "create_app"]
 
 ADMIN = "admin"
-_READ_ONLY = {"GET", "HEAD", "OPTIONS"}
 
 
 def _first_admin(sessions: sessionmaker[Session], settings: Settings) -> None:
@@ -33,8 +35,16 @@ def _first_admin(sessions: sessionmaker[Session], settings: Settings) -> None:
     with sessions() as session:
         if session.query(User).filter_by(role=Role.PLATFORM_ADMIN).first() is not None:
             return
-        if settings.admin_password_file is not None:
-            password = settings.admin_password_file.read_text().strip()
+        if (path := settings.admin_password_file) is not None:
+            try:
+                password = path.read_text().strip()
+            except (OSError, UnicodeDecodeError) as err:
+                message = f"cannot read the admin password file {path}: {err}"
+                raise TeaclaveInferError(message) from err
+            if (reason := weakness(password, ADMIN)) is not None:
+                raise TeaclaveInferError(
+                    f"the admin password in {path} {reason}: write a stronger one there"
+                )
         else:
             password = secrets.token_urlsafe(18)
             print(
@@ -47,23 +57,10 @@ def _first_admin(sessions: sessionmaker[Session], settings: Settings) -> None:
         session.commit()
 
 
-def _audit_record(request: Request, status: int) -> AuditEvent:
-    route = request.scope.get("route")
-    user_id, username = getattr(request.state, "user", (None, ""))
-    return AuditEvent(
-        at=datetime.now(UTC),
-        user_id=user_id,
-        username=username,
-        action=f"{request.method} {getattr(route, 'path', request.url.path)}"[:64],
-        targets=dict(request.path_params),
-        status=status,
-    )
-
-
 def create_app(settings: Settings) -> FastAPI:
     """The service. With settings.workers > 0, that many workers run tasks in this process
     from startup to shutdown (the app's lifespan)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings)
     engine = make_engine(settings.database_url)
     migrate(engine)  # the schema at the newest revision
     sessions = session_factory(engine)
@@ -100,21 +97,9 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
 
-    @app.middleware("http")
-    async def limits_and_audit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        kind = request.headers.get("content-type", "")
-        upload = kind.startswith(("multipart/", "application/octet-stream"))
-        limit = settings.max_upload_bytes if upload else settings.max_body_bytes
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return problem_response(413, "Request too large", f"the body is over {limit} bytes")
-        response = await call_next(request)
-        if request.method not in _READ_ONLY:  # every state-changing request, whatever its outcome
-            with sessions() as session:
-                session.add(_audit_record(request, response.status_code))
-                session.commit()
-        return response
-
+    # Added innermost first: the audit log sees the 413s of the body limit.
+    app.add_middleware(
+        BodyLimit, body_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes
+    )
+    app.add_middleware(AuditLog, sessions=sessions)
     return app

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import CursorResult, Engine, Update, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["changed", "make_engine", "migrate", "session_factory"]
+from ..errors import TeaclaveInferError
+
+__all__ = ["LostSwap", "changed", "make_engine", "migrate", "retried", "session_factory", "swap"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -25,13 +30,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _storable_json(value: Any) -> str:
+    """JSON columns' serializer, the last resort behind the request schemas: what could not be
+    read back and sent in a response (NaN, infinities, a lone surrogate) fails the flush, so it
+    is never committed."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    text.encode("utf-8")  # UnicodeEncodeError on a lone surrogate
+    return text
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, json_serializer=_storable_json
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
-        url.replace("postgresql://", "postgresql+psycopg://", 1), pool_pre_ping=True
+        url.replace("postgresql://", "postgresql+psycopg://", 1),
+        pool_pre_ping=True,
+        json_serializer=_storable_json,
     )
 
 
@@ -51,3 +69,38 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def changed(session: Session, statement: Update) -> int:
     """Rows an UPDATE changed: how a compare-and-swap tells whether it won."""
     return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+class LostSwap(TeaclaveInferError):
+    """A compare-and-swap found its row changed since it was read: read again and retry."""
+
+
+def swap(session: Session, statement: Update) -> None:
+    """Executes a compare-and-swap UPDATE (its WHERE names what was read); LostSwap unless it
+    changed exactly one row. Both databases make it atomic: PostgreSQL re-checks the WHERE on
+    the newest row once a concurrent writer commits, SQLite lets one writer in at a time."""
+    if changed(session, statement) != 1:
+        raise LostSwap(str(statement.table))
+
+
+def _committed(session: Session, attempt: Callable[[], T]) -> T:
+    try:
+        result = attempt()
+        session.commit()
+    except BaseException:
+        session.rollback()  # the attempt's writes go together
+        raise
+    return result
+
+
+def retried(session: Session, attempt: Callable[[], T], tries: int = 16) -> T:
+    """Runs `attempt` (reads, then writes guarded by `swap`) and commits it. When a swap is
+    lost, everything the attempt wrote is rolled back and it runs again on what is committed
+    now; each loss means another writer committed, so `tries` bounds it under as many
+    concurrent writers. Raises LostSwap if the last try loses too."""
+    for _ in range(tries - 1):
+        try:
+            return _committed(session, attempt)
+        except LostSwap:
+            pass
+    return _committed(session, attempt)

@@ -16,6 +16,8 @@ from .security import TokenClaims, read_token
 __all__ = ["AdminUser", "CurrentUser", "SessionDep"]
 
 _bearer = HTTPBearer(auto_error=False)
+# All that a token of a user whose password an admin reset may do until they change it.
+_WHILE_RESET = {"/v1/auth/password", "/v1/auth/logout", "/v1/users/me"}
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -46,6 +48,14 @@ def current_user(
     if user is None or revoked or claims.epoch != user.token_epoch:
         raise Problem(401, "Token revoked", "this token was revoked: log in again")
     request.state.claims, request.state.user = claims, (user.id, user.username)
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    if user.must_change_password and route not in _WHILE_RESET:
+        raise Problem(
+            403,
+            "Password reset",
+            f"an admin reset your password at {user.password_reset_at}: change it with "
+            "POST /v1/auth/password before anything else",
+        )
     return user
 
 

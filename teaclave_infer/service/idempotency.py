@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .models import IdempotencyRecord, User
@@ -35,15 +36,26 @@ def replay(request: Request, session: Session, user: User) -> JSONResponse | Non
 
 
 def remember(request: Request, session: Session, user: User, status: int, body: Any) -> None:
-    """Stores the response in the same transaction as the change it describes."""
+    """Stores the response in the same transaction as the change it describes. Two requests
+    with one key at the same time both miss `replay`: the second to store its response gets a
+    409 (its change rolled back with it), and its retry replays the first's."""
     key = _key(request)
-    if key is not None:
-        session.add(
-            IdempotencyRecord(
-                user_id=user.id,
-                key=key,
-                status=status,
-                body=body,
-                request=f"{request.method} {request.url.path}",
-            )
+    if key is None:
+        return
+    session.flush()  # the change itself, so that only the record can conflict below
+    session.add(
+        IdempotencyRecord(
+            user_id=user.id,
+            key=key,
+            status=status,
+            body=body,
+            request=f"{request.method} {request.url.path}",
         )
+    )
+    try:
+        session.flush()
+    except IntegrityError as err:
+        session.rollback()
+        raise Problem(
+            409, "Idempotency-Key in use", "a request with this key ran at the same time: retry"
+        ) from err

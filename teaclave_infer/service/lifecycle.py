@@ -31,6 +31,7 @@ class Action(enum.StrEnum):
     ASSIGN_COMPLETE = "assign_complete"  # every required file assigned
     APPROVE = "approve"  # one participant approved, others remain
     APPROVE_COMPLETE = "approve_complete"  # the last participant approved
+    WITHDRAW = "withdraw"  # an approval stops counting (an admin reset its giver's password)
     INVOKE = "invoke"
     START = "start"  # a worker has the inputs and starts the function
     FINISH = "finish"
@@ -47,6 +48,8 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (_S.DATA_ASSIGNED, _A.ASSIGN_COMPLETE): _S.DATA_ASSIGNED,
     (_S.DATA_ASSIGNED, _A.APPROVE): _S.DATA_ASSIGNED,
     (_S.DATA_ASSIGNED, _A.APPROVE_COMPLETE): _S.APPROVED,
+    (_S.DATA_ASSIGNED, _A.WITHDRAW): _S.DATA_ASSIGNED,
+    (_S.APPROVED, _A.WITHDRAW): _S.DATA_ASSIGNED,
     (_S.APPROVED, _A.INVOKE): _S.STAGED,
     (_S.STAGED, _A.START): _S.RUNNING,
     (_S.RUNNING, _A.FINISH): _S.FINISHED,

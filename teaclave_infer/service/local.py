@@ -4,6 +4,7 @@ then SIGKILL) however the block ends."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -44,20 +45,26 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: floa
 
 @contextmanager
 def local_service(
-    data_dir: Path, admin_password_file: Path, workers: int, timeout: float = 60.0
+    data_dir: Path,
+    admin_password_file: Path,
+    workers: int,
+    timeout: float = 60.0,
+    db: str | None = None,
 ) -> Iterator[str]:
-    """The service on 127.0.0.1 with SQLite in `data_dir` and `workers` in-process workers; its
-    log is `data_dir/serve.log`."""
+    """The service on 127.0.0.1 with SQLite in `data_dir` (or the database at URL `db`) and
+    `workers` in-process workers; its log is `data_dir/serve.log`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [
         *(sys.executable, "-m", "teaclave_infer.cli", "serve"),
         *("--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)),
         *("--admin-password-file", str(admin_password_file)),
+        *(("--db", db) if db else ()),
     ]
     log_path = data_dir / "serve.log"
     url = f"http://127.0.0.1:{port}"
-    with log_path.open("ab") as log:
+    # The log is the service's own: owner-only, like everything in its data dir.
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         try:
             _wait_until_up(url, process, log_path, timeout)

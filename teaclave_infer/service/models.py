@@ -7,12 +7,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "AuditEvent",
     "Base",
+    "Blob",
     "DataFile",
     "FileOwner",
     "Function",
@@ -57,6 +58,10 @@ class User(Base):
     attribute: Mapped[str] = mapped_column(String(256), default="")  # Teaclave's role attribute
     # Tokens carry the epoch they were issued in; raising it revokes every token of the user.
     token_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # An admin's reset: when, and whether the user has yet to choose a password of their own
+    # (until then their tokens may only change it and read /v1/users/me).
+    password_reset_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
@@ -133,10 +138,15 @@ class DataFile(Base):
     created_by: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
+    # SHA-256 of the canonical URL (urls.canonical): two spellings of one place are one key, so
+    # a file can never be registered at a place another user's file is registered at.
+    url_key: Mapped[str] = mapped_column(String(64), default="", index=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
 class FileOwner(Base):
+    """An owner of a file. Co-owners named by another user own it only once they accept."""
+
     __tablename__ = "file_owners"
 
     file_id: Mapped[str] = mapped_column(
@@ -145,6 +155,21 @@ class FileOwner(Base):
     user_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    accepted: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Blob(Base):
+    """A blob uploaded through the API: only its uploader may register it as a file."""
+
+    __tablename__ = "blobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=now)
 
 
 class Task(Base):
@@ -175,6 +200,10 @@ class Task(Base):
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+    # Raised by every route's write (assign, approve, invoke, cancel): their compare-and-swaps
+    # compare it, with the state. The worker's writes leave it alone: they swap on (lease owner,
+    # attempt) and touch only Staged and Running tasks, which no versioned swap changes.
+    version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TaskParticipant(Base):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..abi import PROFILES
+from .bounded import INT32_MAX, Body, Fuel, Quota
 from .models import Role
 
 T = TypeVar("T")
@@ -15,7 +17,7 @@ Username = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
 Password = Field(min_length=8, max_length=1024)
 
 
-class Login(BaseModel):
+class Login(Body):
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
 
@@ -27,6 +29,10 @@ class UserPublic(BaseModel):
     role: Role
     attribute: str
     created_at: datetime
+    # Set by an admin's password reset; until the user changes the password, their tokens may
+    # only do that and read /v1/users/me.
+    password_reset_at: datetime | None = None
+    must_change_password: bool = False
 
 
 class Token(BaseModel):
@@ -34,26 +40,27 @@ class Token(BaseModel):
     token_type: str = "bearer"
     expires_at: datetime
     user: UserPublic
+    notice: str | None = None  # for the person logging in (their password was reset)
 
 
-class UserCreate(BaseModel):
+class UserCreate(Body):
     username: str = Username
     password: str = Password
     role: Role
     attribute: str = Field(default="", max_length=256)
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Body):
     role: Role | None = None
     attribute: str | None = Field(default=None, max_length=256)
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(Body):
     old_password: str = Field(max_length=1024)
     new_password: str = Password
 
 
-class PasswordReset(BaseModel):
+class PasswordReset(Body):
     password: str = Password
 
 
@@ -78,31 +85,31 @@ class Page(BaseModel, Generic[T]):
 Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
-class Argument(BaseModel):
+class Argument(Body):
     name: str = Name
     default: str = ""
     overwritable: bool = True
 
 
-class Slot(BaseModel):
+class Slot(Body):
     """A declared input or output of a function."""
 
     name: str = Name
     optional: bool = False
 
 
-class FunctionLimits(BaseModel):
+class FunctionLimits(Body):
     """The executor's limits for this function's tasks; unset ones take the executor's
     defaults. Bounded so that one function cannot take a worker's machine."""
 
     model_config = ConfigDict(extra="forbid")
     deadline_s: float | None = Field(default=None, gt=0, le=600)
-    fuel: int | None = Field(default=None, gt=0)
+    fuel: Fuel | None = None
     memory_bytes: int | None = Field(default=None, gt=0, le=4 << 30)
     output_bytes: int | None = Field(default=None, ge=0, le=256 << 20)
 
 
-class FunctionSpec(BaseModel):
+class FunctionSpec(Body):
     name: str = Name
     description: str = Field(default="", max_length=4096)
     public: bool = False
@@ -110,16 +117,64 @@ class FunctionSpec(BaseModel):
     arguments: list[Argument] | None = None  # default: one overwritable argument per slot
     inputs: list[Slot] | None = None  # default: the manifest's inputs (+ weights if separate)
     outputs: list[Slot] | None = None  # default: the manifest's outputs, optional
-    quota: int = -1
+    quota: Quota = -1
     limits: FunctionLimits = Field(default_factory=lambda: FunctionLimits())
     browser: bool = False  # users who may run it may also run it in their browsers
 
 
-class FunctionUpdate(BaseModel):
+class _Open(Body):
+    """Part of a manifest: the fields the platform or its clients read are checked, any other
+    is kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ManifestProfile(_Open):
+    name: str = "fast"
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r}: one of {sorted(PROFILES)}")
+        return name
+
+
+class ManifestWeights(_Open):
+    mode: Literal["embedded", "separate"] = "embedded"
+    input_id: str | None = Field(default=None, max_length=128)
+
+
+class ManifestImage(_Open):
+    range: tuple[float, float] | None = None  # the pixel range the model expects
+
+
+class ManifestTensor(_Open):
+    """An input or output: its `id` becomes a slot name; clients shape images by the rest."""
+
+    id: str = Name
+    shape: list[Annotated[int, Field(ge=0, le=INT32_MAX)]] | None = Field(None, max_length=64)
+    dtype: str | None = Field(default=None, max_length=32)
+    image: ManifestImage | None = None
+
+
+class Manifest(_Open):
+    """The builder's NAME.json, as `POST /v1/functions` takes it: what the platform reads
+    (`profile.name`, `weights.mode`, `inputs[].id`, `outputs[].id`) and what its clients read
+    (tensor shapes, dtypes, image ranges) are checked, so a wrong one is a 422 naming it."""
+
+    name: str | None = Field(default=None, max_length=128)
+    profile: ManifestProfile = Field(default_factory=ManifestProfile)
+    weights: ManifestWeights = Field(default_factory=ManifestWeights)
+    inputs: list[ManifestTensor] = Field(default_factory=list, max_length=1023)
+    outputs: list[ManifestTensor] = Field(default_factory=list, max_length=1023)
+
+
+class FunctionUpdate(Body):
     description: str | None = Field(default=None, max_length=4096)
     public: bool | None = None
     allowlist: list[str] | None = Field(default=None, max_length=1000)
-    quota: int | None = None
+    quota: Quota | None = None
     disabled: bool | None = None
     limits: FunctionLimits | None = None
     browser: bool | None = None
@@ -176,7 +231,7 @@ Hex = Field(default="", max_length=64, pattern=r"^([0-9a-fA-F]{2})*$")
 FileId = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
-class _Sealed(BaseModel):
+class _Sealed(Body):
     """A file whose key is wrapped to the platform key with the file's id bound in: the client
     chooses the id (a random 32-hex-digit one) before wrapping."""
 
@@ -208,7 +263,7 @@ class OutputFileCreate(_Sealed):
     owners: list[str] = Field(default_factory=list, max_length=100)
 
 
-class InputFromOutput(BaseModel):
+class InputFromOutput(Body):
     output_id: str
 
 
@@ -220,22 +275,23 @@ class FilePublic(BaseModel):
     iv: str
     cmac: str | None
     owners: list[str]
+    pending_owners: list[str] = Field(default_factory=list)  # named, not yet accepted
     created_at: datetime
 
 
-class Ownership(BaseModel):
+class Ownership(Body):
     name: str = Name
     owners: list[str] = Field(min_length=1, max_length=100)
 
 
-class TaskCreate(BaseModel):
+class TaskCreate(Body):
     function_id: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     inputs_ownership: list[Ownership] = Field(default_factory=list)
     outputs_ownership: list[Ownership] = Field(default_factory=list)
 
 
-class Assignment(BaseModel):
+class Assignment(Body):
     inputs: dict[str, str] = Field(default_factory=dict)  # slot name -> file id
     outputs: dict[str, str] = Field(default_factory=dict)
 

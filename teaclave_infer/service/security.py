@@ -1,10 +1,8 @@
-"""Passwords (Argon2id) and bearer tokens (HS256 JWT with an expiry, a unique id and the user's
-token epoch), and the service's token secret, kept owner-only in the data dir."""
+"""Bearer tokens (HS256 JWT with an expiry, a unique id and the user's token epoch), and the
+service's token secret, kept owner-only in the data dir. Passwords are in passwords.py."""
 
 from __future__ import annotations
 
-import base64
-import hmac
 import os
 import secrets
 import uuid
@@ -13,39 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 __all__ = [
     "TokenClaims",
-    "hash_password",
     "issue_token",
     "load_secret",
     "read_token",
-    "verify_password",
 ]
 
-# RFC 9106's second recommended option (64 MiB, 3 passes): memory-hard yet ~0.1 s here.
 _ALGORITHM = "HS256"
-
-
-def _kdf(salt: bytes) -> Argon2id:
-    return Argon2id(salt=salt, length=32, iterations=3, lanes=4, memory_cost=64 * 1024)
-
-
-def hash_password(password: str) -> str:
-    salt = os.urandom(16)
-    key = _kdf(salt).derive(password.encode())
-    return "argon2id$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(key).decode()
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, salt, key = stored.split("$")
-        expected = base64.b64decode(key)
-        derived = _kdf(base64.b64decode(salt)).derive(password.encode())
-    except ValueError:
-        return False
-    return scheme == "argon2id" and hmac.compare_digest(derived, expected)
 
 
 def load_secret(path: Path) -> bytes:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "private_data_dir"]
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,14 @@ class Settings:
     lease_s: float = 30.0
     max_attempts: int = 3
     poll_s: float = 0.5  # how often an idle worker looks for work (in-process ones are woken)
-    # Inputs fetched from file:// and http(s):// URLs: size and time limits. file:// URLs must
-    # lie under one of file_roots (none by default: a data owner must not read the worker's disk).
+    # Inputs fetched from file:// and http(s):// URLs: size and time limits (the time is the
+    # whole of one fetch or upload). file:// URLs must lie under one of file_roots (none by
+    # default: a data owner must not read the worker's disk); http(s):// URLs must resolve to
+    # public addresses, or to hosts or CIDRs in fetch_allow (e.g. "localhost", "10.0.0.0/8").
     max_input_bytes: int = 256 << 20
     fetch_timeout_s: float = 30.0
     file_roots: tuple[Path, ...] = ()
+    fetch_allow: tuple[str, ...] = ()
 
     @property
     def database_url(self) -> str:
@@ -49,3 +53,23 @@ class Settings:
     @property
     def module_cache_dir(self) -> Path:
         return self.data_dir / "module-cache"
+
+
+def private_data_dir(settings: Settings) -> None:
+    """Makes the data dir owner-only, whatever the umask and however an older version left it:
+    it holds password hashes, wrapped keys, the audit log and ciphertext. Directories 0700;
+    the SQLite database created 0600 before SQLite opens it (SQLite gives its -wal and -shm
+    files the database file's mode)."""
+    for directory in (settings.data_dir, settings.blob_dir, settings.module_cache_dir):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+    if settings.db_url is None:
+        database = settings.data_dir / "teaclave.db"
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+        for path in (
+            database,
+            database.with_name("teaclave.db-wal"),
+            database.with_name("teaclave.db-shm"),
+        ):
+            if path.exists():
+                path.chmod(0o600)

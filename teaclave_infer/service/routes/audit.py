@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy import func, select
 
+from ..bounded import Filter, Limit, Offset, Status
 from ..deps import AdminUser, SessionDep
 from ..models import AuditEvent
 from ..schemas import AuditPublic, Page
@@ -19,13 +19,13 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 def list_events(
     admin: AdminUser,
     session: SessionDep,
-    user_id: str | None = None,
-    action: str | None = None,
-    status: int | None = None,
+    user_id: Filter = None,
+    action: Filter = None,
+    status: Status = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ) -> Page[AuditPublic]:
     query = select(AuditEvent)
     for column, value in (

@@ -1,29 +1,109 @@
-"""Login, logout and password change."""
+"""Login (throttled, its KDF in a bounded pool off the event loop), logout and password
+change."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from ..deps import CurrentUser, SessionDep
 from ..models import RevokedToken, User
+from ..password_policy import weakness
+from ..passwords import PasswordKdf, password_kdf
 from ..problems import Problem
 from ..schemas import Login, PasswordChange, Token, UserPublic
-from ..security import hash_password, issue_token, verify_password
+from ..security import issue_token
+from ..throttle import LoginThrottle
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
+async def login_throttle(request: Request) -> LoginThrottle:
+    """The app's throttle, made at its first login (tests override this dependency)."""
+    state = request.app.state
+    if getattr(state, "login_throttle", None) is None:
+        state.login_throttle = LoginThrottle()
+    throttle: LoginThrottle = state.login_throttle
+    return throttle
+
+
+KdfDep = Annotated[PasswordKdf, Depends(password_kdf)]
+ThrottleDep = Annotated[LoginThrottle, Depends(login_throttle)]
+
+
+def require_strong(password: str, username: str) -> None:
+    """A 422 if `password` may not be `username`'s (password_policy)."""
+    if (reason := weakness(password, username)) is not None:
+        raise Problem(422, "Weak password", f"the password {reason}: choose another")
+
+
+def _too_many(detail: str, wait: float) -> Problem:
+    seconds = max(1, math.ceil(wait))
+    return Problem(
+        429, "Too many attempts", f"{detail}: retry in {seconds} s", {"Retry-After": str(seconds)}
+    )
+
+
+def _find(sessions: sessionmaker[Session], username: str) -> User | None:
+    with sessions() as session:  # closed at once: no connection is held during the KDF
+        return session.query(User).filter_by(username=username).one_or_none()
+
+
+def _store_rehash(sessions: sessionmaker[Session], user: User, new_hash: str) -> None:
+    with sessions() as session:  # only if the password did not change meanwhile
+        session.execute(
+            update(User)
+            .where(User.id == user.id, User.password_hash == user.password_hash)
+            .values(password_hash=new_hash)
+        )
+        session.commit()
+
+
+def _notice(user: User) -> str | None:
+    if not user.must_change_password or user.password_reset_at is None:
+        return None
+    return (
+        f"an admin reset your password at {user.password_reset_at.isoformat()}; your approvals "
+        "of tasks not yet invoked were withdrawn. Change the password (POST /v1/auth/password) "
+        "before anything else; if you did not ask for the reset, tell the platform's operator"
+    )
+
+
 @router.post("/login")
-def login(body: Login, request: Request, session: SessionDep) -> Token:
-    user = session.query(User).filter_by(username=body.username).one_or_none()
-    if user is None or not verify_password(body.password, user.password_hash):
+async def login(body: Login, request: Request, throttle: ThrottleDep, kdf: KdfDep) -> Token:
+    """A token for the user, after one password derivation whether or not the user exists.
+    A 429 with Retry-After while the account or the caller's address is throttled (see
+    throttle.py), or while too many logins wait for the KDF."""
+    address = request.client.host if request.client else ""
+    sessions = request.app.state.sessions
+    user = await run_in_threadpool(_find, sessions, body.username)
+    # From here to the KDF's submission nothing awaits: the pool's bound holds exactly.
+    if kdf.pool.busy:
+        raise _too_many("too many logins at once", 1.0)
+    if (wait := throttle.attempt(body.username, address)) > 0:
+        raise _too_many(f"too many failed logins as {body.username!r} or from {address}", wait)
+    verdict = await kdf.verify_async(body.password, user.password_hash if user else None)
+    if user is None or not verdict.ok:
         raise Problem(401, "Login failed", "unknown user or wrong password")
+    throttle.succeeded(body.username, address)
+    if verdict.rehash:  # a legacy hash, or costs raised since: store today's
+        await run_in_threadpool(_store_rehash, sessions, user, await kdf.hash_async(body.password))
     settings = request.app.state.settings
     token, claims = issue_token(
         request.app.state.secret, user.id, user.token_epoch, settings.token_ttl_s
     )
     request.state.user = (user.id, user.username)
-    return Token(token=token, expires_at=claims.expires_at, user=UserPublic.model_validate(user))
+    return Token(
+        token=token,
+        expires_at=claims.expires_at,
+        user=UserPublic.model_validate(user),
+        notice=_notice(user),
+    )
 
 
 @router.post("/logout", status_code=204)
@@ -34,9 +114,17 @@ def logout(user: CurrentUser, request: Request, session: SessionDep) -> None:
 
 
 @router.post("/password", status_code=204)
-def change_password(body: PasswordChange, user: CurrentUser, session: SessionDep) -> None:
-    if not verify_password(body.old_password, user.password_hash):
+def change_password(
+    body: PasswordChange, user: CurrentUser, session: SessionDep, kdf: KdfDep
+) -> None:
+    """Sets the caller's own password (which ends an admin's reset) and revokes every token
+    of theirs, this one too."""
+    if not kdf.verify(body.old_password, user.password_hash).ok:
         raise Problem(403, "Wrong password", "old_password does not match")
-    user.password_hash = hash_password(body.new_password)
+    if body.new_password == body.old_password:
+        raise Problem(422, "Same password", "new_password must differ from old_password")
+    require_strong(body.new_password, user.username)
+    user.password_hash = kdf.hash(body.new_password)
+    user.must_change_password = False
     user.token_epoch += 1  # every token issued before is revoked
     session.commit()

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from teaclave_client.crypto import stored_cmac
 
+from ..bounded import Id
 from ..deps import CurrentUser, SessionDep
 from ..idempotency import remember, replay
-from ..models import DataFile, FileOwner, User
+from ..models import Blob, DataFile, FileOwner, User
+from ..policy import owned_blob, owned_file, owners_of, pending_file, place_is_free
 from ..problems import Problem
 from ..schemas import FilePublic, InputFileCreate, InputFromOutput, OutputFileCreate
+from ..urls import UrlError, url_key
 
 router = APIRouter(prefix="/v1", tags=["data"])
-
-
-def owners_of(session: Session, file_id: str) -> list[str]:
-    return sorted(session.scalars(select(FileOwner.user_id).where(FileOwner.file_id == file_id)))
 
 
 def public(session: Session, f: DataFile) -> FilePublic:
@@ -31,16 +33,13 @@ def public(session: Session, f: DataFile) -> FilePublic:
         iv=f.iv,
         cmac=f.cmac,
         owners=owners_of(session, f.id),
+        pending_owners=sorted(
+            session.scalars(
+                select(FileOwner.user_id).where(FileOwner.file_id == f.id, ~FileOwner.accepted)
+            )
+        ),
         created_at=f.created_at,
     )
-
-
-def owned_file(session: Session, file_id: str, user: User) -> DataFile:
-    """The file if the caller owns it; a 404 otherwise (others do not learn it exists)."""
-    f = session.get(DataFile, file_id)
-    if f is None or user.id not in owners_of(session, file_id):
-        raise Problem(404, "Not found", f"no file {file_id} of yours")
-    return f
 
 
 def _owners(session: Session, user: User, others: list[str]) -> list[str]:
@@ -52,13 +51,26 @@ def _owners(session: Session, user: User, others: list[str]) -> list[str]:
 
 
 def _register(
-    request: Request, session: Session, user: User, f: DataFile, owners: list[str]
+    request: Request,
+    session: Session,
+    user: User,
+    f: DataFile,
+    owners: list[str],
+    accepted: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """Records the file; the co-owners the caller names own it once they accept it (unless
+    they already have: `accepted`)."""
     if f.id is not None and session.get(DataFile, f.id) is not None:
         raise Problem(409, "Conflict", f"file id {f.id} is taken: wrap the key for a fresh one")
+    try:
+        f.url_key = url_key(f.url)
+    except UrlError as err:
+        raise Problem(422, "Invalid URL", f"url: {err}") from None
+    place_is_free(session, f.url_key, owners)
     session.add(f)
     session.flush()
-    session.add_all(FileOwner(file_id=f.id, user_id=o) for o in owners)
+    consented = accepted | {user.id}
+    session.add_all(FileOwner(file_id=f.id, user_id=o, accepted=o in consented) for o in owners)
     session.flush()
     body = public(session, f).model_dump(mode="json", by_alias=True)
     remember(request, session, user, 201, body)
@@ -67,15 +79,22 @@ def _register(
 
 
 @router.post("/blobs", status_code=201)
-async def upload(request: Request, user: CurrentUser) -> dict[str, Any]:
-    """Stores the request body (an encrypted file) in the platform's blob store."""
+async def upload(request: Request, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """Stores the request body (an encrypted file) in the platform's blob store, as the
+    caller's: only they may register it as a file."""
     limit = request.app.state.settings.max_upload_bytes
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > limit:
             raise Problem(413, "Too large", f"the upload is over {limit} bytes")
-    blob_id, sha256 = request.app.state.blobs.put(bytes(data))
+    return await run_in_threadpool(_store_blob, request, session, user, bytes(data))
+
+
+def _store_blob(request: Request, session: Session, user: User, data: bytes) -> dict[str, Any]:
+    blob_id, sha256 = request.app.state.blobs.put(data)
+    session.add(Blob(id=blob_id, owner_id=user.id, size=len(data), sha256=sha256))
+    session.commit()
     return {"url": f"blob:{blob_id}", "bytes": len(data), "sha256": sha256}
 
 
@@ -85,8 +104,8 @@ def register_input(
 ) -> Any:
     if (previous := replay(request, session, user)) is not None:
         return previous
-    if body.url.startswith("blob:") and not request.app.state.blobs.path(body.url[5:]).exists():
-        raise Problem(422, "Unknown blob", f"{body.url} was not uploaded")
+    if body.url.startswith("blob:"):
+        owned_blob(session, body.url, user)
     f = DataFile(
         id=body.id,
         kind="input",
@@ -138,28 +157,52 @@ def input_from_output(
         cmac=output.cmac,
         created_by=user.id,
     )
-    return _register(request, session, user, f, owners_of(session, output.id))
+    owners = owners_of(session, output.id)  # they all accepted the output
+    return _register(request, session, user, f, owners, frozenset(owners))
 
 
 @router.get("/files/{file_id}")
-def get_file(file_id: str, user: CurrentUser, session: SessionDep) -> Any:
+def get_file(file_id: Id, user: CurrentUser, session: SessionDep) -> Any:
     return public(session, owned_file(session, file_id, user)).model_dump(
         mode="json", by_alias=True
     )
 
 
+@router.post("/files/{file_id}/accept")
+def accept(file_id: Id, user: CurrentUser, session: SessionDep) -> Any:
+    """The caller accepts to co-own a file another user named them owner of."""
+    pending_file(session, file_id, user).accepted = True
+    session.commit()
+    return public(session, owned_file(session, file_id, user)).model_dump(
+        mode="json", by_alias=True
+    )
+
+
+@router.post("/files/{file_id}/decline", status_code=204)
+def decline(file_id: Id, user: CurrentUser, session: SessionDep) -> None:
+    """The caller refuses to co-own a file another user named them owner of."""
+    session.delete(pending_file(session, file_id, user))
+    session.commit()
+
+
 @router.get("/files/{file_id}/content")
-def get_content(file_id: str, request: Request, user: CurrentUser, session: SessionDep) -> Any:
+def get_content(file_id: Id, request: Request, user: CurrentUser, session: SessionDep) -> Any:
     """The (encrypted) bytes of a file in the platform's blob store, for its owners."""
     return blob_content(request, owned_file(session, file_id, user))
 
 
 def blob_content(request: Request, f: DataFile) -> FileResponse:
-    """The file's encrypted bytes from the blob store: a 409 if it lives elsewhere, a 410 if
-    its blob was deleted."""
-    if not f.url.startswith("blob:") or f.url == "blob:":
-        raise Problem(409, "Not in the blob store", f"file {f.id} is at {f.url or 'no URL'}")
+    """The file's encrypted bytes from the blob store once their tag is checked against the
+    registered cmac: a 409 if it lives elsewhere, is not written yet or does not check, a 410
+    if its blob was deleted."""
+    if not f.url.startswith("blob:") or f.url == "blob:" or f.cmac is None:
+        raise Problem(409, "Not in the blob store", f"file {f.id} has no bytes here")
     path = request.app.state.blobs.path(f.url[5:])
-    if not path.exists():
-        raise Problem(410, "Gone", f"the blob of file {f.id} was deleted")
+    try:
+        with path.open("rb") as stream:
+            tag = stored_cmac(f.schema, stream)
+    except FileNotFoundError:
+        raise Problem(410, "Gone", f"the blob of file {f.id} was deleted") from None
+    if not hmac.compare_digest(tag, bytes.fromhex(f.cmac)):
+        raise Problem(409, "Integrity", f"the stored bytes of file {f.id} are not its cmac's")
     return FileResponse(path, media_type="application/octet-stream")

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import base64
-import json
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from ...errors import InvalidModuleError
 from ...executor import EngineKey, Limits, compile_checked, engine_for
+from ..bounded import Filter, Id, Limit, Offset
 from ..deps import CurrentUser, SessionDep
 from ..idempotency import remember, replay
 from ..models import DataFile, Function, Role, Task, User
+from ..policy import may_use, owned_function, owners_of, visible_function
 from ..problems import Problem
 from ..schemas import (
     Argument,
@@ -24,32 +27,20 @@ from ..schemas import (
     FunctionSpec,
     FunctionUpdate,
     FunctionUsage,
+    Manifest,
     Page,
     Slot,
 )
-from .files import blob_content, owners_of
+from .files import blob_content
 
 router = APIRouter(prefix="/v1/functions", tags=["functions"])
+M = TypeVar("M", bound=BaseModel)
 
 
-def may_use(function: Function, user: User) -> bool:
-    """Public, owned, or on the allowlist."""
-    return function.public or function.owner_id == user.id or user.id in function.allowlist
-
-
-def visible(session: SessionDep, function_id: str, user: User) -> Function:
-    """The function if the caller may see it; a 404 otherwise (its existence stays hidden)."""
-    function = session.get(Function, function_id)
-    if function is None or not (may_use(function, user) or user.role == Role.PLATFORM_ADMIN):
-        raise Problem(404, "Not found", f"no function {function_id}")
-    return function
-
-
-def owned(session: SessionDep, function_id: str, user: User) -> Function:
-    function = visible(session, function_id, user)
-    if function.owner_id != user.id and user.role != Role.PLATFORM_ADMIN:
-        raise Problem(403, "Forbidden", "only the function's owner may do this")
-    return function
+def _public(function: Function, user: User) -> FunctionPublic:
+    """The function as the caller may see it: its allowlist is its owner's business alone."""
+    public = FunctionPublic.model_validate(function)
+    return public if function.owner_id == user.id else public.model_copy(update={"allowlist": []})
 
 
 def _slots(spec: FunctionSpec, manifest: dict[str, Any]) -> tuple[list[Slot], list[Slot]]:
@@ -71,19 +62,21 @@ async def _read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
     return data
 
 
-def _parse(spec: str, manifest_bytes: bytes) -> tuple[FunctionSpec, dict[str, Any]]:
+def _validated(model: type[M], what: str, raw: str | bytes) -> M:
     try:
-        parsed = FunctionSpec.model_validate_json(spec)
-        manifest = json.loads(manifest_bytes)
-        if not isinstance(manifest, dict):
-            raise ValueError("the manifest is not a JSON object")
+        return model.model_validate_json(raw)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise Problem(422, "Invalid spec", f"spec.{where}: {first['msg']}") from err
-    except ValueError as err:
-        raise Problem(422, "Invalid manifest", f"manifest: {err}") from err
-    return parsed, manifest
+        where = ".".join(str(p) for p in (what, *first["loc"]))
+        raise Problem(422, f"Invalid {what}", f"{where}: {first['msg']}") from err
+
+
+def _parse(spec: str, manifest_bytes: bytes) -> tuple[FunctionSpec, dict[str, Any]]:
+    """The spec, and the manifest with the fields the platform reads checked (the rest kept as
+    given); a 422 naming the first wrong field."""
+    parsed = _validated(FunctionSpec, "spec", spec)
+    manifest = _validated(Manifest, "manifest", manifest_bytes)
+    return parsed, manifest.model_dump(mode="json", exclude_unset=True)
 
 
 @router.post("", status_code=201)
@@ -97,11 +90,23 @@ async def register(
 ) -> Any:
     if user.role not in (Role.FUNCTION_OWNER, Role.PLATFORM_ADMIN):
         raise Problem(403, "Forbidden", "only a FunctionOwner may register functions")
+    payload = await _read_limited(wasm, request.app.state.settings.max_function_bytes, "the wasm")
+    manifest_bytes = await _read_limited(manifest, 1 << 20, "the manifest")
+    # Compiling, hashing and storing take seconds for a large module: never on the event loop.
+    return await run_in_threadpool(_register, request, user, session, payload, spec, manifest_bytes)
+
+
+def _register(
+    request: Request,
+    user: User,
+    session: Session,
+    payload: bytes,
+    spec: str,
+    manifest_bytes: bytes,
+) -> Any:
     if (previous := replay(request, session, user)) is not None:
         return previous
-    settings = request.app.state.settings
-    payload = await _read_limited(wasm, settings.max_function_bytes, "the wasm")
-    parsed, manifest_json = _parse(spec, await _read_limited(manifest, 1 << 20, "the manifest"))
+    parsed, manifest_json = _parse(spec, manifest_bytes)
     profile = str(manifest_json.get("profile", {}).get("name", "fast"))
     try:  # the executor's validator, before anything is stored
         key = EngineKey(profile, fuel=False, wasm_stack_bytes=Limits().wasm_stack_bytes)
@@ -147,9 +152,9 @@ def list_functions(
     user: CurrentUser,
     session: SessionDep,
     scope: Annotated[str, Query(pattern="^(mine|allowed)$")] = "allowed",
-    name: Annotated[str | None, Query(max_length=128)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    name: Filter = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ) -> Page[FunctionPublic]:
     """`mine`: the caller's own; `allowed`: everything the caller may use; `name`: only those
     of that name."""
@@ -166,7 +171,7 @@ def list_functions(
         ]
     page = rows[offset : offset + limit]
     return Page(
-        items=[FunctionPublic.model_validate(f) for f in page],
+        items=[_public(f, user) for f in page],
         total=len(rows),
         offset=offset,
         limit=limit,
@@ -174,22 +179,22 @@ def list_functions(
 
 
 @router.get("/{function_id}")
-def get_function(function_id: str, user: CurrentUser, session: SessionDep) -> FunctionPublic:
-    return FunctionPublic.model_validate(visible(session, function_id, user))
+def get_function(function_id: Id, user: CurrentUser, session: SessionDep) -> FunctionPublic:
+    return _public(visible_function(session, function_id, user), user)
 
 
 @router.get("/{function_id}/manifest")
-def get_manifest(function_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+def get_manifest(function_id: Id, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """The builder's NAME.json it was registered with: how to shape its inputs and read its
     outputs."""
-    return dict(visible(session, function_id, user).manifest)
+    return dict(visible_function(session, function_id, user).manifest)
 
 
 @router.get("/{function_id}/payload")
 def get_payload(
-    function_id: str, request: Request, user: CurrentUser, session: SessionDep
+    function_id: Id, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
-    function = visible(session, function_id, user)
+    function = visible_function(session, function_id, user)
     if not may_use(function, user):
         raise Problem(403, "Forbidden", "the payload is only for users allowed to run it")
     return Response(request.app.state.blobs.get(function.id), media_type="application/wasm")
@@ -197,16 +202,16 @@ def get_payload(
 
 @router.patch("/{function_id}")
 def update_function(
-    function_id: str, body: FunctionUpdate, user: CurrentUser, session: SessionDep
+    function_id: Id, body: FunctionUpdate, user: CurrentUser, session: SessionDep
 ) -> FunctionPublic:
-    function = owned(session, function_id, user)
     changes = body.model_dump(exclude_none=True)
+    function = owned_function(session, function_id, user, frozenset(changes))
     if "browser_weights" in changes:
         changes["browser_weights"] = _browser_weights(session, function, changes["browser_weights"])
     for field, value in changes.items():
         setattr(function, field, value)
     session.commit()
-    return FunctionPublic.model_validate(function)
+    return _public(function, user)
 
 
 def _browser_weights(session: SessionDep, function: Function, file_id: str) -> str | None:
@@ -225,7 +230,7 @@ def _browser_weights(session: SessionDep, function: Function, file_id: str) -> s
 
 
 def _for_browser(session: SessionDep, function_id: str, user: User) -> Function:
-    function = visible(session, function_id, user)
+    function = visible_function(session, function_id, user)
     if not may_use(function, user):
         raise Problem(403, "Forbidden", "only users allowed to run it may run it in a browser")
     if not function.browser:
@@ -235,7 +240,7 @@ def _for_browser(session: SessionDep, function_id: str, user: User) -> Function:
 
 @router.get("/{function_id}/browser")
 def browser_run(
-    function_id: str, request: Request, user: CurrentUser, session: SessionDep
+    function_id: Id, request: Request, user: CurrentUser, session: SessionDep
 ) -> BrowserRun:
     """What a browser needs to run the function itself: its manifest and, with separate
     weights, where they are and their key. The key leaves the platform here, by the owner's
@@ -256,7 +261,7 @@ def browser_run(
             key=base64.b64encode(key).decode(),
         )
     return BrowserRun(
-        function=FunctionPublic.model_validate(function),
+        function=_public(function, user),
         manifest=function.manifest,
         weights=weights,
     )
@@ -264,7 +269,7 @@ def browser_run(
 
 @router.get("/{function_id}/browser/weights")
 def browser_weights(
-    function_id: str, request: Request, user: CurrentUser, session: SessionDep
+    function_id: Id, request: Request, user: CurrentUser, session: SessionDep
 ) -> Any:
     """The encrypted bytes of the weights named by /browser."""
     function = _for_browser(session, function_id, user)
@@ -276,17 +281,17 @@ def browser_weights(
 
 @router.delete("/{function_id}", status_code=204)
 def delete_function(
-    function_id: str, request: Request, user: CurrentUser, session: SessionDep
+    function_id: Id, request: Request, user: CurrentUser, session: SessionDep
 ) -> None:
-    function = owned(session, function_id, user)
+    function = owned_function(session, function_id, user)
     session.delete(function)
     session.commit()
     request.app.state.blobs.delete(function.id)
 
 
 @router.get("/{function_id}/usage")
-def usage(function_id: str, user: CurrentUser, session: SessionDep) -> FunctionUsage:
-    function = owned(session, function_id, user)
+def usage(function_id: Id, user: CurrentUser, session: SessionDep) -> FunctionUsage:
+    function = owned_function(session, function_id, user)
     counts = session.execute(
         select(Task.state, func.count()).where(Task.function_id == function.id).group_by(Task.state)
     )

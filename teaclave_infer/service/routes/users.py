@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from sqlalchemy import func, select
+from fastapi import APIRouter, Depends
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from ..bounded import Id, Limit, Offset
 from ..deps import AdminUser, CurrentUser, SessionDep
-from ..models import User
+from ..lifecycle import Action, State, next_state
+from ..models import Task, TaskParticipant, User
+from ..passwords import PasswordKdf, password_kdf
 from ..problems import Problem
 from ..schemas import Page, PasswordReset, UserCreate, UserPublic, UserUpdate
-from ..security import hash_password
+from .auth import require_strong
+
+KdfDep = Annotated[PasswordKdf, Depends(password_kdf)]
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -30,12 +37,14 @@ def me(user: CurrentUser) -> UserPublic:
 
 
 @router.post("", status_code=201)
-def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> UserPublic:
+def create_user(body: UserCreate, admin: AdminUser, session: SessionDep, kdf: KdfDep) -> UserPublic:
+    require_strong(body.password, body.username)
+    password_hash = kdf.hash(body.password)  # before the query: no connection held meanwhile
     if session.query(User).filter_by(username=body.username).first() is not None:
         raise Problem(409, "Conflict", f"username {body.username!r} is taken")
     user = User(
         username=body.username,
-        password_hash=hash_password(body.password),
+        password_hash=password_hash,
         role=body.role,
         attribute=body.attribute,
     )
@@ -48,8 +57,8 @@ def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> User
 def list_users(
     admin: AdminUser,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ) -> Page[UserPublic]:
     total = session.scalar(select(func.count()).select_from(User)) or 0
     rows = session.scalars(
@@ -61,14 +70,12 @@ def list_users(
 
 
 @router.get("/{user_id}")
-def get_user(user_id: str, admin: AdminUser, session: SessionDep) -> UserPublic:
+def get_user(user_id: Id, admin: AdminUser, session: SessionDep) -> UserPublic:
     return UserPublic.model_validate(_get(session, user_id))
 
 
 @router.patch("/{user_id}")
-def update_user(
-    user_id: str, body: UserUpdate, admin: AdminUser, session: SessionDep
-) -> UserPublic:
+def update_user(user_id: Id, body: UserUpdate, admin: AdminUser, session: SessionDep) -> UserPublic:
     user = _get(session, user_id)
     if body.role is not None and body.role != user.role:
         user.role = body.role
@@ -80,7 +87,7 @@ def update_user(
 
 
 @router.delete("/{user_id}", status_code=204)
-def delete_user(user_id: str, admin: AdminUser, session: SessionDep) -> None:
+def delete_user(user_id: Id, admin: AdminUser, session: SessionDep) -> None:
     user = _get(session, user_id)
     if user.id == admin.id:
         raise Problem(409, "Conflict", "an admin cannot delete their own account")
@@ -98,9 +105,44 @@ def delete_user(user_id: str, admin: AdminUser, session: SessionDep) -> None:
 
 @router.post("/{user_id}/password", status_code=204)
 def reset_password(
-    user_id: str, body: PasswordReset, admin: AdminUser, session: SessionDep
+    user_id: Id, body: PasswordReset, admin: AdminUser, session: SessionDep, kdf: KdfDep
 ) -> None:
+    """Sets a password the user must change at their next login (until then their tokens
+    may do nothing else), revokes their tokens, and withdraws their approvals of tasks not
+    yet invoked: whoever knows the new password, the admin too, cannot act as them unseen."""
     user = _get(session, user_id)
-    user.password_hash = hash_password(body.password)
+    require_strong(body.password, user.username)
+    user.password_hash = kdf.hash(body.password)
     user.token_epoch += 1
+    user.password_reset_at, user.must_change_password = datetime.now(UTC), True
+    _withdraw_approvals(session, user.id)
     session.commit()
+
+
+def _withdraw_approvals(session: Session, user_id: str) -> None:
+    """The user's approvals of tasks not yet invoked stop counting: an Approved task goes back
+    to DataAssigned. Each task's version is raised, so that an approval or an invocation racing
+    with this one reads the task again (or finds it no longer Approved)."""
+    approved = select(TaskParticipant.task_id).where(
+        TaskParticipant.user_id == user_id, TaskParticipant.approved.is_(True)
+    )
+    pending = (State.DATA_ASSIGNED, State.APPROVED)
+    withdrawn = next_state(State.APPROVED, Action.WITHDRAW)
+    session.execute(
+        update(Task)
+        .where(Task.id.in_(approved), Task.state.in_(pending))
+        .values(
+            state=case((Task.state == State.APPROVED, withdrawn), else_=Task.state),
+            version=Task.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(TaskParticipant)
+        .where(
+            TaskParticipant.user_id == user_id,
+            TaskParticipant.task_id.in_(select(Task.id).where(Task.state.in_(pending))),
+        )
+        .values(approved=False)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,38 @@
+"""What a password must be: at least 8 characters, not one of the 30,000 most common passwords
+(zxcvbn's `passwords` frequency list, MIT, shipped in the pinned `zxcvbn` package), and not
+the user's name; letter case does not make a weak password strong."""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+
+__all__ = ["MIN_LENGTH", "weakness"]
+
+MIN_LENGTH = 8
+
+
+@functools.cache
+def _common() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # 30,000 lowercase passwords, ~25 ms
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def _folded(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold().strip()
+
+
+def weakness(password: str, username: str) -> str | None:
+    """Why `password` may not be `username`'s, as the end of a sentence ("the password ..."),
+    or None if it may."""
+    if not password.strip():
+        return "is empty"
+    if len(password) < MIN_LENGTH:
+        return f"is shorter than {MIN_LENGTH} characters"
+    folded = _folded(password)
+    if folded == _folded(username):
+        return "is the user name"
+    if folded in _common():
+        return "is one of the 30,000 most common passwords"
+    return None

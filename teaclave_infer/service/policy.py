@@ -1,0 +1,125 @@
+"""Who may do what to which object: every object-level check of the API, in one place.
+
+The rules: a caller names only objects it owns or was granted, and one it may not know of is a
+404 (its existence stays hidden); one it may know of but not act on is a 403. The admin
+administers accounts and may disable or delete a function, but a private function's allowlist
+and payload, and every file, belong to their owners alone.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import Blob, DataFile, FileOwner, Function, Role, Task, TaskParticipant, User
+from .problems import Problem
+
+__all__ = [
+    "may_use",
+    "owned_blob",
+    "owned_file",
+    "owned_function",
+    "owners_of",
+    "participant_task",
+    "pending_file",
+    "place_is_free",
+    "sees_task_data",
+    "settled_owners",
+    "visible_function",
+]
+
+# The fields of a function the admin may change on a function that is not theirs.
+ADMIN_FUNCTION_FIELDS = frozenset({"disabled"})
+
+
+def may_use(function: Function, user: User) -> bool:
+    """Public, owned, or on the allowlist: who may run the function and read its payload."""
+    return function.public or function.owner_id == user.id or user.id in function.allowlist
+
+
+def visible_function(session: Session, function_id: str, user: User) -> Function:
+    """The function if the caller may know of it (the admin knows of every function)."""
+    function = session.get(Function, function_id)
+    if function is None or not (may_use(function, user) or user.role == Role.PLATFORM_ADMIN):
+        raise Problem(404, "Not found", f"no function {function_id}")
+    return function
+
+
+def owned_function(
+    session: Session, function_id: str, user: User, fields: frozenset[str] = frozenset()
+) -> Function:
+    """The function if the caller owns it, or is the admin and changes only what an admin may
+    (`fields`, empty for a delete); a 403 otherwise."""
+    function = visible_function(session, function_id, user)
+    admin_may = user.role == Role.PLATFORM_ADMIN and fields <= ADMIN_FUNCTION_FIELDS
+    if function.owner_id != user.id and not admin_may:
+        raise Problem(403, "Forbidden", "only the function's owner may do this")
+    return function
+
+
+def owners_of(session: Session, file_id: str) -> list[str]:
+    """The file's owners who accepted it (the co-owners named by another user who have not
+    accepted yet do not count for anything)."""
+    query = select(FileOwner.user_id).where(FileOwner.file_id == file_id, FileOwner.accepted)
+    return sorted(session.scalars(query))
+
+
+def owned_file(session: Session, file_id: str, user: User) -> DataFile:
+    """The file if the caller owns it; a 404 otherwise."""
+    f = session.get(DataFile, file_id)
+    if f is None or user.id not in owners_of(session, file_id):
+        raise Problem(404, "Not found", f"no file {file_id} of yours")
+    return f
+
+
+def settled_owners(session: Session, f: DataFile) -> list[str]:
+    """Every owner of the file once all have accepted it: a file still waiting for a co-owner
+    named by another user cannot be used yet (a 409)."""
+    waiting = select(FileOwner.user_id).where(FileOwner.file_id == f.id, ~FileOwner.accepted)
+    if session.scalar(waiting.limit(1)) is not None:
+        raise Problem(409, "Awaiting co-owners", f"file {f.id} waits for its co-owners to accept")
+    return owners_of(session, f.id)
+
+
+def pending_file(session: Session, file_id: str, user: User) -> FileOwner:
+    """The caller's ownership of a file that another user named them co-owner of, not yet
+    accepted; a 404 otherwise."""
+    owner = session.get(FileOwner, (file_id, user.id))
+    if owner is None or owner.accepted:
+        raise Problem(404, "Not found", f"no file {file_id} waiting for you to accept it")
+    return owner
+
+
+def owned_blob(session: Session, url: str, user: User) -> None:
+    """A `blob:` URL may be registered as a file only by the user who uploaded that blob."""
+    blob = session.get(Blob, url.removeprefix("blob:"))
+    if blob is None or blob.owner_id != user.id:
+        raise Problem(422, "Unknown blob", f"{url} is not a blob you uploaded")
+
+
+def place_is_free(session: Session, url_key: str, owners: list[str]) -> None:
+    """A file may be registered at a place (file:// path or http(s):// URL) only if every file
+    already registered there has exactly these owners: a user can never point an output at
+    another user's file, nor an input at another user's output."""
+    if not url_key:
+        return
+    for file_id in session.scalars(select(DataFile.id).where(DataFile.url_key == url_key)):
+        all_owners = session.scalars(select(FileOwner.user_id).where(FileOwner.file_id == file_id))
+        if sorted(all_owners) != owners:
+            raise Problem(409, "Place taken", "another user's file is registered at that URL")
+
+
+def participant_task(session: Session, task_id: str, user: User) -> Task:
+    """The task if the caller takes part in it; a 404 otherwise (its existence stays hidden)."""
+    task = session.get(Task, task_id)
+    if task is None or session.get(TaskParticipant, (task_id, user.id)) is None:
+        raise Problem(404, "Not found", f"no task {task_id}")
+    return task
+
+
+def sees_task_data(task: Task, user: User) -> bool:
+    """Whether the caller sees a task's return value, receipt and outputs: its creator and the
+    owners of its inputs and outputs do; the owner of a private function, who takes part only
+    to approve, does not."""
+    owners = (u for o in (task.input_owners, task.output_owners) for us in o.values() for u in us)
+    return user.id == task.creator_id or user.id in set(owners)
