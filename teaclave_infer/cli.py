@@ -260,7 +260,15 @@ def run_serve(args: argparse.Namespace) -> int:
     configure()
     os.umask(0o077)  # whatever the service writes (logs, caches, temporary files) is owner-only
     settings = _settings(args, admin_password_file=args.admin_password_file, workers=args.workers)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
+    # proxy_headers off: uvicorn would otherwise take the client's address from X-Forwarded-For
+    # sent by any local peer, and the login throttle counts by that address.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=False,
+    )
     return 0
 
 

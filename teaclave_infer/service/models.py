@@ -18,6 +18,7 @@ __all__ = [
     "FileOwner",
     "Function",
     "IdempotencyRecord",
+    "Place",
     "RevokedToken",
     "Role",
     "Task",
@@ -138,9 +139,6 @@ class DataFile(Base):
     created_by: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
-    # SHA-256 of the canonical URL (urls.canonical): two spellings of one place are one key, so
-    # a file can never be registered at a place another user's file is registered at.
-    url_key: Mapped[str] = mapped_column(String(64), default="", index=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
@@ -156,6 +154,17 @@ class FileOwner(Base):
         String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     accepted: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Place(Base):
+    """A place files are registered at (a file:// path or an http(s):// URL), by its canonical
+    spelling's SHA-256 (urls.url_key), and the owners it belongs to: the primary key makes
+    claiming one atomic on every database, so two users can never register files at one place."""
+
+    __tablename__ = "places"
+
+    url_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owners: Mapped[str] = mapped_column(Text)  # the owners' ids, sorted, space-separated
 
 
 class Blob(Base):

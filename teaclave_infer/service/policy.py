@@ -9,12 +9,15 @@ and payload, and every file, belong to their owners alone.
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .models import Blob, DataFile, FileOwner, Function, Role, Task, TaskParticipant, User
+from .models import Blob, DataFile, FileOwner, Function, Place, Role, Task, TaskParticipant, User
 from .problems import Problem
 
 __all__ = [
+    "all_owners",
+    "claim_place",
     "may_use",
     "owned_blob",
     "owned_file",
@@ -22,7 +25,6 @@ __all__ = [
     "owners_of",
     "participant_task",
     "pending_file",
-    "place_is_free",
     "sees_task_data",
     "settled_owners",
     "visible_function",
@@ -64,6 +66,11 @@ def owners_of(session: Session, file_id: str) -> list[str]:
     return sorted(session.scalars(query))
 
 
+def all_owners(session: Session, file_id: str) -> list[str]:
+    """The file's owners, those who have not accepted yet too."""
+    return sorted(session.scalars(select(FileOwner.user_id).where(FileOwner.file_id == file_id)))
+
+
 def owned_file(session: Session, file_id: str, user: User) -> DataFile:
     """The file if the caller owns it; a 404 otherwise."""
     f = session.get(DataFile, file_id)
@@ -97,16 +104,24 @@ def owned_blob(session: Session, url: str, user: User) -> None:
         raise Problem(422, "Unknown blob", f"{url} is not a blob you uploaded")
 
 
-def place_is_free(session: Session, url_key: str, owners: list[str]) -> None:
-    """A file may be registered at a place (file:// path or http(s):// URL) only if every file
-    already registered there has exactly these owners: a user can never point an output at
-    another user's file, nor an input at another user's output."""
+def claim_place(session: Session, url_key: str, owners: list[str]) -> None:
+    """A file may be registered at a place (a file:// path or an http(s):// URL; "" for the
+    blob store) only if that place is free or already these owners': a user can never point an
+    output at another user's file, nor an input at another user's output. A place's first file
+    claims it; two claims at once cannot both win (its row's primary key)."""
     if not url_key:
         return
-    for file_id in session.scalars(select(DataFile.id).where(DataFile.url_key == url_key)):
-        all_owners = session.scalars(select(FileOwner.user_id).where(FileOwner.file_id == file_id))
-        if sorted(all_owners) != owners:
-            raise Problem(409, "Place taken", "another user's file is registered at that URL")
+    taken = Problem(409, "Place taken", "another user's file is registered at that URL")
+    place = session.get(Place, url_key)
+    if place is not None:
+        if place.owners != " ".join(owners):
+            raise taken
+        return
+    session.add(Place(url_key=url_key, owners=" ".join(owners)))
+    try:
+        session.flush()
+    except IntegrityError:  # claimed meanwhile by a concurrent registration
+        raise taken from None
 
 
 def participant_task(session: Session, task_id: str, user: User) -> Task:

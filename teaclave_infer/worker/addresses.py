@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..service.urls import UrlError, host_name
+
 __all__ = ["AddressPolicy", "Refused", "Target", "connect", "is_public"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -141,6 +143,8 @@ def connect(target: Target, timeout: Callable[[], float]) -> socket.socket:
 
 
 def _host_name(host: str) -> str:
-    """Lower case, no trailing dot, IDNA-encoded: the one spelling compared and resolved."""
-    host = host.lower().rstrip(".")
-    return host if host.isascii() else host.encode("idna").decode("ascii")
+    """The host in the one spelling the platform compares places in (service.urls)."""
+    try:
+        return host_name(host)
+    except UrlError as err:
+        raise Refused(str(err)) from None

@@ -4,9 +4,11 @@ is named co-owner of a file without consent."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
+from guests import guest
 from platform_helpers import Platform
 from service_helpers import assert_problem, login, make_user
 
@@ -94,6 +96,7 @@ def test_a_private_function_belongs_to_its_owner_alone(p: Platform):
         "file://localhost/srv/data/x.bin",
         "file:///srv/data/%78.bin",
         "file:///srv/data/x.bin?v=2#f",
+        "file:///srv/data/x.bin/",
     ],
 )
 def test_an_output_never_names_another_users_place(p: Platform, spelling: str):
@@ -110,6 +113,9 @@ def test_an_output_never_names_another_users_place(p: Platform, spelling: str):
         "http://files.example./a/c/../b?v=1",
         "http://files.example/a/%62?v=1",
         "http://files.example/a/b?v=1#fragment",
+        "http://files.example/a/b/?v=1",
+        "http://files.example/a/b?%76=%31",
+        "http://\uff46iles.example/a/b?v=1",  # a full-width "f"
     ],
 )
 def test_an_http_place_in_any_spelling_is_one_place(p: Platform, spelling: str):
@@ -118,15 +124,35 @@ def test_an_http_place_in_any_spelling_is_one_place(p: Platform, spelling: str):
     assert_problem(_register_output(p, "do2", spelling), 409, "another user's file")
 
 
+@pytest.mark.parametrize(
+    ("first", "other"),
+    [
+        ("http://93.184.215.14/a", "http://0x5db8d70e/a"),
+        ("http://93.184.215.14/a", "http://1572394766/a"),
+        ("http://93.184.215.14/a", "http://[::ffff:93.184.215.14]/a"),
+        ("http://127.0.0.1/a", "http://127.1/a"),
+        ("http://[2001:db8::1]/a", "http://[2001:db8:0:0:0:0:0:1]/a"),
+    ],
+)
+def test_an_address_in_any_spelling_is_one_place(p: Platform, first: str, other: str):
+    assert _register_output(p, "do1", first).status_code == 201
+    assert_problem(_register_output(p, "do2", other), 409, "another user's file")
+
+
 def test_urls_with_credentials_or_bad_escapes_are_refused(p: Platform):
-    for url in ("http://user:pw@files.example/a", "file:///srv/%ff", "file://host/srv/a"):
+    for url in (
+        "http://user:pw@files.example/a",
+        "file:///srv/%ff",
+        "file://host/srv/a",
+        "http://[fe80::1%25lo]/a",
+    ):
         assert_problem(_register_output(p, "do1", url), 422, "url:")
 
 
 def test_co_owners_must_accept(p: Platform):
     do2 = p.ids["do2"]
     blob = p.upload("do1", b"x")
-    r = _register_input(p, "do1", blob, cmac="2d711642b726b04401627ca9fbac32f5", owners=[do2])
+    r = _register_input(p, "do1", blob, owners=[do2])
     assert r.status_code == 201 and r.json()["owners"] == [p.ids["do1"]]
     assert r.json()["pending_owners"] == [do2]
     file_id = r.json()["id"]
@@ -157,10 +183,55 @@ def test_co_owners_must_accept(p: Platform):
 def test_a_named_co_owner_can_decline(p: Platform):
     do3 = make_user(p.client, p.admin, "do3")
     blob = p.upload("do1", b"x")
-    r = _register_input(p, "do1", blob, cmac="2d711642b726b04401627ca9fbac32f5", owners=[do3])
+    r = _register_input(p, "do1", blob, owners=[do3])
     file_id = r.json()["id"]
     p.auth["do3"] = login(p.client, "do3", "do3-password")
     assert p.client.post(f"/v1/files/{file_id}/decline", headers=p.auth["do3"]).status_code == 204
     meta = p.client.get(f"/v1/files/{file_id}", headers=p.auth["do1"]).json()
     assert meta["owners"] == [p.ids["do1"]] and meta["pending_owners"] == []
     assert p.client.post(f"/v1/files/{file_id}/accept", headers=p.auth["do3"]).status_code == 404
+
+
+def _separate_weights_function(p: Platform) -> str:
+    manifest = json.dumps({"weights": {"mode": "separate"}}).encode()
+    return p.register(guest(NOTHING), manifest, public=True, browser=True)
+
+
+def test_browser_weights_are_a_file_of_the_function_owners_alone(p: Platform):
+    """Their key goes to every user of the function: a co-owned file would be given away by
+    one of its owners."""
+    fid = _separate_weights_function(p)
+    blob = p.upload("do1", b"do1's weights")
+    r = _register_input(p, "do1", blob, owners=[p.ids["fo"]])
+    shared = r.json()["id"]
+    for accepted in (False, True):
+        if accepted:
+            assert (
+                p.client.post(f"/v1/files/{shared}/accept", headers=p.auth["fo"]).status_code == 200
+            )
+        r = p.client.patch(
+            f"/v1/functions/{fid}", headers=p.auth["fo"], json={"browser_weights": shared}
+        )
+        assert_problem(r, 422, "of the owner's alone")
+    assert p.client.get(f"/v1/functions/{fid}/browser", headers=p.auth["do2"]).status_code == 409
+
+
+def test_browser_weights_whose_key_does_not_unwrap_are_refused(p: Platform):
+    fid = _separate_weights_function(p)
+    blob = p.upload("fo", b"x")
+    r = p.client.post(
+        "/v1/files/inputs",
+        headers=p.auth["fo"],
+        json={
+            "id": uuid.uuid4().hex,
+            "url": blob,
+            "schema": "aes-gcm-128",
+            "iv": "00" * 12,
+            "cmac": "00" * 16,
+            "wrapped_key": "AAAA",
+        },
+    )
+    assert r.status_code == 201, r.text
+    patch = {"browser_weights": r.json()["id"]}
+    r = p.client.patch(f"/v1/functions/{fid}", headers=p.auth["fo"], json=patch)
+    assert_problem(r, 422, "does not unwrap")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
+from guests import BUF, IN
 from platform_helpers import Platform
 from service_helpers import (
     ADMIN_PASSWORD,
@@ -231,6 +233,14 @@ def test_a_reassignment_withdraws_every_approval(in_process):
     assert_problem(again, 409, "Approved")
 
 
+# Fails with the first 4 bytes of input "in" as a negative status.
+LEAK = f"""
+  (local.set $h (call $open (i32.const {IN})))
+  (drop (call $read (local.get $h) (i32.const {BUF}) (i32.const 4)))
+  (i32.or (i32.load (i32.const {BUF})) (i32.const 0x80000000))
+"""
+
+
 def test_the_owner_of_a_private_function_does_not_see_the_return_value(live_service_with_workers):
     p = Platform(HttpClient(live_service_with_workers))
     fid = p.register_guest(ECHO, public=False, allowlist=[p.ids["do1"]])
@@ -250,3 +260,38 @@ def test_the_owner_of_a_private_function_does_not_see_the_return_value(live_serv
         fo.login("fo", "fo-password")
         with pytest.raises(TeaclaveClientError, match="only its creator and data owners"):
             fo.get_task_result(task_id)
+    # A function written to leak: it fails with its input's first bytes as the status, which
+    # its failure message spells out; its owner sees only that it failed and how.
+    leak = p.register_guest(LEAK, public=False, allowlist=[p.ids["do1"]])
+    secret = b"PIN=4711"
+    task_id = p.submit(
+        leak, {"in": ("do1", p.input("do1", secret))}, {"out": ("do1", p.output("do1"))}
+    )
+    failed = p.wait(task_id)
+    assert failed["result"]["kind"] == "function_error"
+    status = int.from_bytes(secret[:4], "little") | 1 << 31
+    assert str(status - (1 << 32)) in failed["result"]["message"]  # the data owner sees it
+    seen = p.task(task_id, "fo")
+    assert seen["result"] == {"kind": "function_error"}, seen["result"]
+
+
+def test_one_place_registered_by_four_users_at_once_goes_to_one(live):
+    """Claiming a place is atomic: of four users registering outputs at one URL (each in
+    another spelling) at the same moment, exactly one gets it."""
+    p = live.p
+    spellings = (
+        "http://files.example/{n}",
+        "http://FILES.example:80/{n}",
+        "http://files.example./x/../{n}",
+        "http://\uff46\uff49\uff4c\uff45\uff53.example/{n}",  # full-width "files"
+    )
+    for n in range(ROUNDS):
+        calls = []
+        for who, spelling in zip(OWNERS, spellings, strict=True):
+            url = spelling.format(n=n)
+            file_id = uuid.uuid4().hex
+            key = p.wrap(bytes(16), file_id, "aes-gcm-128")
+            body = {"id": file_id, "url": url, "schema": "aes-gcm-128", "wrapped_key": key}
+            calls.append((who, "/v1/files/outputs", body))
+        statuses = sorted(r.status_code for r in live.at_once(calls))
+        assert statuses == [201, 409, 409, 409], statuses

@@ -105,6 +105,8 @@ def test_requests_that_fail_are_audited_even_a_crash(settings):
     assert client.post("/v1/crash").status_code == 500
     assert client.get("/v1/files/" + "0" * 32, headers=platform.auth["do1"]).status_code == 404
     assert client.post("/v1/auth/login", content=b"{" * 10).status_code == 422
+    wrong = {"username": "do2", "password": "not-do2s-password"}
+    assert client.post("/v1/auth/login", json=wrong).status_code == 401
     rows = client.get("/v1/audit", headers=platform.admin, params={"limit": 500}).json()["items"]
     seen = {(r["action"], r["status"]) for r in rows}
     assert ("POST /v1/crash", 500) in seen
@@ -112,6 +114,9 @@ def test_requests_that_fail_are_audited_even_a_crash(settings):
     assert ("POST /v1/auth/login", 422) in seen
     probe = next(r for r in rows if r["status"] == 404)
     assert probe["user_id"] == platform.ids["do1"]
+    guess = next(r for r in rows if r["status"] == 401)  # whose account was tried
+    assert (guess["action"], guess["username"]) == ("POST /v1/auth/login", "do2")
+    assert guess["user_id"] == platform.ids["do2"]
 
 
 @contextmanager

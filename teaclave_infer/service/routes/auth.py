@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from ..db import changed
 from ..deps import CurrentUser, SessionDep
 from ..models import RevokedToken, User
 from ..password_policy import weakness
@@ -82,6 +83,7 @@ async def login(body: Login, request: Request, throttle: ThrottleDep, kdf: KdfDe
     address = request.client.host if request.client else ""
     sessions = request.app.state.sessions
     user = await run_in_threadpool(_find, sessions, body.username)
+    request.state.user = (user.id if user else None, body.username)  # the audit row's, even failed
     # From here to the KDF's submission nothing awaits: the pool's bound holds exactly.
     if kdf.pool.busy:
         raise _too_many("too many logins at once", 1.0)
@@ -97,7 +99,6 @@ async def login(body: Login, request: Request, throttle: ThrottleDep, kdf: KdfDe
     token, claims = issue_token(
         request.app.state.secret, user.id, user.token_epoch, settings.token_ttl_s
     )
-    request.state.user = (user.id, user.username)
     return Token(
         token=token,
         expires_at=claims.expires_at,
@@ -114,17 +115,51 @@ def logout(user: CurrentUser, request: Request, session: SessionDep) -> None:
 
 
 @router.post("/password", status_code=204)
-def change_password(
-    body: PasswordChange, user: CurrentUser, session: SessionDep, kdf: KdfDep
+async def change_password(
+    body: PasswordChange,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    throttle: ThrottleDep,
+    kdf: KdfDep,
 ) -> None:
     """Sets the caller's own password (which ends an admin's reset) and revokes every token
-    of theirs, this one too."""
-    if not kdf.verify(body.old_password, user.password_hash).ok:
+    of theirs, this one too. Throttled like a login (a stolen token must not buy unlimited
+    guesses of the password), its KDF in the same pool, no database connection held while it
+    runs."""
+    user_id, username, stored = user.id, user.username, user.password_hash
+    await run_in_threadpool(session.close)  # the connection back to the pool meanwhile
+    address = request.client.host if request.client else ""
+    if kdf.pool.busy:
+        raise _too_many("too many password checks at once", 1.0)
+    if (wait := throttle.attempt(username, address)) > 0:
+        raise _too_many(f"too many wrong passwords for {username!r} or from {address}", wait)
+    if not (await kdf.verify_async(body.old_password, stored)).ok:
         raise Problem(403, "Wrong password", "old_password does not match")
+    throttle.succeeded(username, address)
     if body.new_password == body.old_password:
         raise Problem(422, "Same password", "new_password must differ from old_password")
-    require_strong(body.new_password, user.username)
-    user.password_hash = kdf.hash(body.new_password)
-    user.must_change_password = False
-    user.token_epoch += 1  # every token issued before is revoked
-    session.commit()
+    require_strong(body.new_password, username)
+    new_hash = await kdf.hash_async(body.new_password)
+    sessions = request.app.state.sessions
+    if not await run_in_threadpool(_set_password, sessions, user_id, stored, new_hash):
+        raise Problem(409, "Conflict", "the password changed meanwhile: log in again")
+
+
+def _set_password(
+    sessions: sessionmaker[Session], user_id: str, old_hash: str, new_hash: str
+) -> bool:
+    """The new hash, if the password is still the one checked; every token revoked."""
+    with sessions() as session:
+        done = changed(
+            session,
+            update(User)
+            .where(User.id == user_id, User.password_hash == old_hash)
+            .values(
+                password_hash=new_hash,
+                must_change_password=False,
+                token_epoch=User.token_epoch + 1,  # every token issued before is revoked
+            ),
+        )
+        session.commit()
+    return done == 1

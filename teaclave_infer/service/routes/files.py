@@ -16,7 +16,7 @@ from ..bounded import Id
 from ..deps import CurrentUser, SessionDep
 from ..idempotency import remember, replay
 from ..models import Blob, DataFile, FileOwner, User
-from ..policy import owned_blob, owned_file, owners_of, pending_file, place_is_free
+from ..policy import claim_place, owned_blob, owned_file, owners_of, pending_file
 from ..problems import Problem
 from ..schemas import FilePublic, InputFileCreate, InputFromOutput, OutputFileCreate
 from ..urls import UrlError, url_key
@@ -63,10 +63,10 @@ def _register(
     if f.id is not None and session.get(DataFile, f.id) is not None:
         raise Problem(409, "Conflict", f"file id {f.id} is taken: wrap the key for a fresh one")
     try:
-        f.url_key = url_key(f.url)
+        place = url_key(f.url)
     except UrlError as err:
         raise Problem(422, "Invalid URL", f"url: {err}") from None
-    place_is_free(session, f.url_key, owners)
+    claim_place(session, place, owners)
     session.add(f)
     session.flush()
     consented = accepted | {user.id}

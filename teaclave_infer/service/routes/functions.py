@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from teaclave_client.errors import IntegrityError
 
 from ...errors import InvalidModuleError
 from ...executor import EngineKey, Limits, compile_checked, engine_for
@@ -17,7 +18,7 @@ from ..bounded import Filter, Id, Limit, Offset
 from ..deps import CurrentUser, SessionDep
 from ..idempotency import remember, replay
 from ..models import DataFile, Function, Role, Task, User
-from ..policy import may_use, owned_function, owners_of, visible_function
+from ..policy import all_owners, may_use, owned_function, visible_function
 from ..problems import Problem
 from ..schemas import (
     Argument,
@@ -202,31 +203,44 @@ def get_payload(
 
 @router.patch("/{function_id}")
 def update_function(
-    function_id: Id, body: FunctionUpdate, user: CurrentUser, session: SessionDep
+    function_id: Id, body: FunctionUpdate, request: Request, user: CurrentUser, session: SessionDep
 ) -> FunctionPublic:
     changes = body.model_dump(exclude_none=True)
     function = owned_function(session, function_id, user, frozenset(changes))
     if "browser_weights" in changes:
-        changes["browser_weights"] = _browser_weights(session, function, changes["browser_weights"])
+        changes["browser_weights"] = _browser_weights(
+            request, session, function, changes["browser_weights"]
+        )
     for field, value in changes.items():
         setattr(function, field, value)
     session.commit()
     return _public(function, user)
 
 
-def _browser_weights(session: SessionDep, function: Function, file_id: str) -> str | None:
-    """The file browsers get as this function's separate weights: an encrypted input file of
-    its owner's ("" for none)."""
+def _browser_weights(
+    request: Request, session: SessionDep, function: Function, file_id: str
+) -> str | None:
+    """The file browsers get as this function's separate weights ("" for none): an encrypted
+    input file of the owner's alone (its key is handed to the function's users: a file with
+    co-owners would be given away by one of them), whose key unwraps."""
     if not file_id:
         return None
     if function.manifest.get("weights", {}).get("mode") != "separate":
         raise Problem(422, "No separate weights", "the function's weights are in its wasm")
     f = session.get(DataFile, file_id)
-    if f is None or f.kind != "input" or function.owner_id not in owners_of(session, file_id):
-        raise Problem(422, "Not the owner's input", f"no input file {file_id} of the owner's")
+    if f is None or f.kind != "input" or all_owners(session, file_id) != [function.owner_id]:
+        raise Problem(422, "Not the owner's input", f"no input file {file_id} of the owner's alone")
     if not f.wrapped_key or not f.url.startswith("blob:"):
         raise Problem(422, "Unusable weights", "the weights must be encrypted, in the blob store")
+    _weights_key(request, f)
     return f.id
+
+
+def _weights_key(request: Request, f: DataFile) -> bytes:
+    try:
+        return bytes(request.app.state.keys.unwrap(f.wrapped_key, f.key_file_id or f.id, f.schema))
+    except (IntegrityError, ValueError) as err:
+        raise Problem(422, "Unusable weights", f"the key of file {f.id} does not unwrap") from err
 
 
 def _for_browser(session: SessionDep, function_id: str, user: User) -> Function:
@@ -252,7 +266,7 @@ def browser_run(
         f = session.get(DataFile, function.browser_weights or "")
         if f is None:
             raise Problem(409, "No weights for browsers", "its owner has not set browser_weights")
-        key = request.app.state.keys.unwrap(f.wrapped_key, f.key_file_id or f.id, f.schema)
+        key = _weights_key(request, f)
         weights = BrowserWeights(
             file_id=f.id,
             schema_=f.schema,

@@ -24,9 +24,11 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 T = TypeVar("T")
 
 _CANCELABLE = tuple(s for s, a in TRANSITIONS if a == Action.CANCEL)
-# What of a result every participant sees. The return value (the data owner's prediction), the
-# receipt (which holds it) and the output ids only the creator and the data owners see.
-_RESULT_FOR_ALL = ("kind", "message", "trap_code", "timings", "attempt", "worker")
+# What of a result every participant sees: how it ended. The rest (the return value, the data
+# owner's prediction; the receipt, which holds it; output ids; a failure's message and trap
+# code, which can spell out a return value; timings) only the creator and the data owners see:
+# the function's owner wrote the function, which could encode its input in any of them.
+_RESULT_FOR_ALL = ("kind",)
 
 
 def _approvals(session: Session, task_id: str) -> dict[str, bool]:

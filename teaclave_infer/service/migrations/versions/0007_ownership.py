@@ -1,4 +1,4 @@
-"""ownership: uploaded blobs have an owner, co-owners accept, one place one file
+"""ownership: uploaded blobs have an owner, co-owners accept, a place belongs to one owner set
 
 Revision ID: 0007
 Revises: 0006
@@ -27,36 +27,40 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_blobs_owner_id"), "blobs", ["owner_id"], unique=False)
-    with op.batch_alter_table("files") as batch:
-        batch.add_column(
-            sa.Column("url_key", sa.String(length=64), nullable=False, server_default="")
-        )
-        batch.create_index(batch.f("ix_files_url_key"), ["url_key"], unique=False)
+    op.create_table(
+        "places",
+        sa.Column("url_key", sa.String(length=64), nullable=False),
+        sa.Column("owners", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("url_key"),
+    )
     with op.batch_alter_table("file_owners") as batch:
         batch.add_column(sa.Column("accepted", sa.Boolean(), nullable=False, server_default="1"))
-    # Files registered before: their places, so that no one registers another file there.
-    # (Blobs uploaded before have no recorded uploader: they stay usable by the files already
+    # The places of the files registered before, each with its first file's owners. (Blobs
+    # uploaded before have no recorded uploader: they stay usable by the files already
     # registered on them, and cannot be registered again.)
-    files = sa.table(
-        "files",
-        sa.column("id", sa.String),
-        sa.column("url", sa.Text),
-        sa.column("url_key", sa.String),
-    )
     bind = op.get_bind()
-    for file_id, url in bind.execute(sa.select(files.c.id, files.c.url)).all():
+    files = sa.table("files", sa.column("id", sa.String), sa.column("url", sa.Text))
+    owners = sa.table(
+        "file_owners", sa.column("file_id", sa.String), sa.column("user_id", sa.String)
+    )
+    places = sa.table("places", sa.column("url_key", sa.String), sa.column("owners", sa.Text))
+    claimed: set[str] = set()
+    for file_id, url in bind.execute(sa.select(files.c.id, files.c.url).order_by(files.c.id)):
         try:
             key = url_key(url)
         except UrlError:
             continue
-        bind.execute(files.update().where(files.c.id == file_id).values(url_key=key))
+        if key and key not in claimed:
+            ids = bind.execute(sa.select(owners.c.user_id).where(owners.c.file_id == file_id))
+            bind.execute(
+                places.insert().values(url_key=key, owners=" ".join(sorted(i for (i,) in ids)))
+            )
+            claimed.add(key)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("file_owners") as batch:
         batch.drop_column("accepted")
-    with op.batch_alter_table("files") as batch:
-        batch.drop_index(batch.f("ix_files_url_key"))
-        batch.drop_column("url_key")
+    op.drop_table("places")
     op.drop_index(op.f("ix_blobs_owner_id"), table_name="blobs")
     op.drop_table("blobs")
