@@ -76,6 +76,17 @@ ARGV = f"""
   (call $flush) (i32.const 0)"""
 DEEP = "(func $deep (param i32) (result i32) (call $deep (i32.add (local.get 0) (i32.const 1))))"
 
+# Copies input "in" to output "out" and returns the byte count.
+ECHO = f"""
+  (local.set $h (call $open (i32.const {IN})))
+  (i32.store (i32.const 0) (call $read (local.get $h) (i32.const {BUF}) (i32.const 4096)))
+  (drop (call $close (local.get $h)))
+  (local.set $h (call $create (i32.const {OUT})))
+  (drop (call $write (local.get $h) (i32.const {BUF}) (i32.load (i32.const 0))))
+  (drop (call $close (local.get $h)))
+  (i32.load (i32.const 0))
+"""
+
 
 def guest(body: str, extra: str = "", pages: int = 1) -> bytes:
     """A module whose entrypoint runs `body` (which must leave an i32 on the stack)."""

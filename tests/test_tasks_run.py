@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from guests import BUF, IN, OUT
+from guests import ECHO
 from platform_helpers import Platform
 from service_helpers import HttpClient
 from sqlalchemy import MetaData, select
@@ -32,17 +32,6 @@ from teaclave_infer.service import create_app
 from teaclave_infer.service.db import make_engine
 
 SAMPLES = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "samples"
-
-# Copies input "in" to output "out" and returns the byte count.
-ECHO = f"""
-  (local.set $h (call $open (i32.const {IN})))
-  (i32.store (i32.const 0) (call $read (local.get $h) (i32.const {BUF}) (i32.const 4096)))
-  (drop (call $close (local.get $h)))
-  (local.set $h (call $create (i32.const {OUT})))
-  (drop (call $write (local.get $h) (i32.const {BUF}) (i32.load (i32.const 0))))
-  (drop (call $close (local.get $h)))
-  (i32.load (i32.const 0))
-"""
 
 
 def slow(body: str, iterations: int) -> str:

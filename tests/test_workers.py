@@ -15,8 +15,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
+from guests import ECHO
 from platform_helpers import Platform
-from test_tasks_run import ECHO, slow
+from test_tasks_run import slow
 
 from teaclave_infer.service import create_app
 from teaclave_infer.service.lifecycle import State

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
-from guests import BUF, IN, OUT
+from guests import ECHO
 from platform_helpers import Platform
 
 from teaclave_infer.errors import TaskFailed
@@ -36,16 +36,6 @@ from teaclave_infer.worker import transfer
 from teaclave_infer.worker.addresses import AddressPolicy, Refused
 from teaclave_infer.worker.storage import Storage, _open_directory
 
-# Copies input "in" to output "out" and returns the byte count.
-ECHO = f"""
-  (local.set $h (call $open (i32.const {IN})))
-  (i32.store (i32.const 0) (call $read (local.get $h) (i32.const {BUF}) (i32.const 4096)))
-  (drop (call $close (local.get $h)))
-  (local.set $h (call $create (i32.const {OUT})))
-  (drop (call $write (local.get $h) (i32.const {BUF}) (i32.load (i32.const 0))))
-  (drop (call $close (local.get $h)))
-  (i32.load (i32.const 0))
-"""
 LOCAL = ("127.0.0.1/32",)  # what the tests allow to reach their servers
 
 

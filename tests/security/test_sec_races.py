@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from guests import BUF, IN
+from guests import BUF, ECHO, IN
 from platform_helpers import Platform
 from service_helpers import (
     ADMIN_PASSWORD,
@@ -28,7 +28,6 @@ from service_helpers import (
     make_user,
 )
 from teaclave_client import Client, TeaclaveClientError
-from test_tasks_run import ECHO
 
 from teaclave_infer.service.local import local_service
 
