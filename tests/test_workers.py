@@ -124,6 +124,14 @@ class WorkerProcess:
     def events(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
 
+    def wait_started(self, timeout: float = 120.0) -> None:
+        """Until the worker says it runs (its SIGTERM handler is in place from then on)."""
+        deadline = time.monotonic() + timeout
+        while not any(e["event"] == "worker started" for e in self.events()):
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.05)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -170,6 +178,8 @@ def test_two_workers_on_one_database_never_run_a_task_twice(settings, tmp_path):
     fid = p.register_guest(slow(ECHO, 20_000_000))
     workers = [WorkerProcess(settings, tmp_path / f"w{i}.log") for i in range(2)]
     try:
+        for w in workers:  # both up before the tasks: each is stopped by SIGTERM, gracefully
+            w.wait_started()
         tasks = [
             p.submit(
                 fid, {"in": ("do1", p.input("do1", b"x" * i))}, {"out": ("do1", p.output("do1"))}
