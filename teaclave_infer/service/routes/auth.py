@@ -81,14 +81,15 @@ async def login(body: Login, request: Request, throttle: ThrottleDep, kdf: KdfDe
     A 429 with Retry-After while the account or the caller's address is throttled (see
     throttle.py), or while too many logins wait for the KDF."""
     address = request.client.host if request.client else ""
-    sessions = request.app.state.sessions
-    user = await run_in_threadpool(_find, sessions, body.username)
-    request.state.user = (user.id if user else None, body.username)  # the audit row's, even failed
-    # From here to the KDF's submission nothing awaits: the pool's bound holds exactly.
+    request.state.user = (None, body.username)  # the audit row's, even a refused one's
+    # Refused before any database work: a flood of logins costs no thread and no connection.
     if kdf.pool.busy:
         raise _too_many("too many logins at once", 1.0)
     if (wait := throttle.attempt(body.username, address)) > 0:
         raise _too_many(f"too many failed logins as {body.username!r} or from {address}", wait)
+    sessions = request.app.state.sessions
+    user = await run_in_threadpool(_find, sessions, body.username)
+    request.state.user = (user.id if user else None, body.username)
     verdict = await kdf.verify_async(body.password, user.password_hash if user else None)
     if user is None or not verdict.ok:
         raise Problem(401, "Login failed", "unknown user or wrong password")
