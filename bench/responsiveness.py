@@ -57,13 +57,11 @@ def _health_while(base: str, busy: threading.Event) -> list[float]:
 
 
 def _idle(base: str, n: int = 50) -> list[float]:
-    done = threading.Event()
     times: list[float] = []
     for _ in range(n):
         start = time.perf_counter()
         requests.get(f"{base}/v1/health", timeout=60).raise_for_status()
         times.append((time.perf_counter() - start) * 1000)
-    done.set()
     return times
 
 

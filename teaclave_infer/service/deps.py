@@ -10,10 +10,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from .models import RevokedToken, Role, User
+from .passwords import PasswordKdf, password_kdf
 from .problems import Problem
 from .security import TokenClaims, read_token
 
-__all__ = ["AdminUser", "CurrentUser", "SessionDep"]
+__all__ = ["AdminUser", "CurrentUser", "KdfDep", "SessionDep"]
 
 _bearer = HTTPBearer(auto_error=False)
 # All that a token of a user whose password an admin reset may do until they change it.
@@ -69,3 +70,6 @@ def admin_user(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(admin_user)]
+
+# The password KDF (tests override password_kdf with a counting fake).
+KdfDep = Annotated[PasswordKdf, Depends(password_kdf)]

@@ -7,7 +7,9 @@ from __future__ import annotations
 import functools
 import unicodedata
 
-__all__ = ["MIN_LENGTH", "weakness"]
+from .problems import Problem
+
+__all__ = ["MIN_LENGTH", "require_strong", "weakness"]
 
 MIN_LENGTH = 8
 
@@ -36,3 +38,9 @@ def weakness(password: str, username: str) -> str | None:
     if folded in _common():
         return "is one of the 30,000 most common passwords"
     return None
+
+
+def require_strong(password: str, username: str) -> None:
+    """A 422 naming why, if `password` may not be `username`'s."""
+    if (reason := weakness(password, username)) is not None:
+        raise Problem(422, "Weak password", f"the password {reason}: choose another")

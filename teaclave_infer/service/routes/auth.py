@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from ..db import changed
-from ..deps import CurrentUser, SessionDep
+from ..deps import CurrentUser, KdfDep, SessionDep
 from ..models import RevokedToken, User
-from ..password_policy import weakness
-from ..passwords import PasswordKdf, password_kdf
+from ..password_policy import require_strong
 from ..problems import Problem
 from ..schemas import Login, PasswordChange, Token, UserPublic
 from ..security import issue_token
@@ -33,14 +32,7 @@ async def login_throttle(request: Request) -> LoginThrottle:
     return throttle
 
 
-KdfDep = Annotated[PasswordKdf, Depends(password_kdf)]
 ThrottleDep = Annotated[LoginThrottle, Depends(login_throttle)]
-
-
-def require_strong(password: str, username: str) -> None:
-    """A 422 if `password` may not be `username`'s (password_policy)."""
-    if (reason := weakness(password, username)) is not None:
-        raise Problem(422, "Weak password", f"the password {reason}: choose another")
 
 
 def _too_many(detail: str, wait: float) -> Problem:

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..bounded import Id, Limit, Offset
-from ..deps import AdminUser, CurrentUser, SessionDep
+from ..deps import AdminUser, CurrentUser, KdfDep, SessionDep
 from ..lifecycle import Action, State, next_state
 from ..models import Task, TaskParticipant, User
-from ..passwords import PasswordKdf, password_kdf
+from ..password_policy import require_strong
 from ..problems import Problem
 from ..schemas import Page, PasswordReset, UserCreate, UserPublic, UserUpdate
-from .auth import require_strong
-
-KdfDep = Annotated[PasswordKdf, Depends(password_kdf)]
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
