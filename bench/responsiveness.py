@@ -30,7 +30,7 @@ import wasmtime
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from teaclave_infer.service.local import local_service  # noqa: E402
+from teaclave_infer.local import local_service  # noqa: E402
 
 ADMIN_PASSWORD = "bench-admin-password"
 

@@ -239,7 +239,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace, **more: Any) -> Any:
-    from .service import Settings
+    from .domain.settings import Settings
 
     return Settings(
         data_dir=args.data_dir,
@@ -254,8 +254,8 @@ def _settings(args: argparse.Namespace, **more: Any) -> Any:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .api import create_app
     from .logs import configure
-    from .service import create_app
 
     configure()
     os.umask(0o077)  # whatever the service writes (logs, caches, temporary files) is owner-only

@@ -20,7 +20,7 @@ from teaclave_client.sdk import Client
 
 from .builder import BuildOptions
 from .errors import TeaclaveInferError
-from .service.local import local_service
+from .local import local_service
 
 __all__ = ["built", "run_demo", "share_for_web"]
 

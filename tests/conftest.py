@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from service_helpers import ADMIN_PASSWORD, DATABASES, fresh_postgres, login
 
+from teaclave_infer.api import create_app
 from teaclave_infer.builder import BuildOptions, BuildResult, build
-from teaclave_infer.service import Settings, create_app
-from teaclave_infer.service.local import local_service
+from teaclave_infer.domain.settings import Settings
+from teaclave_infer.local import local_service
 
 MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.onnx"
 
@@ -24,7 +25,7 @@ MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.
 def cheap_password_kdf(monkeypatch) -> None:
     """Argon2id at 64 KiB and 1 pass (still 4 lanes) in the tests' own process; a served
     subprocess keeps the real costs. Only a monkeypatch reaches these parameters."""
-    from teaclave_infer.service import passwords
+    from teaclave_infer.domain import passwords
 
     cheap = dataclasses.replace(passwords.PARAMETERS, time_cost=1, memory_cost=64)
     monkeypatch.setattr(passwords, "PARAMETERS", cheap)

@@ -17,7 +17,7 @@ from service_helpers import ADMIN_PASSWORD
 from teaclave_client.cli import main
 
 from teaclave_infer.builder import BuildOptions, build
-from teaclave_infer.service.local import free_port
+from teaclave_infer.local import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "functions" / "mnist" / "samples"

@@ -32,7 +32,7 @@ from teaclave_client.errors import (
 from teaclave_client.images import npy_bytes, prepare_for
 from teaclave_client.sdk import DirectoryKeyStore, MemoryKeyStore
 
-from teaclave_infer.service.local import free_port
+from teaclave_infer.local import free_port
 
 SAMPLES = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "samples"
 LABELS: dict[str, int] = json.loads((SAMPLES / "labels.json").read_text())

@@ -7,8 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 from test_service_tasks import CMAC, World, private_mnist, task_body
 
-from teaclave_infer.service import Settings, create_app
-from teaclave_infer.service.models import DataFile
+from teaclave_infer.api import create_app
+from teaclave_infer.domain.models import DataFile
+from teaclave_infer.domain.settings import Settings
 
 CALLERS = ("anon", "admin", "fo", "fo2", "do1", "eve")
 # (method, path, body, expected status per caller in CALLERS order)

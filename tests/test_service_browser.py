@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from platform_helpers import Platform
 from service_helpers import assert_problem
 
-from teaclave_infer.service import create_app
+from teaclave_infer.api import create_app
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from service_helpers import ADMIN_PASSWORD, assert_problem, login, make_user
 
-from teaclave_infer.service import Settings, create_app
-from teaclave_infer.service.security import issue_token
+from teaclave_infer.api import create_app
+from teaclave_infer.api.security import issue_token
+from teaclave_infer.domain.settings import Settings
 
 
 def test_first_start_creates_the_admin_once(client, settings, admin):
@@ -192,8 +193,8 @@ def test_tokens_expire(tmp_path):
     settings = Settings(data_dir=tmp_path, token_ttl_s=1, admin_password_file=None)
     app = create_app(settings)
     # the one-time password is printed; read it back by resetting through the database instead
-    from teaclave_infer.service.models import User
-    from teaclave_infer.service.passwords import hash_password
+    from teaclave_infer.domain.models import User
+    from teaclave_infer.domain.passwords import hash_password
 
     with app.state.sessions() as session:
         session.query(User).one().password_hash = hash_password("known-password")

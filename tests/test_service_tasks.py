@@ -10,9 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from service_helpers import ADMIN_PASSWORD, HttpClient, assert_problem, login, make_user
 
-from teaclave_infer.service import create_app
-from teaclave_infer.service.lifecycle import TRANSITIONS, Action, State, next_state
-from teaclave_infer.service.problems import Problem
+from teaclave_infer.api import create_app
+from teaclave_infer.api.problems import status_of
+from teaclave_infer.domain.errors import Conflict
+from teaclave_infer.domain.lifecycle import TRANSITIONS, Action, State, next_state
 
 CMAC = "00112233445566778899aabbccddeeff"
 
@@ -274,9 +275,10 @@ def test_idempotency_key_replays_a_create(world, mnist):
     ("state", "action"), [(s, a) for s in State for a in Action if (s, a) not in TRANSITIONS]
 )
 def test_every_illegal_transition_names_the_state(state, action):
-    with pytest.raises(Problem) as err:
+    with pytest.raises(Conflict) as err:
         next_state(state.value, action)
-    assert err.value.status == 409 and state.value in err.value.detail
+    assert status_of(err.value) == 409 and state.value in err.value.detail
+    assert err.value.extra == {"state": state.value}
 
 
 def test_restart_keeps_functions_files_and_tasks(settings, mnist):

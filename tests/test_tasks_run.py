@@ -26,10 +26,10 @@ from sqlalchemy import MetaData, select
 from teaclave_client.images import npy_bytes, prepare_image
 from teaclave_client.sealing import ReceiptError, verify_receipt
 
+from teaclave_infer.api import create_app
+from teaclave_infer.domain.db import make_engine
 from teaclave_infer.errors import TeaclaveInferError
 from teaclave_infer.logs import JsonFormatter
-from teaclave_infer.service import create_app
-from teaclave_infer.service.db import make_engine
 
 SAMPLES = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "samples"
 
@@ -195,7 +195,7 @@ def test_a_tampered_or_misbound_input_ends_failed_with_integrity(platform, setti
     key_file = p.input("do1", b"another payload")
     other = p.input("do1", b"a third payload")
     with p.client.app.state.sessions() as session:  # type: ignore[attr-defined]
-        from teaclave_infer.service.models import DataFile
+        from teaclave_infer.domain.models import DataFile
 
         session.get(DataFile, other).wrapped_key = session.get(DataFile, key_file).wrapped_key
         session.commit()

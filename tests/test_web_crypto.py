@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from teaclave_client.crypto import IntegrityError, decrypt, encrypt, generate_key
 from teaclave_client.sealing import canonical_json, unwrap_key, verify_receipt
 
-from teaclave_infer.service.keys import PlatformKeys
+from teaclave_infer.domain.keys import PlatformKeys
 
 WEB = Path(__file__).resolve().parents[1] / "client" / "web"
 SCHEMAS = ["aes-gcm-128", "aes-gcm-256"]

@@ -21,8 +21,8 @@ from service_helpers import ADMIN_PASSWORD
 from teaclave_client.images import prepare_image
 from teaclave_client.sdk import Client
 
+from teaclave_infer.api.routes.web import FILES, POLICY
 from teaclave_infer.builder import BuildOptions, BuildResult, build
-from teaclave_infer.service.routes.web import FILES, POLICY
 
 pytestmark = pytest.mark.slow
 

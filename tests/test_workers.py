@@ -19,10 +19,10 @@ from guests import ECHO
 from platform_helpers import Platform
 from test_tasks_run import slow
 
-from teaclave_infer.service import create_app
-from teaclave_infer.service.lifecycle import State
-from teaclave_infer.service.models import Base, Task, User
-from teaclave_infer.worker.queue import LeaseKeeper, claim_next, end, renew, start_running
+from teaclave_infer.api import create_app
+from teaclave_infer.domain.lifecycle import State
+from teaclave_infer.domain.models import Base, Task, User
+from teaclave_infer.domain.queue import LeaseKeeper, claim_next, end, renew, start_running
 
 
 @pytest.fixture

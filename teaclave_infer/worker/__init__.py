@@ -18,13 +18,13 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..domain.blobs import BlobStore
+from ..domain.db import make_engine, migrate, session_factory
+from ..domain.keys import PlatformKeys
+from ..domain.queue import claim_next
+from ..domain.settings import Settings, private_data_dir
 from ..executor import ModuleCache
-from ..service.blobs import BlobStore
-from ..service.db import make_engine, migrate, session_factory
-from ..service.keys import PlatformKeys
-from ..service.settings import Settings, private_data_dir
 from .addresses import AddressPolicy
-from .queue import claim_next
 from .storage import Storage
 from .task import Context, execute
 

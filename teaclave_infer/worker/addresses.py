@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..service.urls import UrlError, host_name
+from ..domain.urls import UrlError, host_name
 
 __all__ = ["AddressPolicy", "Refused", "Target", "connect", "is_public"]
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..domain.blobs import BlobStore
 from ..errors import TaskFailed
-from ..service.blobs import BlobStore
 from . import transfer
 from .addresses import AddressPolicy
 

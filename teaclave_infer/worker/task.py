@@ -20,15 +20,15 @@ from teaclave_client.crypto import IntegrityError, decrypt, encrypt
 
 from .. import __version__
 from ..abi import Status
+from ..domain import queue
+from ..domain.db import changed
+from ..domain.keys import PlatformKeys
+from ..domain.lifecycle import Action, State, next_state
+from ..domain.models import DataFile, Function, Task
+from ..domain.queue import Claim, LeaseKeeper
 from ..errors import LimitError, TaskFailed
 from ..executor import Limits, ModuleCache, Result, run
 from ..laps import Laps
-from ..service.db import changed
-from ..service.keys import PlatformKeys
-from ..service.lifecycle import Action, State, next_state
-from ..service.models import DataFile, Function, Task
-from . import queue
-from .queue import Claim, LeaseKeeper
 from .storage import Storage
 
 __all__ = ["EXECUTOR_VERSION", "Context", "execute"]

@@ -29,9 +29,9 @@ from fastapi.testclient import TestClient
 from guests import ECHO
 from platform_helpers import Platform
 
+from teaclave_infer.api import create_app
+from teaclave_infer.domain.blobs import BlobStore
 from teaclave_infer.errors import TaskFailed
-from teaclave_infer.service import create_app
-from teaclave_infer.service.blobs import BlobStore
 from teaclave_infer.worker import transfer
 from teaclave_infer.worker.addresses import AddressPolicy, Refused
 from teaclave_infer.worker.storage import Storage, _open_directory

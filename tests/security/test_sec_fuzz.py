@@ -23,8 +23,8 @@ from schemathesis.checks import not_a_server_error
 from service_helpers import HttpClient, assert_problem
 from sqlalchemy.exc import StatementError
 
-from teaclave_infer.service.bounded import INT32_MAX, INT64_MAX, check_json
-from teaclave_infer.service.models import Function
+from teaclave_infer.api.bounded import INT32_MAX, INT64_MAX, check_json
+from teaclave_infer.domain.models import Function
 
 HUGE = 2**64
 NOOP = guest("(i32.const 0)")
@@ -187,8 +187,8 @@ def test_one_idempotency_key_at_the_same_time_is_a_409(world):
     """Two requests with one key both miss the replay; the second to store was a 500."""
     from starlette.requests import Request
 
-    from teaclave_infer.service.idempotency import remember
-    from teaclave_infer.service.models import User
+    from teaclave_infer.api.idempotency import remember
+    from teaclave_infer.domain.models import User
 
     scope = {
         "type": "http",

@@ -31,13 +31,15 @@ from service_helpers import (
     make_user,
 )
 
+from teaclave_infer.api import create_app
+from teaclave_infer.api.throttle import Backoff, LoginThrottle, ThrottleLimits
+from teaclave_infer.domain import passwords
+from teaclave_infer.domain.models import User
+from teaclave_infer.domain.password_policy import weakness
+from teaclave_infer.domain.passwords import KdfPool, PasswordKdf, password_kdf
+from teaclave_infer.domain.settings import Settings
 from teaclave_infer.errors import TeaclaveInferError
-from teaclave_infer.service import Settings, create_app, passwords
-from teaclave_infer.service.local import free_port
-from teaclave_infer.service.models import User
-from teaclave_infer.service.password_policy import weakness
-from teaclave_infer.service.passwords import KdfPool, PasswordKdf, password_kdf
-from teaclave_infer.service.throttle import Backoff, LoginThrottle, ThrottleLimits
+from teaclave_infer.local import free_port
 
 # Made once with the cryptography Argon2id the service used before (64 MiB, 3 passes, 4 lanes).
 LEGACY_PASSWORD = "legacy-password-1"

@@ -29,7 +29,7 @@ from service_helpers import (
 )
 from teaclave_client import Client, TeaclaveClientError
 
-from teaclave_infer.service.local import local_service
+from teaclave_infer.local import local_service
 
 OWNERS = ("do1", "do2", "do3", "do4")  # one input slot each
 ROUNDS = 8

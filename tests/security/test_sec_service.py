@@ -23,10 +23,10 @@ from guests import guest
 from platform_helpers import Platform
 from service_helpers import HttpClient
 
-from teaclave_infer.service import create_app
-from teaclave_infer.service.local import free_port
-from teaclave_infer.service.middleware import AuditLog
-from teaclave_infer.service.routes import functions
+from teaclave_infer.api import create_app
+from teaclave_infer.api.middleware import AuditLog
+from teaclave_infer.api.routes import functions
+from teaclave_infer.local import free_port
 
 CHUNK = 1 << 16
 HANG_GUARD_S = 30  # a bound on a hang, never a figure the test measures

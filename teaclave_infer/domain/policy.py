@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import Blob, DataFile, FileOwner, Function, Place, Role, Task, TaskParticipant, User
-from .problems import Problem
 
 __all__ = [
     "all_owners",
@@ -43,7 +43,7 @@ def visible_function(session: Session, function_id: str, user: User) -> Function
     """The function if the caller may know of it (the admin knows of every function)."""
     function = session.get(Function, function_id)
     if function is None or not (may_use(function, user) or user.role == Role.PLATFORM_ADMIN):
-        raise Problem(404, "Not found", f"no function {function_id}")
+        raise NotFound(f"no function {function_id}")
     return function
 
 
@@ -55,7 +55,7 @@ def owned_function(
     function = visible_function(session, function_id, user)
     admin_may = user.role == Role.PLATFORM_ADMIN and fields <= ADMIN_FUNCTION_FIELDS
     if function.owner_id != user.id and not admin_may:
-        raise Problem(403, "Forbidden", "only the function's owner may do this")
+        raise Forbidden("only the function's owner may do this")
     return function
 
 
@@ -75,7 +75,7 @@ def owned_file(session: Session, file_id: str, user: User) -> DataFile:
     """The file if the caller owns it; a 404 otherwise."""
     f = session.get(DataFile, file_id)
     if f is None or user.id not in owners_of(session, file_id):
-        raise Problem(404, "Not found", f"no file {file_id} of yours")
+        raise NotFound(f"no file {file_id} of yours")
     return f
 
 
@@ -84,7 +84,7 @@ def settled_owners(session: Session, f: DataFile) -> list[str]:
     named by another user cannot be used yet (a 409)."""
     waiting = select(FileOwner.user_id).where(FileOwner.file_id == f.id, ~FileOwner.accepted)
     if session.scalar(waiting.limit(1)) is not None:
-        raise Problem(409, "Awaiting co-owners", f"file {f.id} waits for its co-owners to accept")
+        raise Conflict(f"file {f.id} waits for its co-owners to accept", title="Awaiting co-owners")
     return owners_of(session, f.id)
 
 
@@ -93,7 +93,7 @@ def pending_file(session: Session, file_id: str, user: User) -> FileOwner:
     accepted; a 404 otherwise."""
     owner = session.get(FileOwner, (file_id, user.id))
     if owner is None or owner.accepted:
-        raise Problem(404, "Not found", f"no file {file_id} waiting for you to accept it")
+        raise NotFound(f"no file {file_id} waiting for you to accept it")
     return owner
 
 
@@ -101,7 +101,7 @@ def owned_blob(session: Session, url: str, user: User) -> None:
     """A `blob:` URL may be registered as a file only by the user who uploaded that blob."""
     blob = session.get(Blob, url.removeprefix("blob:"))
     if blob is None or blob.owner_id != user.id:
-        raise Problem(422, "Unknown blob", f"{url} is not a blob you uploaded")
+        raise Invalid(f"{url} is not a blob you uploaded", title="Unknown blob")
 
 
 def claim_place(session: Session, url_key: str, owners: list[str]) -> None:
@@ -111,7 +111,7 @@ def claim_place(session: Session, url_key: str, owners: list[str]) -> None:
     claims it; two claims at once cannot both win (its row's primary key)."""
     if not url_key:
         return
-    taken = Problem(409, "Place taken", "another user's file is registered at that URL")
+    taken = Conflict("another user's file is registered at that URL", title="Place taken")
     place = session.get(Place, url_key)
     if place is not None:
         if place.owners != " ".join(owners):
@@ -128,7 +128,7 @@ def participant_task(session: Session, task_id: str, user: User) -> Task:
     """The task if the caller takes part in it; a 404 otherwise (its existence stays hidden)."""
     task = session.get(Task, task_id)
     if task is None or session.get(TaskParticipant, (task_id, user.id)) is None:
-        raise Problem(404, "Not found", f"no task {task_id}")
+        raise NotFound(f"no task {task_id}")
     return task
 
 

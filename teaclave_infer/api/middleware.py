@@ -13,7 +13,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .models import AuditEvent
+from ..domain.models import AuditEvent
 from .problems import problem_response
 
 __all__ = ["AuditLog", "BodyLimit"]

@@ -11,10 +11,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from ..db import changed
+from ...domain.db import changed
+from ...domain.models import RevokedToken, User
+from ...domain.password_policy import require_strong
 from ..deps import CurrentUser, KdfDep, SessionDep
-from ..models import RevokedToken, User
-from ..password_policy import require_strong
 from ..problems import Problem
 from ..schemas import Login, PasswordChange, Token, UserPublic
 from ..security import issue_token

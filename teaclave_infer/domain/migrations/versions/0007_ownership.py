@@ -7,7 +7,7 @@ Revises: 0006
 import sqlalchemy as sa
 from alembic import op
 
-from teaclave_infer.service.urls import UrlError, url_key
+from teaclave_infer.domain.urls import UrlError, url_key
 
 revision = "0007"
 down_revision = "0006"

@@ -10,19 +10,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..domain.blobs import BlobStore
+from ..domain.db import make_engine, migrate, session_factory
+from ..domain.keys import PlatformKeys
+from ..domain.models import Role, User
+from ..domain.password_policy import weakness
+from ..domain.passwords import hash_password
+from ..domain.settings import Settings, private_data_dir
 from ..errors import TeaclaveInferError
-from .blobs import BlobStore
-from .db import make_engine, migrate, session_factory
-from .keys import PlatformKeys
 from .middleware import AuditLog, BodyLimit
-from .models import Role, User
-from .password_policy import weakness
-from .passwords import hash_password
 from .problems import install
 from .routes import audit, auth, files, functions, platform, tasks, users, web
 from .routes.platform import metrics_registry
 from .security import load_secret
-from .settings import Settings, private_data_dir
 
 __all__ = ["ADMIN", "create_app"]
 

@@ -1,4 +1,6 @@
-"""Errors as application/problem+json (RFC 9457), with a message a person can act on."""
+"""Errors as application/problem+json (RFC 9457), with a message a person can act on.
+
+The one place where the domain's errors become HTTP: each kind has its status here."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..domain import errors as domain
 
 __all__ = ["Problem", "install", "problem_response"]
 
@@ -39,7 +43,28 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+# Each kind of domain error and its status; a subclass takes its nearest listed base's.
+STATUS: dict[type[domain.DomainError], int] = {
+    domain.NotFound: 404,
+    domain.Forbidden: 403,
+    domain.Conflict: 409,
+    domain.Invalid: 422,
+    domain.Exhausted: 429,
+    domain.TooLarge: 413,
+    domain.Gone: 410,
+    domain.Unavailable: 503,
+}
+
+
+def status_of(error: domain.DomainError) -> int:
+    return next((STATUS[k] for k in type(error).__mro__ if k in STATUS), 400)
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(domain.DomainError)
+    async def refused(_: Request, exc: domain.DomainError) -> JSONResponse:
+        return problem_response(status_of(exc), exc.title, exc.detail, **exc.extra)
+
     @app.exception_handler(Problem)
     async def problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.title, exc.detail, exc.headers, **exc.extra)

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..abi import PROFILES
+from ..domain.models import Role
 from .bounded import INT32_MAX, Body, Fuel, Quota
-from .models import Role
 
 T = TypeVar("T")
 

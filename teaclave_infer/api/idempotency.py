@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .models import IdempotencyRecord, User
+from ..domain.models import IdempotencyRecord, User
 from .problems import Problem
 
 __all__ = ["remember", "replay"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import unicodedata
 
-from .problems import Problem
+from .errors import Invalid
 
 __all__ = ["MIN_LENGTH", "require_strong", "weakness"]
 
@@ -43,4 +43,4 @@ def weakness(password: str, username: str) -> str | None:
 def require_strong(password: str, username: str) -> None:
     """A 422 naming why, if `password` may not be `username`'s."""
     if (reason := weakness(password, username)) is not None:
-        raise Problem(422, "Weak password", f"the password {reason}: choose another")
+        raise Invalid(f"the password {reason}: choose another", title="Weak password")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from ..errors import TeaclaveInferError
+from .errors import TeaclaveInferError
 
 __all__ = ["free_port", "local_service"]
 

@@ -21,9 +21,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..service.db import changed
-from ..service.lifecycle import Action, State, next_state
-from ..service.models import Task
+from .db import changed
+from .lifecycle import Action, State, next_state
+from .models import Task
 
 __all__ = ["Claim", "LeaseKeeper", "claim_next", "end", "start_running"]
 

@@ -12,14 +12,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from teaclave_client.crypto import stored_cmac
 
+from ...domain.models import Blob, DataFile, FileOwner, User
+from ...domain.policy import claim_place, owned_blob, owned_file, owners_of, pending_file
+from ...domain.urls import UrlError, url_key
 from ..bounded import Id
 from ..deps import CurrentUser, SessionDep
 from ..idempotency import remember, replay
-from ..models import Blob, DataFile, FileOwner, User
-from ..policy import claim_place, owned_blob, owned_file, owners_of, pending_file
 from ..problems import Problem
 from ..schemas import FilePublic, InputFileCreate, InputFromOutput, OutputFileCreate
-from ..urls import UrlError, url_key
 
 router = APIRouter(prefix="/v1", tags=["data"])
 

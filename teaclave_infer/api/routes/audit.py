@@ -7,9 +7,9 @@ from datetime import datetime
 from fastapi import APIRouter
 from sqlalchemy import func, select
 
+from ...domain.models import AuditEvent
 from ..bounded import Filter, Limit, Offset, Status
 from ..deps import AdminUser, SessionDep
-from ..models import AuditEvent
 from ..schemas import AuditPublic, Page
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from teaclave_client.errors import IntegrityError
 
+from ...domain.models import DataFile, Function, Role, Task, User
+from ...domain.policy import all_owners, may_use, owned_function, visible_function
 from ...errors import InvalidModuleError
 from ...executor import EngineKey, Limits, compile_checked, engine_for
 from ..bounded import Filter, Id, Limit, Offset
 from ..deps import CurrentUser, SessionDep
 from ..idempotency import remember, replay
-from ..models import DataFile, Function, Role, Task, User
-from ..policy import all_owners, may_use, owned_function, visible_function
 from ..problems import Problem
 from ..schemas import (
     Argument,

@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from .models import RevokedToken, Role, User
-from .passwords import PasswordKdf, password_kdf
+from ..domain.models import RevokedToken, Role, User
+from ..domain.passwords import PasswordKdf, password_kdf
 from .problems import Problem
 from .security import TokenClaims, read_token
 

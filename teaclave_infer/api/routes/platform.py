@@ -14,8 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ... import __version__
-from ..lifecycle import State
-from ..models import Task
+from ...domain.lifecycle import State
+from ...domain.models import Task
 from ..problems import Problem
 
 router = APIRouter(tags=["platform"])

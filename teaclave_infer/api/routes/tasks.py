@@ -10,13 +10,13 @@ from fastapi import APIRouter, Request
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from ...domain.db import LostSwap, changed, retried, swap
+from ...domain.lifecycle import TRANSITIONS, Action, State, next_state
+from ...domain.models import Function, Task, TaskParticipant, User
+from ...domain.policy import may_use, owned_file, participant_task, sees_task_data, settled_owners
 from ..bounded import Id, Limit, Offset
-from ..db import LostSwap, changed, retried, swap
 from ..deps import CurrentUser, SessionDep
 from ..idempotency import remember, replay
-from ..lifecycle import TRANSITIONS, Action, State, next_state
-from ..models import Function, Task, TaskParticipant, User
-from ..policy import may_use, owned_file, participant_task, sees_task_data, settled_owners
 from ..problems import Problem
 from ..schemas import Assignment, Page, TaskCreate, TaskPublic
 

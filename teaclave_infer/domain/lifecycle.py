@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-from .problems import Problem
+from .errors import Conflict
 
 __all__ = ["Action", "State", "next_state"]
 
@@ -65,12 +65,10 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
 
 
 def next_state(current: str, action: Action) -> State:
-    """The state after `action`, or a 409 naming the current state."""
+    """The state after `action`; a Conflict naming the current state if there is none."""
     state = State(current)
     if (state, action) not in TRANSITIONS:
-        raise Problem(
-            409,
-            "Conflict",
+        raise Conflict(
             f"cannot {action.value.split('_')[0]} a task in state {state.value}",
             state=state.value,
         )

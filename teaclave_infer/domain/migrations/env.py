@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from teaclave_infer.service.models import Base
+from teaclave_infer.domain.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

@@ -9,11 +9,11 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ...domain.lifecycle import Action, State, next_state
+from ...domain.models import Task, TaskParticipant, User
+from ...domain.password_policy import require_strong
 from ..bounded import Id, Limit, Offset
 from ..deps import AdminUser, CurrentUser, KdfDep, SessionDep
-from ..lifecycle import Action, State, next_state
-from ..models import Task, TaskParticipant, User
-from ..password_policy import require_strong
 from ..problems import Problem
 from ..schemas import Page, PasswordReset, UserCreate, UserPublic, UserUpdate
 

@@ -1,0 +1,121 @@
+"""Imports go one way: cli → api | worker → domain → (the client's protocol); the worker and the
+API never import each other, and the domain knows neither HTTP nor wasm.
+
+Every import statement counts, also one inside a function: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# What each package may not import (prefixes of module names).
+FORBIDDEN = {
+    "teaclave_infer.domain": (
+        "teaclave_infer.api",
+        "teaclave_infer.worker",
+        "teaclave_infer.executor",
+        "teaclave_infer.builder",
+        "teaclave_infer.cli",
+        "teaclave_infer.demo",
+        "teaclave_infer.local",
+        "fastapi",
+        "starlette",
+        "wasmtime",
+        "tvm",
+    ),
+    "teaclave_infer.api": (
+        "teaclave_infer.worker",
+        "teaclave_infer.builder",
+        "teaclave_infer.cli",
+        "teaclave_infer.demo",
+        "tvm",
+    ),
+    "teaclave_infer.worker": (
+        "teaclave_infer.api",
+        "teaclave_infer.builder",
+        "teaclave_infer.cli",
+        "teaclave_infer.demo",
+        "fastapi",
+        "starlette",
+        "tvm",
+    ),
+    "teaclave_infer.executor": (
+        "teaclave_infer.domain",
+        "teaclave_infer.api",
+        "teaclave_infer.worker",
+        "teaclave_infer.builder",
+        "teaclave_client",
+        "tvm",
+        "sqlalchemy",
+    ),
+    "teaclave_client": ("teaclave_infer",),
+}
+
+
+def _module_name(path: Path) -> str:
+    base = ROOT / "client" if path.is_relative_to(ROOT / "client") else ROOT
+    parts = list(path.relative_to(base).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path, name: str) -> set[str]:
+    """Every module that `path` (module `name`) imports, relative imports resolved."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _sources(package: str) -> list[Path]:
+    base = ROOT / "client" if package.startswith("teaclave_client") else ROOT
+    return sorted((base / package.replace(".", "/")).rglob("*.py"))
+
+
+def _hits(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_go_one_way(package: str) -> None:
+    sources = _sources(package)
+    assert sources, f"no sources for {package}"
+    wrong = {
+        f"{_module_name(path)} imports {module}"
+        for path in sources
+        for module in imports_of(path, _module_name(path))
+        if _hits(module, FORBIDDEN[package])
+    }
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_the_checker_sees_relative_and_lazy_imports(tmp_path: Path) -> None:
+    """The test above could pass by seeing nothing: it must see a lazy relative import."""
+    path = tmp_path / "probe.py"
+    path.write_text("def f():\n    from ..worker import task\n    import fastapi\n")
+    found = imports_of(path, "teaclave_infer.domain.probe")
+    assert "teaclave_infer.worker" in found
+    assert "fastapi" in found
+
+
+def test_each_file_is_owned_by_one_wheel() -> None:
+    """The main package depends on the client's wheel instead of shipping its files."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"teaclave-client' in pyproject
+    assert '"teaclave_client*"' not in pyproject
