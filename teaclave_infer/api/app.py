@@ -10,14 +10,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..domain.blobs import BlobStore
+from ..domain.blobs import LocalBlobStore
 from ..domain.db import make_engine, migrate, session_factory
 from ..domain.keys import PlatformKeys
 from ..domain.models import Role, User
 from ..domain.password_policy import weakness
 from ..domain.passwords import hash_password
 from ..domain.settings import Settings, private_data_dir
+from ..domain.signals import signals_for
 from ..errors import TeaclaveInferError
+from .deps import Platform
 from .middleware import AuditLog, BodyLimit
 from .problems import install
 from .routes import audit, auth, files, functions, platform, tasks, users, web
@@ -78,12 +80,20 @@ def create_app(settings: Settings) -> FastAPI:
             yield
 
     app = FastAPI(title="teaclave-infer", version="1", docs_url="/docs", lifespan=lifespan)
+    app.state.platform = Platform(
+        settings=settings,
+        sessions=sessions,
+        blobs=LocalBlobStore(settings.blob_dir),
+        keys=PlatformKeys.load_or_create(settings.keys_dir),
+        signals=signals_for(settings.database_url),
+        secret=load_secret(settings.secret_file),
+        metrics=metrics_registry(sessions, settings.workers),
+    )
+    # Until every route takes PlatformDep: the same parts under their old names.
+    p = app.state.platform
     app.state.settings, app.state.engine, app.state.sessions = settings, engine, sessions
-    app.state.secret = load_secret(settings.secret_file)
-    app.state.blobs = BlobStore(settings.blob_dir)
-    app.state.keys = PlatformKeys.load_or_create(settings.keys_dir)
-    app.state.metrics = metrics_registry(sessions, settings.workers)
-    app.state.wake = wake
+    app.state.secret, app.state.blobs, app.state.keys = p.secret, p.blobs, p.keys
+    app.state.metrics, app.state.wake = p.metrics, wake
     install(app)
     for router in (
         platform.router,

@@ -1,38 +1,66 @@
-"""Request dependencies: the database session, the caller, role checks, the audit log."""
+"""Request dependencies, typed: the platform's parts, the database session, the caller, role
+checks. Routes name what they need here; nothing else reads `app.state`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session, sessionmaker
 
+from ..domain.blobs import BlobStore
+from ..domain.keys import PlatformKeys
 from ..domain.models import RevokedToken, Role, User
 from ..domain.passwords import PasswordKdf, password_kdf
+from ..domain.settings import Settings
+from ..domain.signals import Signals
 from .problems import Problem
 from .security import TokenClaims, read_token
 
-__all__ = ["AdminUser", "CurrentUser", "KdfDep", "SessionDep"]
+__all__ = ["AdminUser", "CurrentUser", "KdfDep", "Platform", "PlatformDep", "SessionDep"]
 
 _bearer = HTTPBearer(auto_error=False)
 # All that a token of a user whose password an admin reset may do until they change it.
 _WHILE_RESET = {"/v1/auth/password", "/v1/auth/logout", "/v1/users/me"}
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+@dataclass(frozen=True)
+class Platform:
+    """The parts of the platform that routes use, made once by create_app."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    keys: PlatformKeys
+    signals: Signals
+    secret: bytes  # signs tokens
+    metrics: CollectorRegistry
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def get_session(platform: PlatformDep) -> Iterator[Session]:
+    with platform.sessions() as session:
         yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _claims(request: Request, credentials: HTTPAuthorizationCredentials | None) -> TokenClaims:
+def _claims(secret: bytes, credentials: HTTPAuthorizationCredentials | None) -> TokenClaims:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "Not authenticated", "send Authorization: Bearer <token> from login")
-    claims = read_token(request.app.state.secret, credentials.credentials)
+    claims = read_token(secret, credentials.credentials)
     if claims is None:
         raise Problem(401, "Invalid token", "the token is malformed, forged or expired: log in")
     return claims
@@ -40,10 +68,11 @@ def _claims(request: Request, credentials: HTTPAuthorizationCredentials | None) 
 
 def current_user(
     request: Request,
+    platform: PlatformDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    claims = _claims(request, credentials)
+    claims = _claims(platform.secret, credentials)
     user = session.get(User, claims.user_id)
     revoked = session.get(RevokedToken, claims.jti) is not None
     if user is None or revoked or claims.epoch != user.token_epoch:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..domain.blobs import BlobStore
+from ..domain.blobs import LocalBlobStore
 from ..domain.db import make_engine, migrate, session_factory
 from ..domain.keys import PlatformKeys
 from ..domain.queue import claim_next
@@ -37,7 +37,7 @@ def context_for(
     settings: Settings, sessions: sessionmaker[Session], create_keys: bool = True
 ) -> Context:
     storage = Storage(
-        BlobStore(settings.blob_dir),
+        LocalBlobStore(settings.blob_dir),
         settings.max_input_bytes,
         settings.fetch_timeout_s,
         settings.file_roots,

@@ -30,7 +30,7 @@ from guests import ECHO
 from platform_helpers import Platform
 
 from teaclave_infer.api import create_app
-from teaclave_infer.domain.blobs import BlobStore
+from teaclave_infer.domain.blobs import LocalBlobStore
 from teaclave_infer.errors import TaskFailed
 from teaclave_infer.worker import transfer
 from teaclave_infer.worker.addresses import AddressPolicy, Refused
@@ -109,7 +109,7 @@ def storage(
     clock: Callable[[], float] | None = None,
 ) -> Storage:
     more = {"clock": clock} if clock else {}
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = LocalBlobStore(tmp_path / "blobs")
     return Storage(blobs, 1 << 20, 30.0, roots, AddressPolicy.allowing(allow), **more)
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from teaclave_client.crypto import stored_cmac
 
+from ...domain.blobs import BlobMissing, BlobStore
 from ...domain.models import Blob, DataFile, FileOwner, User
 from ...domain.policy import claim_place, owned_blob, owned_file, owners_of, pending_file
 from ...domain.urls import UrlError, url_key
@@ -191,18 +193,24 @@ def get_content(file_id: Id, request: Request, user: CurrentUser, session: Sessi
     return blob_content(request, owned_file(session, file_id, user))
 
 
-def blob_content(request: Request, f: DataFile) -> FileResponse:
+def blob_content(request: Request, f: DataFile) -> StreamingResponse:
     """The file's encrypted bytes from the blob store once their tag is checked against the
     registered cmac: a 409 if it lives elsewhere, is not written yet or does not check, a 410
     if its blob was deleted."""
     if not f.url.startswith("blob:") or f.url == "blob:" or f.cmac is None:
         raise Problem(409, "Not in the blob store", f"file {f.id} has no bytes here")
-    path = request.app.state.blobs.path(f.url[5:])
+    blobs = request.app.state.blobs
     try:
-        with path.open("rb") as stream:
+        with blobs.open(f.url[5:]) as stream:
             tag = stored_cmac(f.schema, stream)
-    except FileNotFoundError:
+    except BlobMissing:
         raise Problem(410, "Gone", f"the blob of file {f.id} was deleted") from None
     if not hmac.compare_digest(tag, bytes.fromhex(f.cmac)):
         raise Problem(409, "Integrity", f"the stored bytes of file {f.id} are not its cmac's")
-    return FileResponse(path, media_type="application/octet-stream")
+    return StreamingResponse(_chunks(blobs, f.url[5:]), media_type="application/octet-stream")
+
+
+def _chunks(blobs: BlobStore, blob_id: str) -> Iterator[bytes]:
+    with blobs.open(blob_id) as stream:
+        while chunk := stream.read(1 << 16):
+            yield chunk
