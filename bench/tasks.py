@@ -1,24 +1,28 @@
 #!/usr/bin/env python3
-"""End-to-end latency and throughput of MNIST tasks on the service, next to the bare executor.
+"""What users of the platform see, next to the bare executor, all in one run.
 
-    python bench/tasks.py [--tasks 100] [--runs 300] [--poll-ms 2] [--build-dir build/bench-mnist]
+    python bench/tasks.py [--tasks 100] [--runs 300] [--clients 4] [--postgres URL]
 
 Builds the MNIST function with separate weights (kept in --build-dir, rebuilt only if the model
-changed), then measures in one run:
+changed), then measures:
 
-- bare executor: `executor.run()` on the plaintext image and weights, module cached in memory,
-  --runs calls after a warm-up (p50/p99): the reference of every ratio;
-- the service: `teaclave-infer serve --workers N` in its own process on a free loopback port,
-  fresh data dir and SQLite, once with 1 worker and once with 2. The client flow is a user's:
-  do1's image and do2's weights are encrypted, their keys wrapped to the platform key, uploaded
-  and registered once; each task gets a fresh output, is created, assigned and approved by both
-  (not timed). 5 warm-up tasks first (the first one compiles the module);
-- throughput (1 and 2 workers): --tasks Approved tasks invoked back to back; tasks/s from the
-  first invoke request to the last finished_at;
-- latency (1 worker, after its throughput run): --tasks tasks one at a time, each invoked while
-  GET /v1/tasks/{id} is polled every --poll-ms: the client-observed invoke -> Finished time and
-  the server's invoked_at -> finished_at.
-Both print the medians of the worker's stages (the tasks' result.timings).
+- references: `executor.run()` alone (module cached in memory, p50/p99 over --runs calls), and
+  two bare executors in two processes calling `run()` back to back (calls/s): what two cores
+  can do with no platform at all;
+- for each database (SQLite in a fresh data dir; PostgreSQL in a fresh database when --postgres
+  or TEACLAVE_BENCH_POSTGRES_URL names a server we may create databases on), a fresh
+  `teaclave-infer serve --workers N` on a free loopback port, N = 1 then 2 worker processes:
+  - server latency (N = 1): --tasks tasks one at a time, invoked when Approved; the server's
+    invoked_at -> finished_at (the client waits with the long-poll);
+  - client latency (N = 1): the SDK's `infer` of one image, from the first request to the
+    verified, decrypted scores;
+  - server throughput: --tasks Approved tasks invoked back to back; tasks/s from the first
+    invoke request to the last finished_at;
+  - client throughput: --clients threads, each invoking an Approved task, waiting for it,
+    fetching and verifying its result (receipt, tag, decryption); tasks/s over the whole batch.
+The multi-party set-up of the throughput tasks (a data owner's image and outputs, the model
+owner's separate weights, both approvals) is done before the clock starts.
+Targets (issue 16) are printed next to each ratio.
 """
 
 from __future__ import annotations
@@ -26,14 +30,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,17 +50,18 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "client")]
 
-from teaclave_client.crypto import encrypt, generate_key  # noqa: E402
 from teaclave_client.images import npy_bytes, prepare_image  # noqa: E402
-from teaclave_client.sealing import wrap_key  # noqa: E402
+from teaclave_client.sdk import Client  # noqa: E402
 
 from teaclave_infer.executor import ModuleCache, run  # noqa: E402
+from teaclave_infer.local import free_port  # noqa: E402
 
 MODEL = REPO / "functions" / "mnist" / "mnist.onnx"
 SAMPLES = REPO / "functions" / "mnist" / "samples"
-PASSWORD = "bench-password"
+PASSWORD = "bench-password-d7f3"
 SLOTS = {"input_img": "input_img", "weights": "weights", "scores": "scores"}  # task arguments
 WARMUP = 5  # bare calls, and tasks on each service (the first one compiles the module)
+WAIT_S = 60  # one long-poll
 Fn = tuple[bytes, bytes, bytes, str]  # wasm, manifest, weights, profile
 
 
@@ -74,122 +80,160 @@ def mnist(out: Path) -> Fn:
     return wasm, manifest.read_bytes(), weights, profile
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# --- the references -----------------------------------------------------------------------
+
+
+def _bare_calls(
+    fn: Fn, image: bytes, label: int, count: int, ready: Callable[[], None] = lambda: None
+) -> tuple[list[float], float]:
+    """Seconds of each of `count` `run()` calls after a warm-up (then `ready()` is called), and
+    the wall time of them all."""
+    wasm, _, weights, profile = fn
+    cache, inputs, times = ModuleCache(), {"input_img": image, "weights": weights}, []
+    for _ in range(WARMUP):
+        run(wasm, SLOTS, inputs, ["scores"], profile=profile, cache=cache)
+    ready()
+    began = time.perf_counter()
+    for _ in range(count):
+        start = time.perf_counter()
+        result = run(wasm, SLOTS, inputs, ["scores"], profile=profile, cache=cache)
+        times.append(time.perf_counter() - start)
+        assert result.ok and result.return_value == label, result.message
+    return times, time.perf_counter() - began
+
+
+def _bare_process(
+    fn: Fn, image: bytes, label: int, count: int, ready: Any, go: Any, out: Any
+) -> None:
+    out.put(_bare_calls(fn, image, label, count, lambda: (ready.release(), go.wait()))[1])
+
+
+def two_bare_executors(fn: Fn, image: bytes, label: int, count: int) -> float:
+    """Calls/s of two processes, each running `count` calls of `run()` back to back."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, out = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    args = (fn, image, label, count, ready, go, out)
+    procs = [ctx.Process(target=_bare_process, args=args) for _ in "ab"]
+    for p in procs:
+        p.start()
+    for _ in procs:  # both warmed up: they start together
+        ready.acquire(timeout=600)
+    go.set()
+    walls = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    return 2 * count / max(walls)
+
+
+# --- the service --------------------------------------------------------------------------
 
 
 @contextmanager
-def service(workers: int) -> Iterator[str]:
-    """`teaclave-infer serve --workers N` in its own process (its own GIL) on a fresh data dir;
-    yields its base URL."""
+def fresh_postgres(server_url: str) -> Iterator[str]:
+    """A new database on the server at `server_url`, dropped afterwards."""
+    import psycopg
+
+    name = f"teaclave_bench_{uuid.uuid4().hex[:8]}"
+    admin = server_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def service(workers: int, db: str | None) -> Iterator[str]:
+    """`teaclave-infer serve --workers N` in its own process group on a fresh data dir; yields
+    its base URL."""
     with tempfile.TemporaryDirectory() as tmp:
         work, port = Path(tmp), free_port()
         (work / "admin.txt").write_text(PASSWORD)
         cmd = [sys.executable, "-m", "teaclave_infer.cli", "serve", "--port", str(port)]
         cmd += ["--data-dir", str(work / "data"), "--workers", str(workers)]
-        cmd += ["--admin-password-file", str(work / "admin.txt")]
+        cmd += ["--admin-password-file", str(work / "admin.txt"), *(["--db", db] if db else [])]
         path = os.pathsep.join([str(REPO), str(REPO / "client"), os.environ.get("PYTHONPATH", "")])
         with open(work / "service.log", "wb") as log:  # its JSON log lines
             env = os.environ | {"PYTHONPATH": path}
             server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log)
         try:
-            for _ in range(300):
+            for _ in range(600):
                 if server.poll() is not None:
                     raise RuntimeError((work / "service.log").read_text()[-2000:])
                 try:
-                    requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)
-                    break
+                    if requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).ok:
+                        break
                 except requests.ConnectionError:
-                    time.sleep(0.1)
+                    pass
+                time.sleep(0.1)
             else:
                 raise RuntimeError("the service did not start")
             yield f"http://127.0.0.1:{port}"
         finally:
             server.terminate()
-            server.wait(30)
+            server.wait(60)
 
 
-class User:
-    """One user's logged-in session."""
-
-    def __init__(self, base: str, username: str) -> None:
-        self.base, self.http = base, requests.Session()
-        login = {"username": username, "password": PASSWORD}
-        body = self.call("POST", "/v1/auth/login", json=login)
-        self.http.headers["Authorization"] = f"Bearer {body['token']}"
-        self.id = body["user"]["id"]
-
-    def call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
-        r = self.http.request(method, f"{self.base}{path}", **kw)
-        if r.status_code >= 300:
-            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
-        return dict(r.json())
+def login(base: str, name: str) -> Client:
+    client = Client(base)
+    client.login(name, PASSWORD)
+    return client
 
 
 class Platform:
-    """The client flow: a function owner registers MNIST (public); do1 owns the image and the
-    scores, do2 the weights; both inputs are encrypted, uploaded and registered once."""
+    """A model owner `fo` registers MNIST (public) and uploads its weights once; a data owner
+    `do1` uploads an image once; each task gets a fresh output of do1's."""
 
     def __init__(self, base: str, fn: Fn, image: bytes, label: int) -> None:
-        admin = User(base, "admin")
-        for name, role in (("fo", "FunctionOwner"), ("do1", "DataOwner"), ("do2", "DataOwner")):
-            user = {"username": name, "password": PASSWORD, "role": role}
-            admin.call("POST", "/v1/users", json=user)
-        self.do1, self.do2, self.label = User(base, "do1"), User(base, "do2"), label
-        self.sealing = admin.call("GET", "/v1/platform/keys")["sealing"]["public_key"]
+        self.base, self.label = base, label
+        admin = login(base, "admin")
+        for name, role in (("fo", "FunctionOwner"), ("do1", "DataOwner")):
+            admin.register_user(name, PASSWORD, role)
+        self.fo, self.do1 = login(base, "fo"), login(base, "do1")
         wasm, manifest, weights, _ = fn
-        self.function_id = User(base, "fo").call(
-            "POST",
-            "/v1/functions",
-            files={"wasm": ("mnist.wasm", wasm), "manifest": ("mnist.json", manifest)},
-            data={"spec": json.dumps({"name": "mnist", "public": True})},
-        )["id"]
-        self.img = self.file(self.do1, "inputs", "aes-gcm-128", image)
-        self.weights = self.file(self.do2, "inputs", "aes-gcm-256", weights)
+        with tempfile.TemporaryDirectory() as tmp:
+            (w := Path(tmp) / "mnist.wasm").write_bytes(wasm)
+            (m := Path(tmp) / "mnist.json").write_bytes(manifest)
+            self.function = self.fo.register_function(w, m, public=True)
+        self.weights = self.fo.put_input(weights, "aes-gcm-256").id
+        self.img = self.do1.put_input(image).id
 
-    def file(self, owner: User, kind: str, schema: str, plaintext: bytes | None = None) -> str:
-        """Registers an input (encrypted and uploaded) or an output; returns its id."""
-        file_id, key = uuid.uuid4().hex, generate_key(schema)
-        body = {"id": file_id, "schema": schema, "url": "blob:"}
-        body["wrapped_key"] = wrap_key(key, self.sealing, file_id, schema)
-        if plaintext is not None:
-            sealed, meta = encrypt(schema, key, plaintext)
-            octets = {"Content-Type": "application/octet-stream"}
-            body["url"] = owner.call("POST", "/v1/blobs", data=sealed, headers=octets)["url"]
-            body |= {"iv": meta.iv.hex(), "cmac": meta.cmac.hex()}
-        return owner.call("POST", f"/v1/files/{kind}", json=body)["id"]
-
-    def approved_task(self) -> str:
+    def approved_task(self, client: Client | None = None) -> str:
         """A task in Approved, with a fresh output (an output is written once)."""
-        scores = self.file(self.do1, "outputs", "aes-gcm-128")
-        owners = {"input_img": [self.do1.id], "weights": [self.do2.id]}
-        body = {
-            "function_id": self.function_id,
-            "arguments": SLOTS,
-            "inputs_ownership": [{"name": n, "owners": o} for n, o in owners.items()],
-            "outputs_ownership": [{"name": "scores", "owners": [self.do1.id]}],
-        }
-        task = self.do1.call("POST", "/v1/tasks", json=body)["id"]
-        mine = {"inputs": {"input_img": self.img}, "outputs": {"scores": scores}}
-        self.do1.call("POST", f"/v1/tasks/{task}/assign", json=mine)
-        theirs = {"inputs": {"weights": self.weights}}
-        self.do2.call("POST", f"/v1/tasks/{task}/assign", json=theirs)
-        self.do1.call("POST", f"/v1/tasks/{task}/approve")
-        assert self.do2.call("POST", f"/v1/tasks/{task}/approve")["state"] == "Approved"
-        return str(task)
+        do1 = client or self.do1
+        scores = do1.register_output_file().id
+        task = do1.create_task(
+            self.function.id,
+            SLOTS,
+            {"input_img": [self.do1.user.id], "weights": [self.fo.user.id]},  # type: ignore[union-attr]
+            {"scores": [self.do1.user.id]},  # type: ignore[union-attr]
+        ).id
+        do1.assign_data(task, {"input_img": self.img}, {"scores": scores})
+        self.fo.assign_data(task, {"weights": self.weights})
+        do1.approve_task(task)
+        assert self.fo.approve_task(task).state == "Approved"
+        return task
 
-    def invoke(self, task: str) -> None:
-        assert self.do1.call("POST", f"/v1/tasks/{task}/invoke")["state"] == "Staged"
+    def invoke(self, task: str, client: Client | None = None) -> None:
+        assert (client or self.do1).invoke_task(task).state == "Staged"
 
-    def wait(self, task: str, poll_s: float) -> dict[str, Any]:
-        """The task once it ended; it must have Finished with the right digit."""
-        while (t := self.do1.call("GET", f"/v1/tasks/{task}"))["state"] in ("Staged", "Running"):
-            time.sleep(poll_s)
+    def ended(self, task: str, client: Client | None = None) -> dict[str, Any]:
+        """The task once it ended (long-poll); it must have Finished with the right digit."""
+        http = (client or self.do1)._http
+        headers = {"Authorization": f"Bearer {(client or self.do1).token}"}
+        while True:
+            r = http.get(
+                f"{self.base}/v1/tasks/{task}", params={"wait": WAIT_S}, headers=headers, timeout=90
+            )
+            r.raise_for_status()
+            t = r.json()
+            if t["state"] not in ("Staged", "Running"):
+                break
         if t["state"] != "Finished" or t["result"]["return_value"] != self.label:
             raise RuntimeError(f"task {task} ended {t['state']}: {t['result']}")
-        return t
+        return dict(t)
 
 
 def stamp(text: str) -> datetime:
@@ -201,71 +245,144 @@ def server_s(task: dict[str, Any]) -> float:
     return (stamp(task["finished_at"]) - stamp(task["invoked_at"])).total_seconds()
 
 
-def bare_executor(fn: Fn, image: bytes, label: int, runs: int) -> tuple[list[float], list[Any]]:
-    """Seconds per `run()` call (module cached in memory), and each call's stage timings."""
-    wasm, _, weights, profile = fn
-    cache, inputs, times, timings = ModuleCache(), {"input_img": image, "weights": weights}, [], []
-    for i in range(WARMUP + runs):
-        start = time.perf_counter()
-        result = run(wasm, SLOTS, inputs, ["scores"], profile=profile, cache=cache)
-        if i >= WARMUP:
-            times.append(time.perf_counter() - start)
-            timings.append(result.timings)
-        assert result.ok and result.return_value == label, result.message
-    return times, timings
-
-
-def latency(p: Platform, count: int, poll_s: float) -> tuple[list[float], list[dict[str, Any]]]:
-    """One task at a time: client seconds from the invoke request to seeing Finished, and the
-    ended tasks."""
-    client, done = [], []
+def server_latency(p: Platform, count: int) -> list[dict[str, Any]]:
+    """One task at a time, each invoked when Approved: the ended tasks."""
+    done = []
     for _ in range(count):
         task = p.approved_task()
-        start = time.perf_counter()
         p.invoke(task)
-        done.append(p.wait(task, poll_s))
-        client.append(time.perf_counter() - start)
-    return client, done
+        done.append(p.ended(task))
+    return done
 
 
-def throughput(p: Platform, count: int) -> tuple[float, float, list[dict[str, Any]]]:
-    """Tasks/s with `count` tasks invoked back to back (first invoke request to the last
-    finished_at), the seconds the invokes took, and the ended tasks."""
+def client_latency(p: Platform, image_path: Path, count: int) -> list[float]:
+    """Seconds of the SDK's `infer` of one image: first request to verified scores."""
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        result = p.do1.infer(p.function.id, image_path)  # type: ignore[attr-defined]
+        times.append(time.perf_counter() - start)
+        assert result.return_value == p.label, result
+    return times
+
+
+def server_throughput(p: Platform, count: int) -> tuple[float, list[dict[str, Any]]]:
+    """Tasks/s with `count` Approved tasks invoked back to back (first invoke request to the
+    last finished_at), and the ended tasks."""
     tasks = [p.approved_task() for _ in range(count)]
     start = datetime.now(UTC)
     for task in tasks:
         p.invoke(task)
-    invoking = (datetime.now(UTC) - start).total_seconds()
-    p.wait(tasks[-1], 0.02)  # claimed last; then the others have ended or are about to
-    done = [p.wait(t, 0.02) for t in tasks]
+    done = [p.ended(t) for t in tasks]
     end = max(stamp(t["finished_at"]) for t in done)
-    return count / (end - start).total_seconds(), invoking, done
+    return count / (end - start).total_seconds(), done
+
+
+def client_throughput(p: Platform, count: int, clients: int) -> float:
+    """Tasks/s with `clients` threads, each with its own session, invoking Approved tasks,
+    waiting for them and fetching and verifying their results."""
+    sessions = [login(p.base, "do1") for _ in range(clients)]
+    queues = [[p.approved_task(s) for _ in range(count // clients)] for s in sessions]
+    for s in sessions:
+        s.platform_keys()  # the platform's public keys, fetched once per session as a client would
+
+    def work(client: Client, tasks: list[str]) -> None:
+        for task in tasks:
+            p.invoke(task, client)
+            p.ended(task, client)
+            result = client.get_task_result(task)
+            assert result.return_value == p.label and "scores" in result.outputs
+
+    threads = [threading.Thread(target=work, args=a) for a in zip(sessions, queues, strict=True)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(map(len, queues)) / (time.perf_counter() - start)
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def p50_ms(seconds: list[float]) -> float:
+    return float(np.percentile(seconds, 50)) * 1000
+
+
+def p99_ms(seconds: list[float]) -> float:
+    return float(np.percentile(seconds, 99)) * 1000
 
 
 def stages(tasks: list[dict[str, Any]]) -> str:
-    """Medians (ms) of the worker's stages (result.timings; execute holds the executor's own),
-    and of the rest of invoked_at -> finished_at."""
+    """Medians (ms) of the worker's stages, and of the rest of invoked_at -> finished_at."""
     timings = [t["result"]["timings"] for t in tasks]
-    p50 = {k: np.median([t[k] for t in timings]) for k in timings[0]}
+    keys = [k for k in timings[0] if k.endswith("_ms")]
+    p50 = {k: float(np.median([t.get(k, 0.0) for t in timings])) for k in keys}
     staged = [sum(v for k, v in t.items() if k.endswith("_ms")) for t in timings]
     rest = np.median([server_s(t) * 1000 - s for t, s in zip(tasks, staged, strict=True)])
-    return (
-        f"fetch_decrypt {p50['fetch_decrypt_ms']:.1f}, execute {p50['execute_ms']:.1f} "
-        f"(compile {p50['compile']:.1f} + instantiate {p50['instantiate']:.1f} "
-        f"+ run {p50['run']:.1f}), seal {p50['seal_ms']:.1f}; rest {rest:.1f}"
+    return ", ".join(f"{k.removesuffix('_ms')} {v:.1f}" for k, v in p50.items()) + (
+        f"; rest {rest:.1f}"
     )
 
 
-def row(label: str, seconds: list[float], bare_ms: float) -> None:
-    p50, p99 = np.percentile(seconds, 50) * 1000, np.percentile(seconds, 99) * 1000
-    print(f"{label:<42} p50 {p50:8.3f} ms  p99 {p99:8.3f} ms  ({p50 / bare_ms:5.2f}x bare p50)")
+def check(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def measure(
+    label: str, db: str | None, fn: Fn, image: bytes, path: Path, lbl: int, args: Any
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for workers in (1, 2):
+        with service(workers, db) as base:
+            p = Platform(base, fn, image, lbl)
+            for _ in range(WARMUP):  # every worker compiles the module and decrypts the weights
+                p.invoke(task := p.approved_task())
+                p.ended(task)
+            if workers == 1:
+                out["server"] = server_latency(p, args.tasks)
+                out["client"] = client_latency(p, path, args.tasks)
+            out[f"rate{workers}"], out[f"done{workers}"] = server_throughput(p, args.tasks)
+            out[f"clients{workers}"] = client_throughput(p, args.tasks, args.clients)
+        print(f"  measured {label}, {workers} worker process(es)", flush=True)
+    return out
+
+
+def report(label: str, m: dict[str, Any], bare: list[float], two_bare: float) -> None:
+    bare_p50 = p50_ms(bare)
+    server = [server_s(t) for t in m["server"]]
+    s50, c50 = p50_ms(server), p50_ms(m["client"])
+    print(f"\n{label}:")
+    print(f"  server invoke -> finished   p50 {s50:7.2f} ms  p99 {p99_ms(server):7.2f} ms")
+    print(f"    = bare + {s50 - bare_p50:.2f} ms (target <= +3 ms: {check(s50 - bare_p50 <= 3)})")
+    print(f"    stages (ms, medians): {stages(m['server'])}")
+    print(f"  client infer of one image   p50 {c50:7.2f} ms  p99 {p99_ms(m['client']):7.2f} ms")
+    print(f"    = bare + {c50 - bare_p50:.2f} ms (target <= +10 ms: {check(c50 - bare_p50 <= 10)})")
+    r1, r2 = m["rate1"], m["rate2"]
+    print(f"  server throughput   1 worker {r1:6.1f} tasks/s, 2 workers {r2:6.1f} tasks/s")
+    print(f"    2 / 1 = {r2 / r1:.2f}x (target >= 1.7x: {check(r2 / r1 >= 1.7)})")
+    print(
+        f"    2 workers / two bare executors = {r2 / two_bare:.2f}x "
+        f"(target >= 0.5x: {check(r2 / two_bare >= 0.5)})"
+    )
+    c1, c2 = m["clients1"], m["clients2"]
+    print(f"  client throughput   1 worker {c1:6.1f} tasks/s, 2 workers {c2:6.1f} tasks/s")
+    print(
+        f"    2 workers / two bare executors = {c2 / two_bare:.2f}x "
+        f"(target >= 0.2x: {check(c2 / two_bare >= 0.2)})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100, help="per measurement")
     parser.add_argument("--runs", type=int, default=300, help="bare executor calls")
-    parser.add_argument("--poll-ms", type=float, default=2.0, help="latency: GET the task every")
+    parser.add_argument("--clients", type=int, default=4, help="client threads for throughput")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("TEACLAVE_BENCH_POSTGRES_URL"),
+        help="a PostgreSQL database URL on a server where we may create databases",
+    )
     parser.add_argument("--build-dir", type=Path, default=REPO / "build" / "bench-mnist")
     args = parser.parse_args()
     fn = mnist(args.build_dir)
@@ -273,40 +390,29 @@ def main() -> None:
     label = json.loads((SAMPLES / "labels.json").read_text())[sample.name]
     image = npy_bytes(prepare_image(sample, (1, 1, 28, 28)))
 
-    bare, bare_timings = bare_executor(fn, image, label, args.runs)
-    rates = {}
-    for workers in (1, 2):
-        with service(workers) as base:
-            p = Platform(base, fn, image, label)
-            for _ in range(WARMUP):
-                p.invoke(task := p.approved_task())
-                p.wait(task, 0.01)
-            rates[workers] = throughput(p, args.tasks)
-            if workers == 1:
-                client, done = latency(p, args.tasks, args.poll_ms / 1000)
+    bare, _ = _bare_calls(fn, image, label, args.runs)
+    two_bare = two_bare_executors(fn, image, label, args.runs)
+    results = {"SQLite": measure("SQLite", None, fn, image, sample, label, args)}
+    if args.postgres:
+        with fresh_postgres(args.postgres) as db:
+            results["PostgreSQL"] = measure("PostgreSQL", db, fn, image, sample, label, args)
 
-    bare_ms = float(np.percentile(bare, 50)) * 1000
-    print(f"MNIST function ({len(fn[0])} bytes, weights {len(fn[2])} bytes), {sample.name}")
-    row(f"bare executor run(), {args.runs} calls", bare, bare_ms)
-    instantiate, entry = (
-        np.median([t[k] for t in bare_timings]) * 1000 for k in ("instantiate", "run")
-    )
-    print(f"  stages (ms, medians): instantiate {instantiate:.1f}, run {entry:.1f}")
-    print(f"1 worker, {args.tasks} tasks one at a time, GET the task every {args.poll_ms:g} ms:")
-    row("  client: invoke request -> Finished seen", client, bare_ms)
-    row("  server: invoked_at -> finished_at", [server_s(t) for t in done], bare_ms)
-    print(f"  stages (ms, medians): {stages(done)}")
-    print(
-        f"throughput, {args.tasks} tasks invoked back to back (bare {1000 / bare_ms:.1f} calls/s):"
-    )
-    for workers, (rate, invoking, tasks) in rates.items():
-        name, ratio = f"{workers} worker{'s' if workers > 1 else ''}", rate * bare_ms / 1000
-        print(f"  {name:<9} {rate:6.1f} tasks/s ({ratio:.2f}x bare), invokes took {invoking:.2f} s")
-        print(f"    stages (ms, medians): {stages(tasks)}")
-    print(f"  2 workers / 1 worker: {rates[2][0] / rates[1][0]:.2f}x")
-    print(
-        "rest: invoked_at -> finished_at minus the stages (queue wait, claim, DB writes, receipt)"
-    )
+    print(f"\nMNIST function ({len(fn[0])} bytes, weights {len(fn[2])} bytes), {sample.name}")
+    print(f"bare executor run(): p50 {p50_ms(bare):.3f} ms, p99 {p99_ms(bare):.3f} ms")
+    print(f"two bare executors in two processes: {two_bare:.1f} calls/s")
+    for label_, m in results.items():
+        report(label_, m, bare, two_bare)
+    if "PostgreSQL" in results:
+        pg, lite = results["PostgreSQL"], results["SQLite"]
+        ratios: dict[str, float] = {
+            "server p50": p50_ms([server_s(t) for t in pg["server"]])
+            / p50_ms([server_s(t) for t in lite["server"]]),
+            "client p50": p50_ms(pg["client"]) / p50_ms(lite["client"]),
+            "1/throughput, 2 workers": lite["rate2"] / pg["rate2"],
+        }
+        print("\nPostgreSQL / SQLite (target <= 1.5x):")
+        for name, ratio in ratios.items():
+            print(f"  {name:<24} {ratio:5.2f}x ({check(ratio <= 1.5)})")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ worker, or run the MNIST demo."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from .abi import PROFILES
 from .errors import TeaclaveInferError
+from .serve import add_serve_arguments, add_worker_arguments, run_serve, run_worker
 
 __all__ = ["main"]
 
@@ -187,100 +186,6 @@ def run_function(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
-def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("teaclave-data"),
-        help="database, blobs and keys (default: ./teaclave-data)",
-    )
-    parser.add_argument(
-        "--db",
-        help="database URL (default: SQLite in the data dir); "
-        "postgresql://user:pass@host/db for PostgreSQL",
-    )
-    parser.add_argument(
-        "--lease", type=float, default=30.0, metavar="S", help="a worker's lease on a task"
-    )
-    parser.add_argument(
-        "--allow-file-root",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="file:// input and output URLs may lie under DIR (repeatable; default: none)",
-    )
-    parser.add_argument(
-        "--allow-fetch",
-        action="append",
-        default=[],
-        metavar="HOST_OR_CIDR",
-        help="http(s):// input and output URLs may reach this host name (any port) or these "
-        "addresses, besides public ones (repeatable; e.g. localhost, 10.0.0.0/8; default: none)",
-    )
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    add_worker_arguments(parser)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument(
-        "--admin-password-file",
-        type=Path,
-        help="the first admin's password (else a one-time one is printed)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help="workers in this process (default: one per core; 0: only standalone workers)",
-    )
-
-
-def _settings(args: argparse.Namespace, **more: Any) -> Any:
-    from .domain.settings import Settings
-
-    return Settings(
-        data_dir=args.data_dir,
-        db_url=args.db,
-        lease_s=args.lease,
-        file_roots=tuple(args.allow_file_root),
-        fetch_allow=tuple(args.allow_fetch),
-        **more,
-    )
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .api import create_app
-    from .logs import configure
-
-    configure()
-    os.umask(0o077)  # whatever the service writes (logs, caches, temporary files) is owner-only
-    settings = _settings(args, admin_password_file=args.admin_password_file, workers=args.workers)
-    # proxy_headers off: uvicorn would otherwise take the client's address from X-Forwarded-For
-    # sent by any local peer, and the login throttle counts by that address.
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        proxy_headers=False,
-    )
-    return 0
-
-
-def run_worker(args: argparse.Namespace) -> int:
-    from .logs import configure
-    from .worker import run_standalone
-
-    configure()
-    os.umask(0o077)
-    return run_standalone(_settings(args), args.concurrency)
-
-
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
@@ -301,13 +206,13 @@ def _parser() -> argparse.ArgumentParser:
     add_build_arguments(sub.add_parser("build", help="build a WebAssembly function from ONNX"))
     add_run_arguments(sub.add_parser("run", help="run a function once in the sandbox"))
     add_serve_arguments(sub.add_parser("serve", help="start the platform service (HTTP)"))
-    worker = sub.add_parser(
-        "worker",
-        help="run tasks from a shared database (PostgreSQL); the data dir holds the blob store "
-        "(shared) and a copy of the service's keys",
+    add_worker_arguments(
+        sub.add_parser(
+            "worker",
+            help="run tasks from the platform's database; needs its URL, the platform's key "
+            "files (--keys) and its blobs (a shared data dir, or --platform URL)",
+        )
     )
-    add_worker_arguments(worker)
-    worker.add_argument("--concurrency", type=int, default=1, metavar="N", help="tasks at once")
     demo = sub.add_parser(
         "demo",
         help="build the MNIST function, start a local service and classify the sample digits "

@@ -1,6 +1,6 @@
 """`teaclave-infer serve` as a child process on a free loopback port: what the demo and the
-tests start. The context manager yields its URL once /v1/health answers, and stops it (SIGTERM,
-then SIGKILL) however the block ends."""
+tests start. The context managers yield once /v1/health answers, and stop it (SIGTERM, after
+which its worker processes finish their tasks; then SIGKILL) however the block ends."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from .errors import TeaclaveInferError
 
-__all__ = ["free_port", "local_service"]
+__all__ = ["Served", "free_port", "local_service", "serve_process"]
 
 
 def free_port() -> int:
@@ -43,23 +44,36 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: floa
     raise TeaclaveInferError(f"the service did not answer within {timeout:g} s; see {log}")
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running `teaclave-infer serve`: its URL, its process, its log (JSON lines)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
 @contextmanager
-def local_service(
+def serve_process(
     data_dir: Path,
     admin_password_file: Path,
     workers: int,
     timeout: float = 60.0,
     db: str | None = None,
-) -> Iterator[str]:
+    flags: Sequence[str] = (),
+    python_flags: Sequence[str] = (),
+) -> Iterator[Served]:
     """The service on 127.0.0.1 with SQLite in `data_dir` (or the database at URL `db`) and
-    `workers` in-process workers; its log is `data_dir/serve.log`."""
+    `workers` worker processes, with more `serve` flags and interpreter flags if given; its
+    log (the workers' too) is `data_dir/serve.log`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [
-        *(sys.executable, "-m", "teaclave_infer.cli", "serve"),
+        *(sys.executable, *python_flags, "-m", "teaclave_infer.cli", "serve"),
         *("--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)),
         *("--admin-password-file", str(admin_password_file)),
         *(("--db", db) if db else ()),
+        *flags,
     ]
     log_path = data_dir / "serve.log"
     url = f"http://127.0.0.1:{port}"
@@ -68,11 +82,29 @@ def local_service(
         process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         try:
             _wait_until_up(url, process, log_path, timeout)
-            yield url
+            yield Served(url, process, log_path)
         finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the workers finish their tasks), then SIGKILL if it takes too long."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def local_service(
+    data_dir: Path,
+    admin_password_file: Path,
+    workers: int,
+    timeout: float = 60.0,
+    db: str | None = None,
+) -> Iterator[str]:
+    """serve_process's URL: what the demo and most tests need."""
+    with serve_process(data_dir, admin_password_file, workers, timeout, db) as served:
+        yield served.url

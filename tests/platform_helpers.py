@@ -3,9 +3,12 @@ keys to the published platform key, upload, register, submit, wait, fetch and de
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fastapi.testclient import TestClient
@@ -14,7 +17,20 @@ from service_helpers import ADMIN_PASSWORD, HttpClient, login, make_user
 from teaclave_client.crypto import decrypt, encrypt, generate_key
 from teaclave_client.sealing import verify_receipt, wrap_key
 
+from teaclave_infer.api import create_app
+from teaclave_infer.domain.settings import Settings
+from teaclave_infer.worker import in_threads
+
 ENDED = {"Finished", "Failed", "Canceled"}
+
+
+@contextmanager
+def app_with_workers(settings: Settings, workers: int = 2) -> Iterator[TestClient]:
+    """The app in a TestClient (its lifespan run) and `workers` workers beside it, as threads of
+    the test's process where `serve --workers N` starts processes; /v1/health reports them."""
+    settings = dataclasses.replace(settings, workers=workers)
+    with TestClient(create_app(settings)) as client, in_threads(settings, workers):
+        yield client
 
 
 @dataclass

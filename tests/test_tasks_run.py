@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from guests import ECHO
-from platform_helpers import Platform
+from platform_helpers import Platform, app_with_workers
 from service_helpers import HttpClient
 from sqlalchemy import MetaData, select
 from teaclave_client.images import npy_bytes, prepare_image
@@ -46,9 +46,8 @@ def slow(body: str, iterations: int) -> str:
 
 @pytest.fixture
 def platform(settings):
-    """The service with two in-process workers (the app's lifespan runs them)."""
-    settings = dataclasses.replace(settings, workers=2, poll_s=0.05)
-    with TestClient(create_app(settings)) as client:
+    """The service and two workers beside it."""
+    with app_with_workers(settings, workers=2) as client:
         yield Platform(client)
 
 
@@ -266,11 +265,9 @@ def test_inputs_and_outputs_at_http_and_allowed_file_urls(settings, tmp_path):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     root = tmp_path / "shared"
     root.mkdir()
-    settings = dataclasses.replace(
-        settings, workers=1, poll_s=0.05, file_roots=(root,), fetch_allow=("127.0.0.1/32",)
-    )
+    settings = dataclasses.replace(settings, file_roots=(root,), fetch_allow=("127.0.0.1/32",))
     try:
-        with TestClient(create_app(settings)) as client:
+        with app_with_workers(settings, workers=1) as client:
             p = Platform(client)
             fid = p.register_guest(ECHO)
             # over http: the owner PUTs the ciphertext, the worker GETs it and PUTs the output
@@ -351,8 +348,7 @@ def test_an_output_feeds_a_later_task_with_the_key_bound_to_it(platform):
 
 def test_a_task_canceled_while_running_stays_canceled(settings, caplog):
     caplog.set_level(logging.INFO, logger="teaclave_infer")
-    settings = dataclasses.replace(settings, workers=1, poll_s=0.05)
-    with TestClient(create_app(settings)) as client:
+    with app_with_workers(settings, workers=1) as client:
         p = Platform(client)
         fid = p.register_guest(slow(ECHO, 1_000_000_000))
         out = p.output("do1")

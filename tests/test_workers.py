@@ -1,5 +1,5 @@
 """The task queue and standalone workers: leases, re-queueing, bounded attempts, a worker killed
-mid-task, two workers on one database, and the schema the migrations make."""
+mid-task, workers in several processes on one database, and the schema the migrations make."""
 
 from __future__ import annotations
 
@@ -103,31 +103,31 @@ def test_the_migrations_make_the_models_schema(app):
 
 
 class WorkerProcess:
-    """`teaclave-infer worker` in its own process; its JSON log lines are kept in a file."""
+    """`teaclave-infer worker` in its own process (with --concurrency N > 1, a supervisor of N
+    worker processes); its JSON log lines, and its workers', are kept in a file."""
 
-    def __init__(self, settings, log: Path, lease_s: float = 30.0) -> None:
-        self.log = log
+    def __init__(
+        self, settings, log: Path, lease_s: float = 30.0, poll_s: float = 5.0, concurrency: int = 1
+    ) -> None:
+        self.log, self.concurrency = log, concurrency
         cmd = [
-            sys.executable,
-            "-m",
-            "teaclave_infer.cli",
-            "worker",
-            "--db",
-            settings.database_url,
-            "--data-dir",
-            str(settings.data_dir),
-            "--lease",
-            str(lease_s),
+            *(sys.executable, "-m", "teaclave_infer.cli", "worker"),
+            *("--db", settings.database_url, "--data-dir", str(settings.data_dir)),
+            *("--lease", str(lease_s), "--poll", str(poll_s)),
+            *("--concurrency", str(concurrency)),
         ]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
 
     def events(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
 
+    def started(self) -> int:
+        return sum(e["event"] == "worker started" for e in self.events())
+
     def wait_started(self, timeout: float = 120.0) -> None:
-        """Until the worker says it runs (its SIGTERM handler is in place from then on)."""
+        """Until its workers say they run (SIGTERM is taken gracefully from then on)."""
         deadline = time.monotonic() + timeout
-        while not any(e["event"] == "worker started" for e in self.events()):
+        while self.started() < self.concurrency:
             assert self.process.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, "the worker did not start"
             time.sleep(0.05)
@@ -152,14 +152,15 @@ def test_a_worker_killed_mid_task_leaves_it_to_another_that_finishes_it_once(set
     fid = p.register_guest(slow(ECHO, 1_500_000_000))
     out = p.output("do1")
     task_id = p.submit(fid, {"in": ("do1", p.input("do1", b"survives"))}, {"out": ("do1", out)})
-    first = WorkerProcess(settings, tmp_path / "first.log", lease_s=1.0)
+    # the second worker looks again after its fallback period: a lease running out is no signal
+    first = WorkerProcess(settings, tmp_path / "first.log", lease_s=1.0, poll_s=0.5)
     second = None
     try:
         running = p.wait(task_id, timeout=60, states={"Running"})
         assert running["attempts"] == 1
         first.process.kill()  # SIGKILL: no clean-up, the lease just stops being renewed
         first.process.wait(10)
-        second = WorkerProcess(settings, tmp_path / "second.log", lease_s=1.0)
+        second = WorkerProcess(settings, tmp_path / "second.log", lease_s=1.0, poll_s=0.5)
         task = p.wait(task_id, timeout=120)
     finally:
         first.stop()
@@ -173,10 +174,11 @@ def test_a_worker_killed_mid_task_leaves_it_to_another_that_finishes_it_once(set
     p.verified_receipt(task)
 
 
-def test_two_workers_on_one_database_never_run_a_task_twice(settings, tmp_path):
+def test_three_worker_processes_on_one_database_never_run_a_task_twice(settings, tmp_path):
+    """One `worker` process, and one `worker --concurrency 2` that supervises two more."""
     p = Platform(TestClient(create_app(settings)))
     fid = p.register_guest(slow(ECHO, 20_000_000))
-    workers = [WorkerProcess(settings, tmp_path / f"w{i}.log") for i in range(2)]
+    workers = [WorkerProcess(settings, tmp_path / f"w{n}.log", concurrency=n) for n in (1, 2)]
     try:
         for w in workers:  # both up before the tasks: each is stopped by SIGTERM, gracefully
             w.wait_started()
@@ -194,4 +196,4 @@ def test_two_workers_on_one_database_never_run_a_task_twice(settings, tmp_path):
         assert task["state"] == "Finished" and task["result"]["return_value"] == i
         assert task["attempts"] == 1
         assert len(events_of(task["id"], *workers, event="running")) == 1
-    assert all(any(e["event"] == "worker stopped" for e in w.events()) for w in workers)
+    assert [sum(e["event"] == "worker stopped" for e in w.events()) for w in workers] == [1, 2]

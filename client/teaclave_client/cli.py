@@ -2,8 +2,9 @@
 
 Local tools (no service): `keygen`, `encrypt`, `decrypt`, `prepare-image`. Platform commands:
 `login`, `logout`, `user create`, `function register|list|show`, `data
-register-input|register-output|fetch`, `task create|assign|approve|invoke|status|result|cancel`,
-and `infer`, the whole data-owner flow in one command.
+register-input|register-output|fetch`, `task create|assign|approve|invoke|status|result|cancel`
+(`task create --input ... --invoke` takes the caller's steps in one request), and `infer`, the
+whole data-owner flow in one command (one request for the task, one long-poll for its end).
 
 `login` keeps the token in HOME/session.json (0600), with the platform's key ids (trusted on
 first use: a platform whose keys later differ is refused). Keys of the files you register are
@@ -38,7 +39,7 @@ from .crypto import SCHEMAS, decrypt_file, encrypt_file, generate_key
 from .errors import TeaclaveClientError
 from .images import npy_bytes, prepare_for
 from .progress import Progress
-from .sdk import Client, DirectoryKeyStore, Task, TaskResult, write_private
+from .sdk import Client, DirectoryKeyStore, Function, Task, TaskResult, write_private
 
 __all__ = ["main"]
 
@@ -305,14 +306,31 @@ def cmd_task_create(args: argparse.Namespace) -> Output:
         arguments = function.default_arguments() | _pairs(args.arg, "--arg")
         inputs = {s["name"]: [me] for s in function.inputs} | _owners(args.input_owner, me)
         outputs = {s["name"]: [me] for s in function.outputs} | _owners(args.output_owner, me)
-        task = client.create_task(function.id, arguments, inputs, outputs)
+        assign = _pairs(args.input, "--input"), _pairs(args.output, "--output")
+        if any(assign) or args.approve or args.invoke:  # the caller's steps, in one request
+            task = client.submit_task(
+                function.id,
+                *assign,
+                arguments=arguments,
+                inputs_ownership=inputs,
+                outputs_ownership=outputs,
+                approve=args.approve or args.invoke,
+                invoke=args.invoke,
+            )
+        else:
+            task = client.create_task(function.id, arguments, inputs, outputs)
+    if task.stopped and not (args.json or args.quiet):
+        print(f"task {task.id}: {task.stopped}", file=sys.stderr)
     return _plain(task), task.id
 
 
 def cmd_task_assign(args: argparse.Namespace) -> Output:
     with _client(args) as client:
         task = client.assign_data(
-            args.task, _pairs(args.input, "--input"), _pairs(args.output, "--output")
+            args.task,
+            _pairs(args.input, "--input"),
+            _pairs(args.output, "--output"),
+            approve=args.approve,
         )
     return _plain(task), task.state
 
@@ -320,7 +338,8 @@ def cmd_task_assign(args: argparse.Namespace) -> Output:
 def _task_verb(verb: str) -> Callable[[argparse.Namespace], Output]:
     def command(args: argparse.Namespace) -> Output:
         with _client(args) as client:
-            task: Task = getattr(client, f"{verb}_task")(args.task)
+            options = {"invoke": True} if getattr(args, "invoke", False) else {}
+            task: Task = getattr(client, f"{verb}_task")(args.task, **options)
         return _plain(task), task.state
 
     return command
@@ -368,45 +387,30 @@ def cmd_task_result(args: argparse.Namespace) -> Output:
 
 
 def _infer_one(
-    client: Client, args: argparse.Namespace, image: Path, progress: Progress
+    client: Client,
+    args: argparse.Namespace,
+    function: Function,
+    manifest: dict[str, Any],
+    image: Path,
+    progress: Progress,
 ) -> dict[str, Any]:
-    me = client.user.id if client.user else client.me().id
-    function = client.find_function(args.function)
-    manifest = client.get_function_manifest(function.id)
     if image.suffix == ".npy":
         slot, tensor = args.input or manifest["inputs"][0]["id"], np.load(image)
     else:
         slot, tensor = prepare_for(manifest, image, args.input, args.invert)
-    progress(f"{image.name}: encrypting and uploading")
-    data = client.put_input(npy_bytes(tensor), args.schema)
-    outputs = {s["name"]: client.register_output_file(schema=args.schema) for s in function.outputs}
+    me = client.user.id if client.user else client.me().id
     others = _owners(args.input_owner, me)
     if "weights" in {s["name"] for s in function.inputs} and "weights" not in others:
         others["weights"] = [function.owner_id]  # separate weights: the model owner gives them
-    progress(f"{image.name}: creating the task")
-    task = client.create_task(
-        function.id,
-        function.default_arguments(),
-        {slot: [me]} | others,
-        {name: [me] for name in outputs},
-    )
-    task = client.assign_data(task.id, {slot: data.id}, {n: f.id for n, f in outputs.items()})
-    if task.state == "Created":  # the owners of other inputs have yet to assign theirs
-        progress(f"{image.name}: waiting for the other owners' data")
-        task = client.wait(task.id, args.wait_timeout, states={"DataAssigned", "Approved"})
-    if task.state == "DataAssigned" and not task.approvals.get(me, True):
-        task = client.approve_task(task.id)
-    if task.state != "Approved":
-        progress(f"{image.name}: waiting for the other owners' approval")
-        task = client.wait(task.id, args.wait_timeout, states={"Approved"})
     started = time.monotonic()
-    client.invoke_task(task.id)
-    progress(f"{image.name}: invoked")
-    task = client.wait(
-        task.id, args.wait_timeout, progress=lambda t: progress(f"{image.name}: {t.state}", 0)
+    result = client.infer(
+        function,
+        {slot: npy_bytes(tensor)},
+        schema=args.schema,
+        others=others,
+        timeout=args.wait_timeout,
+        progress=lambda step: progress(f"{image.name}: {step}"),
     )
-    result = client.get_task_result(task)
-    progress(f"{image.name}: verified")
     return {"image": str(image), "latency_ms": round((time.monotonic() - started) * 1000, 1)} | (
         _report(result, args.out_dir)
     )
@@ -414,11 +418,13 @@ def _infer_one(
 
 def cmd_infer(args: argparse.Namespace) -> Output:
     rows = []
-    progress = _progress(args, 5 * len(args.images))
+    progress = _progress(args, 4 * len(args.images))
     try:
         with _client(args) as client:
+            function = client.find_function(args.function)
+            manifest = client.get_function_manifest(function.id)
             for image in args.images:
-                rows.append(_infer_one(client, args, image, progress))
+                rows.append(_infer_one(client, args, function, manifest, image, progress))
     finally:
         progress.close()
     lines = [
@@ -453,6 +459,11 @@ def _image_options(parser: argparse.ArgumentParser) -> None:
         metavar="auto|yes|no",
         help="make a dark-on-light image light-on-dark (default: auto, from its background)",
     )
+
+
+def _assign_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", action="append", default=[], metavar="SLOT=FILE_ID")
+    parser.add_argument("--output", action="append", default=[], metavar="SLOT=FILE_ID")
 
 
 def _common(top: bool) -> argparse.ArgumentParser:
@@ -575,12 +586,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--input-owner", action="append", default=[], metavar="SLOT=ID[,ID]|me")
     p.add_argument("--output-owner", action="append", default=[], metavar="SLOT=ID[,ID]|me")
+    _assign_options(p)
+    p.add_argument("--approve", action="store_true", help="and approve (once the data is in)")
+    p.add_argument("--invoke", action="store_true", help="and approve and invoke (if all did)")
     p = add(tasks, "assign", cmd_task_assign, "assign your files to a task")
     p.add_argument("task")
-    p.add_argument("--input", action="append", default=[], metavar="SLOT=FILE_ID")
-    p.add_argument("--output", action="append", default=[], metavar="SLOT=FILE_ID")
+    _assign_options(p)
+    p.add_argument("--approve", action="store_true", help="and approve, in the same request")
     for verb in ("approve", "invoke", "cancel"):
-        add(tasks, verb, _task_verb(verb), f"{verb} a task").add_argument("task")
+        p = add(tasks, verb, _task_verb(verb), f"{verb} a task")
+        p.add_argument("task")
+        if verb == "approve":
+            p.add_argument("--invoke", action="store_true", help="and invoke, if yours was last")
     p = add(tasks, "status", cmd_task_status, "a task's state")
     p.add_argument("task")
     p.add_argument("--wait", action="store_true", help="until it ends")

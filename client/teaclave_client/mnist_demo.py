@@ -5,10 +5,12 @@ encrypted task, through the whole lifecycle, by two users who do not trust the p
 2. The model owner registers the MNIST function, private, usable by the data owner only. If it
    was built with separate weights, the owner uploads them encrypted (AES-256-GCM) once.
 3. For each image the data owner prepares the input tensor, encrypts it with a fresh key,
-   uploads it, registers it and an output file, creates a task, assigns the files and approves;
-   the model owner assigns the weights (if separate) and approves, as the owner of a private
-   function; the data owner invokes, waits, and checks the result: the receipt's signature and
-   contents, the output's tag, then decrypts the scores.
+   uploads it, registers it and an output file, and creates the task with its files assigned
+   and approved, in one request; the model owner assigns the weights (if separate) and
+   approves, in one request, as the owner of a private function; the data owner approves and
+   invokes in one request, waits (a long-poll: the answer comes when the task ends), and checks
+   the result: the receipt's signature and contents, the output's tag, then decrypts the
+   scores.
 4. A table: file, label, prediction, latency (invoke to verified result), receipt.
 
     python -m teaclave_client.mnist_demo --url URL --admin-password-file F --wasm W.wasm
@@ -141,16 +143,28 @@ def _classify(
     assert data.user is not None and model.user is not None
     slot, tensor = prepare_for(manifest, image)
     sealed = data.put_input(npy_bytes(tensor))
-    scores = {o["name"]: data.register_output_file() for o in function.outputs}
-    inputs = {slot: [data.user.id]} | ({"weights": [model.user.id]} if weights else {})
-    task = data.create_task(function.id, None, inputs, {n: [data.user.id] for n in scores})
-    data.assign_data(task.id, {slot: sealed.id}, {n: f.id for n, f in scores.items()})
+    scores = {o["name"]: data.register_output_file().id for o in function.outputs}
+    others = {"weights": [model.user.id]} if weights else {}
+    # One request: create, assign the image and the scores file, approve (and invoke, which
+    # waits here for the model owner, whom a private function's every use needs).
+    task = data.submit_task(
+        function.id,
+        {slot: sealed.id},
+        scores,
+        arguments=function.default_arguments(),
+        inputs_ownership=others,
+    )
+    # The model owner's one request: the weights (if separate) and the approval together. An
+    # assignment withdraws earlier approvals: the data owner then approves again, and invokes.
     if weights is not None:
-        model.assign_data(task.id, {"weights": weights.id})
-    data.approve_task(task.id)
-    model.approve_task(task.id)  # the owner of a private function approves each use
+        task = model.assign_data(task.id, {"weights": weights.id}, approve=True)
+    else:
+        task = model.approve_task(task.id)
     started = time.monotonic()
-    data.invoke_task(task.id)
+    if task.state == "Approved":
+        data.invoke_task(task.id)
+    else:
+        data.approve_task(task.id, invoke=True)
     result = data.get_task_result(data.wait(task.id, timeout))
     latency = (time.monotonic() - started) * 1000
     for slot_name, plaintext in result.outputs.items():  # the decrypted scores agree

@@ -18,14 +18,13 @@ contents against the task, and each output's tag against the cmac the receipt na
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -33,6 +32,7 @@ from urllib3.util.retry import Retry
 
 from .crypto import SCHEMAS, decrypt, encrypt, generate_key
 from .errors import (
+    ApiError,
     IntegrityError,
     ReceiptError,
     ServiceUnavailable,
@@ -41,7 +41,11 @@ from .errors import (
     TeaclaveClientError,
     api_error,
 )
+from .keystore import DirectoryKeyStore, KeyStore, MemoryKeyStore, write_private
+from .models import ENDED, FileInfo, Function, Task, TaskResult, User, parse
 from .sealing import verify_receipt, wrap_key
+
+MAX_WAIT_S = 60.0  # the longest long-poll the platform holds
 
 __all__ = [
     "ENDED",
@@ -57,108 +61,6 @@ __all__ = [
     "write_private",
 ]
 
-ENDED = frozenset({"Finished", "Failed", "Canceled"})
-T = TypeVar("T")
-
-
-def _parse(cls: type[T], body: Mapping[str, Any]) -> T:
-    """A dataclass from a response body: known fields only (a newer service may add some),
-    timestamps as datetimes."""
-    values: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.name in body:
-            value = body[f.name]
-            if f.name.endswith("_at") and isinstance(value, str):
-                value = datetime.fromisoformat(value)
-            values[f.name] = value
-    return cls(**values)
-
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    username: str
-    role: str
-    attribute: str = ""
-    created_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Function:
-    id: str
-    sha256: str
-    owner_id: str
-    name: str
-    description: str = ""
-    public: bool = False
-    allowlist: list[str] = field(default_factory=list)
-    arguments: list[dict[str, Any]] = field(default_factory=list)
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    quota: int = -1
-    usage: int = 0
-    disabled: bool = False
-    profile: str = "fast"
-    size: int = 0
-    limits: dict[str, Any] = field(default_factory=dict)
-    browser: bool = False  # its users may run it in their browsers too
-    browser_weights: str | None = None  # the input file browsers get as its separate weights
-    created_at: datetime | None = None
-
-    def default_arguments(self) -> dict[str, Any]:
-        """The overwritable arguments with their defaults: what create_task takes as is."""
-        return {a["name"]: a.get("default", "") for a in self.arguments if a.get("overwritable")}
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    id: str
-    kind: str
-    url: str
-    schema: str
-    iv: str = ""
-    cmac: str | None = None
-    owners: list[str] = field(default_factory=list)
-    created_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Task:
-    id: str
-    function_id: str | None
-    function_sha256: str
-    creator_id: str
-    state: str
-    arguments: dict[str, Any] = field(default_factory=dict)
-    input_owners: dict[str, list[str]] = field(default_factory=dict)
-    output_owners: dict[str, list[str]] = field(default_factory=dict)
-    assigned_inputs: dict[str, str] = field(default_factory=dict)
-    assigned_outputs: dict[str, str] = field(default_factory=dict)
-    approvals: dict[str, bool] = field(default_factory=dict)
-    result: dict[str, Any] | None = None
-    result_kind: str | None = None
-    attempts: int = 0
-    invoked_at: datetime | None = None
-    finished_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    @property
-    def ended(self) -> bool:
-        return self.state in ENDED
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    """A finished task whose receipt verified: its return value, the outputs this client holds
-    keys for (slot -> plaintext), the receipt's payload, and the slots it holds no key for."""
-
-    task: Task
-    return_value: int
-    outputs: dict[str, bytes]
-    receipt: dict[str, Any]
-    missing_keys: list[str] = field(default_factory=list)
-
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
@@ -166,65 +68,6 @@ def _jsonable(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Writes a secret: the file is created 0600 (in a directory made 0700) and replaced whole."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-class KeyStore(Protocol):
-    """Where the client keeps the keys of the files it registered (file id -> schema, key)."""
-
-    def put(self, file_id: str, schema: str, key: bytes) -> None: ...
-
-    def get(self, file_id: str) -> tuple[str, bytes] | None: ...
-
-
-class MemoryKeyStore:
-    """Keys for the life of the process."""
-
-    def __init__(self) -> None:
-        self._keys: dict[str, tuple[str, bytes]] = {}
-
-    def put(self, file_id: str, schema: str, key: bytes) -> None:
-        self._keys[file_id] = (schema, key)
-
-    def get(self, file_id: str) -> tuple[str, bytes] | None:
-        return self._keys.get(file_id)
-
-
-class DirectoryKeyStore:
-    """One 0600 JSON file per key in a 0700 directory: keys that outlive the process (the CLI's
-    `task result` needs the key `infer` or `data register-output` made)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def _path(self, file_id: str) -> Path:
-        if not file_id.isalnum():
-            raise ValueError(f"not a file id: {file_id!r}")
-        return self.directory / f"{file_id}.json"
-
-    def put(self, file_id: str, schema: str, key: bytes) -> None:
-        body = {"file_id": file_id, "schema": schema, "key": key.hex()}
-        write_private(self._path(file_id), json.dumps(body).encode())
-
-    def get(self, file_id: str) -> tuple[str, bytes] | None:
-        try:
-            body = json.loads(self._path(file_id).read_text())
-        except FileNotFoundError:
-            return None
-        return str(body["schema"]), bytes.fromhex(body["key"])
 
 
 def _retrying_session(retries: int) -> requests.Session:
@@ -269,6 +112,9 @@ class Client:
         self.user: User | None = None
         self._http = _retrying_session(retries)
         self._platform_keys: dict[str, Any] | None = None
+        # The tags of the inputs this client registered (an input's never changes): a result
+        # is checked against them without asking the platform again.
+        self._input_cmacs: dict[str, str] = {}
 
     def __enter__(self) -> Client:
         return self
@@ -283,11 +129,12 @@ class Client:
 
     def _request(self, method: str, path: str, **kw: Any) -> requests.Response:
         headers = dict(kw.pop("headers", {}))
+        timeout = kw.pop("timeout", (5.0, self.timeout))  # (connect, read) seconds
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
             response = self._http.request(
-                method, self.url + path, headers=headers, timeout=(5.0, self.timeout), **kw
+                method, self.url + path, headers=headers, timeout=timeout, **kw
             )
         except requests.RequestException as err:
             reason = type(err).__name__
@@ -327,7 +174,7 @@ class Client:
             "POST", "/v1/auth/login", json={"username": username, "password": password}
         )
         self.token = body["token"]
-        self.user = _parse(User, body["user"])
+        self.user = parse(User, body["user"])
         return self.user
 
     def save_session(self, path: Path) -> None:
@@ -344,7 +191,7 @@ class Client:
         """A client resuming a saved session; it refuses the platform if its keys changed."""
         body = json.loads(path.read_text())
         client = cls(body["url"], body["token"], pinned_keys=body.get("key_ids"), **kw)
-        client.user = _parse(User, body["user"]) if body.get("user") else None
+        client.user = parse(User, body["user"]) if body.get("user") else None
         return client
 
     def logout(self) -> None:
@@ -353,7 +200,7 @@ class Client:
         self.token, self.user = None, None
 
     def me(self) -> User:
-        self.user = _parse(User, self._json("GET", "/v1/users/me"))
+        self.user = parse(User, self._json("GET", "/v1/users/me"))
         return self.user
 
     def register_user(
@@ -361,7 +208,7 @@ class Client:
     ) -> User:
         """(PlatformAdmin) A new user: role PlatformAdmin, FunctionOwner or DataOwner."""
         body = {"username": username, "password": password, "role": role, "attribute": attribute}
-        return _parse(User, self._json("POST", "/v1/users", json=body))
+        return parse(User, self._json("POST", "/v1/users", json=body))
 
     def platform_keys(self) -> dict[str, Any]:
         """The platform's published keys, checked against `pinned_keys` if any."""
@@ -414,20 +261,20 @@ class Client:
             "manifest": ("function.json", json.dumps(manifest_dict), "application/json"),
         }
         data = {"spec": json.dumps(body)}
-        return _parse(Function, self._json("POST", "/v1/functions", files=files, data=data))
+        return parse(Function, self._json("POST", "/v1/functions", files=files, data=data))
 
     def update_function(self, function_id: str, **changes: Any) -> Function:
         """(Its owner) Changes `description`, `public`, `allowlist`, `quota`, `disabled`,
         `limits`, `browser` or `browser_weights` (an input file id of yours; "" for none)."""
-        return _parse(Function, self._json("PATCH", f"/v1/functions/{function_id}", json=changes))
+        return parse(Function, self._json("PATCH", f"/v1/functions/{function_id}", json=changes))
 
     def list_functions(self, scope: str = "allowed", name: str | None = None) -> list[Function]:
         """`allowed`: every function the caller may use; `mine`: the caller's own."""
         params = {"scope": scope, **({"name": name} if name else {})}
-        return [_parse(Function, f) for f in self._pages("/v1/functions", params)]
+        return [parse(Function, f) for f in self._pages("/v1/functions", params)]
 
     def get_function(self, function_id: str) -> Function:
-        return _parse(Function, self._json("GET", f"/v1/functions/{function_id}"))
+        return parse(Function, self._json("GET", f"/v1/functions/{function_id}"))
 
     def get_function_manifest(self, function_id: str) -> dict[str, Any]:
         """The builder's NAME.json the function was registered with: its inputs and outputs."""
@@ -458,7 +305,7 @@ class Client:
         return self._request("GET", f"/v1/files/{file_id}/content").content
 
     def get_file(self, file_id: str) -> FileInfo:
-        return _parse(FileInfo, self._json("GET", f"/v1/files/{file_id}"))
+        return parse(FileInfo, self._json("GET", f"/v1/files/{file_id}"))
 
     def _wrap(self, key: bytes, file_id: str, schema: str) -> str:
         return wrap_key(key, self.platform_keys()["sealing"]["public_key"], file_id, schema)
@@ -488,8 +335,9 @@ class Client:
         }
         if SCHEMAS.get(schema):
             body["wrapped_key"] = self._wrap(key, file_id, schema)
-        info = _parse(FileInfo, self._json("POST", "/v1/files/inputs", json=body))
+        info = parse(FileInfo, self._json("POST", "/v1/files/inputs", json=body))
         self.keys.put(info.id, schema, key)
+        self._remember_input(info)
         return info
 
     def put_input(
@@ -522,9 +370,14 @@ class Client:
             "wrapped_key": self._wrap(key, file_id, schema),
             "owners": list(owners),
         }
-        info = _parse(FileInfo, self._json("POST", "/v1/files/outputs", json=body))
+        info = parse(FileInfo, self._json("POST", "/v1/files/outputs", json=body))
         self.keys.put(info.id, schema, key)
         return info
+
+    def _remember_input(self, info: FileInfo) -> None:
+        if len(self._input_cmacs) >= 4096:  # bounded: the oldest goes
+            del self._input_cmacs[next(iter(self._input_cmacs))]
+        self._input_cmacs[info.id] = info.cmac or ""
 
     def fetch_output(self, file_id: str, cmac: str | None = None) -> bytes:
         """An output's plaintext, decrypted with the key in the store. Its tag must be the
@@ -544,6 +397,30 @@ class Client:
 
     # -- tasks ---------------------------------------------------------------------------------
 
+    def _task_body(
+        self,
+        function_id: str,
+        arguments: Mapping[str, Any] | None,
+        inputs_ownership: Mapping[str, Sequence[str]] | None,
+        outputs_ownership: Mapping[str, Sequence[str]] | None,
+    ) -> dict[str, Any]:
+        if arguments is None:
+            arguments = self.get_function(function_id).default_arguments()
+        return {
+            "function_id": function_id,
+            "arguments": dict(arguments),
+            "inputs_ownership": [
+                {"name": n, "owners": list(o)} for n, o in (inputs_ownership or {}).items()
+            ],
+            "outputs_ownership": [
+                {"name": n, "owners": list(o)} for n, o in (outputs_ownership or {}).items()
+            ],
+        }
+
+    def _post_task(self, body: Mapping[str, Any], idempotency_key: str | None) -> Task:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return parse(Task, self._json("POST", "/v1/tasks", json=body, headers=headers))
+
     def create_task(
         self,
         function_id: str,
@@ -555,47 +432,78 @@ class Client:
     ) -> Task:
         """A task of the function. `arguments` default to the function's overwritable ones;
         ownership maps each input and output slot to its owners' user ids."""
-        if arguments is None:
-            arguments = self.get_function(function_id).default_arguments()
-        body = {
-            "function_id": function_id,
-            "arguments": dict(arguments),
-            "inputs_ownership": [
-                {"name": n, "owners": list(o)} for n, o in (inputs_ownership or {}).items()
-            ],
-            "outputs_ownership": [
-                {"name": n, "owners": list(o)} for n, o in (outputs_ownership or {}).items()
-            ],
+        body = self._task_body(function_id, arguments, inputs_ownership, outputs_ownership)
+        return self._post_task(body, idempotency_key)
+
+    def submit_task(
+        self,
+        function_id: str,
+        inputs: Mapping[str, str] | None = None,
+        outputs: Mapping[str, str] | None = None,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        inputs_ownership: Mapping[str, Sequence[str]] | None = None,
+        outputs_ownership: Mapping[str, Sequence[str]] | None = None,
+        approve: bool = True,
+        invoke: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Task:
+        """Creates a task and, in the same request (one transaction on the platform), assigns
+        the caller's files (slot -> file id), approves and invokes it, each as far as the
+        rules allow. The task comes back Staged when the caller owns every slot and nobody
+        else must approve; otherwise where it must wait for others, `task.stopped` saying why
+        and `task.waiting_for` what (the slots and approvals missing). A slot in `inputs` or
+        `outputs` is the caller's unless the ownership maps say otherwise."""
+        me = (self.user or self.me()).id
+        owners_in = {slot: [me] for slot in inputs or {}} | dict(inputs_ownership or {})
+        owners_out = {slot: [me] for slot in outputs or {}} | dict(outputs_ownership or {})
+        body = self._task_body(function_id, arguments, owners_in, owners_out)
+        body |= {
+            "assign": {"inputs": dict(inputs or {}), "outputs": dict(outputs or {})},
+            "approve": approve,
+            "invoke": invoke,
         }
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return _parse(Task, self._json("POST", "/v1/tasks", json=body, headers=headers))
+        return self._post_task(body, idempotency_key)
 
     def assign_data(
         self,
         task_id: str,
         inputs: Mapping[str, str] | None = None,
         outputs: Mapping[str, str] | None = None,
+        *,
+        approve: bool = False,
     ) -> Task:
-        """Assigns the caller's files (slot -> file id) to the task."""
-        body = {"inputs": dict(inputs or {}), "outputs": dict(outputs or {})}
-        return _parse(Task, self._json("POST", f"/v1/tasks/{task_id}/assign", json=body))
+        """Assigns the caller's files (slot -> file id) to the task; with `approve`, approves
+        it in the same request once its data is complete."""
+        body = {"inputs": dict(inputs or {}), "outputs": dict(outputs or {}), "approve": approve}
+        return parse(Task, self._json("POST", f"/v1/tasks/{task_id}/assign", json=body))
 
-    def approve_task(self, task_id: str) -> Task:
-        return _parse(Task, self._json("POST", f"/v1/tasks/{task_id}/approve"))
+    def approve_task(self, task_id: str, *, invoke: bool = False) -> Task:
+        """Approves the task; with `invoke` (its creator only), an approval that is the last
+        one also invokes it, in the same request."""
+        body = {"invoke": True} if invoke else None
+        return parse(Task, self._json("POST", f"/v1/tasks/{task_id}/approve", json=body))
 
     def invoke_task(self, task_id: str) -> Task:
-        return _parse(Task, self._json("POST", f"/v1/tasks/{task_id}/invoke"))
+        return parse(Task, self._json("POST", f"/v1/tasks/{task_id}/invoke"))
 
     def cancel_task(self, task_id: str) -> Task:
-        return _parse(Task, self._json("POST", f"/v1/tasks/{task_id}/cancel"))
+        return parse(Task, self._json("POST", f"/v1/tasks/{task_id}/cancel"))
 
-    def get_task(self, task_id: str) -> Task:
-        return _parse(Task, self._json("GET", f"/v1/tasks/{task_id}"))
+    def get_task(self, task_id: str, wait: float = 0.0, until: Iterable[str] = ()) -> Task:
+        """The task; with `wait` (seconds, at most 60), once it ends (or reaches a state in
+        `until`) or when `wait` is up, whichever comes first: one long-poll."""
+        if wait <= 0:
+            return parse(Task, self._json("GET", f"/v1/tasks/{task_id}"))
+        wait = min(wait, MAX_WAIT_S)
+        params = {"wait": f"{wait:.3f}", "until": sorted(until)}
+        body = self._json(
+            "GET", f"/v1/tasks/{task_id}", params=params, timeout=(5.0, self.timeout + wait)
+        )
+        return parse(Task, body)
 
     def list_tasks(self, state: str | None = None) -> list[Task]:
-        return [
-            _parse(Task, t) for t in self._pages("/v1/tasks", {"state": state} if state else {})
-        ]
+        return [parse(Task, t) for t in self._pages("/v1/tasks", {"state": state} if state else {})]
 
     def wait(
         self,
@@ -604,24 +512,30 @@ class Client:
         *,
         states: Iterable[str] = ENDED,
         progress: Callable[[Task], None] | None = None,
-        poll: float = 0.02,
-        max_poll: float = 1.0,
     ) -> Task:
-        """Polls until the task reaches one of `states` (by default: it ended), the interval
-        doubling from `poll` to `max_poll`; `progress(task)` is called after every poll.
-        TaskTimeout after `timeout` seconds (None: no limit)."""
+        """Waits until the task reaches one of `states` (by default: it ended; an ended task
+        ends every wait), in long-polls of up to a minute: the platform answers as soon as the
+        task ends, without polling. `progress(task)` after each answer. TaskTimeout after
+        `timeout` seconds (None: no limit)."""
         wanted = frozenset(states)
         deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.5  # after a 429: the platform holds as many waits as it allows
         while True:
-            task = self.get_task(task_id)
+            left = MAX_WAIT_S if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                task = self.get_task(task_id, left, wanted - ENDED)
+            except ApiError as err:
+                if err.status != 429 or left < pause:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 8.0)
+                continue
             if progress is not None:
                 progress(task)
             if task.state in wanted or task.ended:
                 return task
-            if deadline is not None and time.monotonic() + poll > deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 raise TaskTimeout(f"task {task_id} is still {task.state} after {timeout:g} s")
-            time.sleep(poll)
-            poll = min(poll * 2, max_poll)
 
     def get_task_result(self, task: str | Task) -> TaskResult:
         """The result of a finished task, verified: the receipt is signed by the platform's
@@ -648,7 +562,7 @@ class Client:
         _check_receipt(payload, task, result)
         for slot, file_id in task.assigned_inputs.items():  # our own inputs: were they used?
             if self.keys.get(file_id) is not None:
-                cmac = self.get_file(file_id).cmac or ""
+                cmac = self._input_cmacs.get(file_id) or self.get_file(file_id).cmac or ""
                 if payload.get("inputs", {}).get(slot, "").lower() != cmac.lower():
                     raise ReceiptError(f"the receipt's input {slot!r} is not file {file_id}")
         outputs, missing = {}, []
@@ -658,6 +572,64 @@ class Client:
                 continue
             outputs[slot] = self.fetch_output(out["file_id"], payload["outputs"][slot])
         return TaskResult(task, int(result["return_value"]), outputs, payload, missing)
+
+    # -- the whole flow ------------------------------------------------------------------------
+
+    def infer(
+        self,
+        function: Function | str,
+        inputs: Mapping[str, bytes],
+        *,
+        schema: str = "aes-gcm-128",
+        others: Mapping[str, Sequence[str]] | None = None,
+        timeout: float | None = 300.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> TaskResult:
+        """A data owner's whole flow: encrypts, uploads and registers `inputs` (slot ->
+        plaintext) and an output for each of the function's outputs; creates, assigns,
+        approves and invokes the task in one request; waits for it (long-polls) and returns
+        its result, verified and decrypted. `others` names the owners of the function's other
+        inputs (slot -> user ids): once they have assigned and approved theirs, this approves
+        and invokes. `progress(step)` names each step. TaskTimeout after `timeout` seconds."""
+        say = progress or (lambda _: None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        function = function if isinstance(function, Function) else self.get_function(function)
+        say("encrypting and uploading")
+        given = {slot: self.put_input(data, schema).id for slot, data in inputs.items()}
+        made = {s["name"]: self.register_output_file(schema=schema).id for s in function.outputs}
+        say("submitting the task")
+        task = self.submit_task(
+            function.id,
+            given,
+            made,
+            arguments=function.default_arguments(),
+            inputs_ownership=dict(others or {}),
+        )
+        task = self._until_invoked(task, deadline, say)
+        say(task.state)
+        task = self.wait(task.id, _left(deadline), progress=lambda t: say(t.state))
+        return self.get_task_result(task)
+
+    def _until_invoked(
+        self, task: Task, deadline: float | None, say: Callable[[str], None]
+    ) -> Task:
+        """The creator's part while other owners assign and approve: approve once the data
+        is complete (an assignment withdraws earlier approvals), invoke once all approved."""
+        me = (self.user or self.me()).id
+        while task.state in ("Created", "DataAssigned", "Approved"):
+            if task.state == "Approved":
+                return self.invoke_task(task.id)
+            if task.state == "DataAssigned" and not task.approvals.get(me, True):
+                task = self.approve_task(task.id, invoke=True)
+                continue
+            say(f"waiting: {task.stopped or 'the other owners have yet to act'}")
+            later = {"Created": {"DataAssigned", "Approved"}, "DataAssigned": {"Approved"}}
+            task = self.wait(task.id, _left(deadline), states=later[task.state])
+        return task
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def _check_receipt(payload: Mapping[str, Any], task: Task, result: Mapping[str, Any]) -> None:

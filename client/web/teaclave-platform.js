@@ -1,7 +1,9 @@
 // The platform's HTTP API from a browser (or Node >= 20): log in, encrypt and register files,
 // run a task through its lifecycle, verify the receipt and decrypt the outputs. The same steps
 // as the Python SDK (client/teaclave_client/sdk.py), with fetch and WebCrypto: file keys are made
-// here, sealed to the platform key (HPKE) before they leave, and never stored.
+// here, sealed to the platform key (HPKE) before they leave, and never stored. A run is seven
+// requests: upload, register the input and the output, the task in one request, one long-poll
+// for its end, then the output's record and its content.
 //
 //   const platform = new Platform("");              // "" = this page's origin
 //   await platform.login("alice", "...");
@@ -17,6 +19,8 @@ import {
 } from "./teaclave-crypto.js";
 
 export const ENDED = new Set(["Finished", "Failed", "Canceled"]);
+const BEFORE_INVOKE = new Set(["Created", "DataAssigned", "Approved"]);
+const MAX_WAIT_S = 60; // the longest long-poll the platform holds
 const SCHEMA = "aes-gcm-128";
 
 export class PlatformError extends Error {
@@ -149,22 +153,34 @@ export class Platform {
     return { file, key };
   }
 
+  // Waits until the task ends: long-polls of up to a minute each, which the platform answers as
+  // soon as the task ends (no timer loop). Past the platform's bound on waits (a 429), it backs
+  // off and asks again.
   async wait(taskId, { timeoutMs = 120_000, onState = () => {} } = {}) {
     const deadline = Date.now() + timeoutMs;
-    for (let poll = 20; ; poll = Math.min(poll * 2, 500)) {
-      const task = await this.request("GET", `/v1/tasks/${taskId}`);
+    for (let pause = 500; ; ) {
+      const left = Math.max(0, Math.min(MAX_WAIT_S, (deadline - Date.now()) / 1000));
+      let task;
+      try {
+        task = await this.request("GET", `/v1/tasks/${taskId}?wait=${left.toFixed(3)}`);
+      } catch (err) {
+        if (err.status !== 429 || left * 1000 < pause) throw err;
+        await sleep(pause);
+        pause = Math.min(pause * 2, 8000);
+        continue;
+      }
       onState(task.state);
       if (ENDED.has(task.state)) return task;
-      if (Date.now() + poll > deadline) {
+      if (Date.now() >= deadline) {
         throw new PlatformError(`task ${taskId} is still ${task.state} after ${timeoutMs} ms`);
       }
-      await sleep(poll);
     }
   }
 
   // Runs `fn` (a function as listed) on plaintext inputs (slot -> bytes), the caller owning every
-  // input and output: encrypt, upload, register, create, assign, approve, invoke, wait, then
-  // verify the receipt and decrypt. {task, returnValue, outputs: slot -> bytes, receipt}.
+  // input and output: encrypt, upload, register; create, assign, approve and invoke in one
+  // request; wait (a long-poll); then verify the receipt and decrypt.
+  // {task, returnValue, outputs: slot -> bytes, receipt}.
   async runTask(fn, inputs, outputSlots, { onState = () => {}, timeoutMs } = {}) {
     const me = this.user.id;
     const given = {};
@@ -176,27 +192,24 @@ export class Platform {
     );
     const ownership = (slots) => slots.map((name) => ({ name, owners: [me] }));
     onState("Creating");
+    // One request: create, assign the files, approve and invoke, in one transaction. It stages
+    // the task only when nobody else must act (the caller owns every slot and the function
+    // needs no other approval); otherwise it stops there and says why.
+    const ids = (files) => Object.fromEntries(Object.entries(files).map(([s, f]) => [s, f.file.id]));
     let task = await this.request("POST", "/v1/tasks", {
       json: {
         function_id: fn.id,
         arguments: defaults,
         inputs_ownership: ownership(Object.keys(given)),
         outputs_ownership: ownership(outputSlots),
+        assign: { inputs: ids(given), outputs: ids(made) },
+        approve: true,
+        invoke: true,
       },
     });
-    const ids = (files) => Object.fromEntries(Object.entries(files).map(([s, f]) => [s, f.file.id]));
-    task = await this.request("POST", `/v1/tasks/${task.id}/assign`, {
-      json: { inputs: ids(given), outputs: ids(made) },
-    });
-    if (task.state !== "Approved") {
-      // (a sole participant's complete assignment approves it already)
-      task = await this.request("POST", `/v1/tasks/${task.id}/approve`);
+    if (BEFORE_INVOKE.has(task.state)) {
+      throw new PlatformError(`task ${task.id}: ${task.stopped ?? `it is ${task.state}`}`);
     }
-    if (task.state !== "Approved") {
-      const waiting = Object.entries(task.approvals).filter(([, ok]) => !ok).map(([id]) => id);
-      throw new PlatformError(`task ${task.id} also needs the approval of ${waiting.join(", ")}`);
-    }
-    await this.request("POST", `/v1/tasks/${task.id}/invoke`);
     task = await this.wait(task.id, { onState, timeoutMs });
     if (task.state !== "Finished") {
       const result = task.result ?? {};

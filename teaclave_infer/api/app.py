@@ -22,9 +22,10 @@ from ..errors import TeaclaveInferError
 from .deps import Platform
 from .middleware import AuditLog, BodyLimit
 from .problems import install
-from .routes import audit, auth, files, functions, platform, tasks, users, web
+from .routes import audit, auth, files, functions, platform, tasks, users, web, worker_blobs
 from .routes.platform import metrics_registry
 from .security import load_secret
+from .waits import TaskWaits
 
 __all__ = ["ADMIN", "create_app"]
 
@@ -60,23 +61,20 @@ def _first_admin(sessions: sessionmaker[Session], settings: Settings) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The service. With settings.workers > 0, that many workers run tasks in this process
-    from startup to shutdown (the app's lifespan)."""
+    """The service: the API only. Tasks run in worker processes (`serve --workers N` supervises
+    them, `teaclave-infer worker` runs elsewhere); this process never runs one."""
     private_data_dir(settings)
     engine = make_engine(settings.database_url)
     migrate(engine)  # the schema at the newest revision
     sessions = session_factory(engine)
     _first_admin(sessions, settings)
-    wake = threading.Event()  # set on invoke: in-process workers start at once
+    wake = threading.Event()  # nobody waits on it: workers hear Channel.STAGED (signals.py)
+    signals = signals_for(settings.database_url)
+    waits = TaskWaits(signals)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.workers <= 0:
-            yield
-            return
-        from ..worker import context_for, workers  # the executor, only where tasks run
-
-        with workers(context_for(settings, sessions), settings, settings.workers, wake):
+        with waits.running():  # long-polls hear tasks end (Channel.ENDED)
             yield
 
     app = FastAPI(title="teaclave-infer", version="1", docs_url="/docs", lifespan=lifespan)
@@ -85,9 +83,10 @@ def create_app(settings: Settings) -> FastAPI:
         sessions=sessions,
         blobs=LocalBlobStore(settings.blob_dir),
         keys=PlatformKeys.load_or_create(settings.keys_dir),
-        signals=signals_for(settings.database_url),
+        signals=signals,
         secret=load_secret(settings.secret_file),
         metrics=metrics_registry(sessions, settings.workers),
+        waits=waits,
     )
     # Until every route takes PlatformDep: the same parts under their old names.
     p = app.state.platform
@@ -104,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
         tasks.router,
         audit.router,
         web.router,
+        worker_blobs.router,
     ):
         app.include_router(router)
 

@@ -4,7 +4,7 @@ checks. Routes name what they need here; nothing else reads `app.state`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -20,6 +20,8 @@ from ..domain.settings import Settings
 from ..domain.signals import Signals
 from .problems import Problem
 from .security import TokenClaims, read_token
+from .throttle import LoginThrottle
+from .waits import TaskWaits
 
 __all__ = ["AdminUser", "CurrentUser", "KdfDep", "Platform", "PlatformDep", "SessionDep"]
 
@@ -39,9 +41,12 @@ class Platform:
     signals: Signals
     secret: bytes  # signs tokens
     metrics: CollectorRegistry
+    waits: TaskWaits  # long-polls on tasks
+    # Failed logins, counted in this API process (see throttle.py).
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:  # async: no thread for a lookup
     platform: Platform = request.app.state.platform
     return platform
 

@@ -284,16 +284,27 @@ class Ownership(Body):
     owners: list[str] = Field(min_length=1, max_length=100)
 
 
+class Assignment(Body):
+    inputs: dict[str, str] = Field(default_factory=dict)  # slot name -> file id
+    outputs: dict[str, str] = Field(default_factory=dict)
+    approve: bool = False  # and approve, in the same transaction, once the data is complete
+
+
 class TaskCreate(Body):
+    """A task; with `assign`, `approve` and `invoke`, the caller's own steps in the same
+    transaction, each taken as far as the rules allow (the response says where it stopped)."""
+
     function_id: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     inputs_ownership: list[Ownership] = Field(default_factory=list)
     outputs_ownership: list[Ownership] = Field(default_factory=list)
+    assign: Assignment | None = None  # the caller's files (its `approve` is `approve` here)
+    approve: bool = False
+    invoke: bool = False
 
 
-class Assignment(Body):
-    inputs: dict[str, str] = Field(default_factory=dict)  # slot name -> file id
-    outputs: dict[str, str] = Field(default_factory=dict)
+class Approval(Body):
+    invoke: bool = False  # the creator's: an approval that completes the task also stages it
 
 
 class TaskPublic(BaseModel):
@@ -315,3 +326,12 @@ class TaskPublic(BaseModel):
     finished_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class TaskProgress(TaskPublic):
+    """A task as a request that asked for several steps left it: what it still waits for
+    (`inputs` and `outputs` not assigned, `approvals` not given) and, if the request asked for
+    more than the rules allowed yet, why it stopped."""
+
+    waiting_for: dict[str, list[str]] = Field(default_factory=dict)
+    stopped: str | None = None

@@ -5,13 +5,17 @@ out and whose task was claimed again can no longer change it, so a task finishes
 Claiming selects with `FOR UPDATE SKIP LOCKED` (PostgreSQL: concurrent workers pass over each
 other's rows; SQLite ignores it and serializes writers) and then swaps on the attempt count it
 saw, which is atomic on both.
+
+A task's database work is three short transactions: claim it and read all it needs (work.py),
+start it, end it with its outputs. Its lease is renewed only if it outlives a third of the lease
+(leases.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,10 +26,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import changed
+from .leases import RENEWALS, Renewals, Renewing
 from .lifecycle import Action, State, next_state
 from .models import Task
+from .work import Work, load_work
 
-__all__ = ["Claim", "LeaseKeeper", "claim_next", "end", "start_running"]
+__all__ = ["Claim", "LeaseKeeper", "claim_next", "end", "renew", "start_running"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,7 @@ class Claim:
     task_id: str
     attempt: int
     worker: str
+    work: Work  # what the task needs, read with the claim
 
     def mine(self) -> tuple[Any, ...]:
         """The compare part of every compare-and-swap on the task."""
@@ -52,20 +59,37 @@ class Claim:
         return {"task_id": self.task_id, "attempt": self.attempt, "worker": self.worker}
 
 
+_CLAIMED = (
+    Task.id,
+    Task.state,
+    Task.attempts,
+    Task.function_id,
+    Task.function_sha256,
+    Task.arguments,
+    Task.assigned_inputs,
+    Task.assigned_outputs,
+)
+
+
 def claim_next(
-    sessions: sessionmaker[Session], worker: str, lease_s: float, max_attempts: int
+    sessions: sessionmaker[Session],
+    worker: str,
+    lease_s: float,
+    max_attempts: int,
+    ended: Callable[[str], None] | None = None,
 ) -> Claim | None:
-    """Takes the oldest Staged task, or one whose worker's lease ran out; None if there is none
-    (or the database is busy: the caller polls again)."""
+    """Takes the oldest Staged task, or one whose worker's lease ran out, with all it needs, in
+    one transaction; None if there is none (or the database is busy: the caller polls again).
+    A task whose workers died `max_attempts` times fails as lost instead; `ended` is told its
+    id once that is committed."""
     try:
         while True:
             with sessions.begin() as session:
-                now = utcnow()
                 row = session.execute(
-                    select(Task.id, Task.state, Task.attempts)
+                    select(*_CLAIMED)
                     .where(
                         Task.state.in_((State.STAGED, State.RUNNING)),
-                        or_(Task.lease_expires.is_(None), Task.lease_expires < now),
+                        or_(Task.lease_expires.is_(None), Task.lease_expires < utcnow()),
                     )
                     .order_by(Task.invoked_at, Task.id)
                     .limit(1)
@@ -73,27 +97,51 @@ def claim_next(
                 ).first()
                 if row is None:
                     return None
-                seen = (Task.id == row.id, Task.state == row.state, Task.attempts == row.attempts)
                 if row.attempts >= max_attempts:  # its workers died each time: give up
-                    message = (
-                        f"lost: the task's worker stopped {row.attempts} times before it ended"
-                    )
-                    lost = _ended(State.FAILED, {"kind": "lost", "message": message})
-                    session.execute(update(Task).where(*seen).values(**lost))
-                    log.warning("gave up", extra={"task_id": row.id, "attempts": row.attempts})
-                    continue
-                state = next_state(row.state, Action.REQUEUE)
-                values = {
-                    "state": state,
-                    "attempts": row.attempts + 1,
-                    "lease_owner": worker,
-                    "lease_expires": now + timedelta(seconds=lease_s),
-                }
-                if changed(session, update(Task).where(*seen).values(**values)) == 1:
-                    return Claim(row.id, row.attempts + 1, worker)
+                    _give_up(session, row)
+                    lost = row.id
+                else:
+                    claim = _claim(session, row, worker, lease_s)
+                    if claim is not None:
+                        return claim
+                    lost = None
+            if lost is not None and ended is not None:
+                ended(lost)
     except OperationalError as err:  # SQLite busy beyond its timeout: try again later
         log.warning("claim failed", extra={"worker": worker, "error": type(err).__name__})
         return None
+
+
+def _seen(row: Any) -> tuple[Any, ...]:
+    return (Task.id == row.id, Task.state == row.state, Task.attempts == row.attempts)
+
+
+def _give_up(session: Session, row: Any) -> None:
+    message = f"lost: the task's worker stopped {row.attempts} times before it ended"
+    lost = _ended(State.FAILED, {"kind": "lost", "message": message})
+    session.execute(update(Task).where(*_seen(row)).values(**lost))
+    log.warning("gave up", extra={"task_id": row.id, "attempts": row.attempts})
+
+
+def _claim(session: Session, row: Any, worker: str, lease_s: float) -> Claim | None:
+    """Reads the task's work (before the write: on SQLite the write lock is then held only for
+    the swap), then swaps; None if another worker took the task in between."""
+    work = load_work(
+        session,
+        row.function_id,
+        row.function_sha256,
+        row.arguments,
+        (row.assigned_inputs, row.assigned_outputs),
+    )
+    values = {
+        "state": next_state(row.state, Action.REQUEUE),
+        "attempts": row.attempts + 1,
+        "lease_owner": worker,
+        "lease_expires": utcnow() + timedelta(seconds=lease_s),
+    }
+    if changed(session, update(Task).where(*_seen(row)).values(**values)) != 1:
+        return None
+    return Claim(row.id, row.attempts + 1, worker, work)
 
 
 def _ended(state: State, result: dict[str, Any]) -> dict[str, Any]:
@@ -134,30 +182,28 @@ def end(session: Session, claim: Claim, state: State, result: dict[str, Any]) ->
 
 
 class LeaseKeeper:
-    """Renews a claim's lease every lease_s / 3 in a thread while the task runs. `lost` is set
-    once a renewal finds the task gone (canceled or claimed by another worker)."""
+    """Keeps a claim's lease while the task runs: renewed every lease_s / 3 by the process's
+    renewal thread (none if the task ends sooner). `lost` is set once a renewal finds the task
+    gone (canceled or claimed by another worker)."""
 
-    def __init__(self, sessions: sessionmaker[Session], claim: Claim, lease_s: float) -> None:
-        self.sessions, self.claim, self.lease_s = sessions, claim, lease_s
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"lease-{claim.task_id[:8]}")
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        claim: Claim,
+        lease_s: float,
+        renewals: Renewals = RENEWALS,
+    ) -> None:
+        self.renewals = renewals
+        self._lease = Renewing(lambda: renew(sessions, claim, lease_s), lease_s / 3, claim.log())
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.lease_s / 3):
-            try:
-                if not renew(self.sessions, self.claim, self.lease_s):
-                    self.lost.set()
-                    log.warning("lease lost", extra=self.claim.log())
-                    return
-            except OperationalError:  # a busy database: the next renewal will tell
-                log.warning("lease renewal failed", extra=self.claim.log())
+    @property
+    def lost(self) -> threading.Event:
+        return self._lease.lost
 
     @contextmanager
     def held(self) -> Iterator[LeaseKeeper]:
-        self._thread.start()
+        self.renewals.hold(self._lease)
         try:
             yield self
         finally:
-            self._stop.set()
-            self._thread.join()
+            self.renewals.release(self._lease)

@@ -18,13 +18,27 @@ class Settings:
     max_function_bytes: int = 64 << 20
     max_upload_bytes: int = 256 << 20  # one encrypted file uploaded to the blob store
     admin_password_file: Path | None = None
-    # Execution. In-process workers (0: none; standalone `teaclave-infer worker`s may serve).
+    # Execution. Worker processes `serve` supervises (0: none; standalone `teaclave-infer
+    # worker`s may serve); the API process itself never runs a task.
     workers: int = 0
     # A worker renews its lease every lease_s / 3; a task whose worker died is claimed again
     # once the lease runs out, at most max_attempts times in all.
     lease_s: float = 30.0
     max_attempts: int = 3
-    poll_s: float = 0.5  # how often an idle worker looks for work (in-process ones are woken)
+    # An idle worker sleeps until a task is staged (a signal); it also looks every poll_s, for
+    # leases that ran out and signals that were lost.
+    poll_s: float = 5.0
+    # A standalone worker on another machine: the platform's address (its blobs come through
+    # the API) and the platform's key files, copied there by the operator.
+    platform_url: str | None = None
+    keys_path: Path | None = None  # default: data_dir / "keys"
+    # A blob directory the worker shares with the API (default: data_dir / "blobs"); a worker
+    # given platform_url and no blob_path reads and writes blobs through the API instead.
+    blob_path: Path | None = None
+    # A worker process's in-memory caches (never written to disk): wasm bytes by sha256, and
+    # the plaintext of function owners' separate weights files.
+    wasm_cache_bytes: int = 128 << 20
+    weights_cache_bytes: int = 256 << 20
     # Inputs fetched from file:// and http(s):// URLs: size and time limits (the time is the
     # whole of one fetch or upload). file:// URLs must lie under one of file_roots (none by
     # default: a data owner must not read the worker's disk); http(s):// URLs must resolve to
@@ -40,7 +54,7 @@ class Settings:
 
     @property
     def blob_dir(self) -> Path:
-        return self.data_dir / "blobs"
+        return self.blob_path or self.data_dir / "blobs"
 
     @property
     def secret_file(self) -> Path:
@@ -48,7 +62,7 @@ class Settings:
 
     @property
     def keys_dir(self) -> Path:
-        return self.data_dir / "keys"
+        return self.keys_path or self.data_dir / "keys"
 
     @property
     def module_cache_dir(self) -> Path:

@@ -4,7 +4,7 @@ result = run(wasm, {"input_img": "img"}, {"img": npy_bytes}, outputs=["scores"])
 if result.ok: print(result.return_value, result.outputs)
 """
 
-from ._cache import ModuleCache
+from ._cache import ModuleCache, Wasm
 from ._engine import EngineKey, engine_for
 from ._limits import Limits, Result, ResultKind
 from ._run import DEFAULT_CACHE, run
@@ -17,6 +17,7 @@ __all__ = [
     "ModuleCache",
     "Result",
     "ResultKind",
+    "Wasm",
     "compile_checked",
     "engine_for",
     "run",

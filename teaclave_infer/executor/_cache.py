@@ -1,6 +1,8 @@
 """Compiled modules, serialized to a directory and kept in memory.
 
-An entry's key is the sha256 of the wasm, the wasmtime version and the engine config. A file is
+An entry's key is the sha256 of the wasm, the wasmtime version and the engine config. A module
+may be asked for by its bytes or by a `Wasm`: its sha256 and a way to read the bytes, called only
+when the module must be compiled (a warm module costs no read, no hash, no deserialize). A file is
 "TICM" + version + sha256 of the payload + the payload (wasmtime's serialized module). A file
 that is short, has another magic, or whose payload does not hash to what its header says is
 deleted and rebuilt, never deserialized. wasmtime trusts what it deserializes, so the directory
@@ -14,15 +16,18 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import wasmtime
 
+from ..errors import InvalidModuleError
 from ._engine import EngineKey, engine_for
 from ._validate import compile_checked, validate
 
-__all__ = ["ModuleCache"]
+__all__ = ["ModuleCache", "Wasm"]
 
 MAGIC = b"TICM"
 VERSION = (1).to_bytes(4, "little")
@@ -30,6 +35,16 @@ HEADER = len(MAGIC) + len(VERSION) + 32
 
 
 WASMTIME_VERSION = metadata.version("wasmtime")  # read once: a lookup costs ~1 ms
+
+
+@dataclass(frozen=True)
+class Wasm:
+    """A module's bytes named by their sha256 (hex); `load` is called only to compile them, and
+    what it returns must hash to `sha256` (InvalidModuleError otherwise). Whatever `load`
+    raises passes through."""
+
+    sha256: str
+    load: Callable[[], bytes]
 
 
 def _key(wasm_sha256: str, engine: EngineKey) -> str:
@@ -50,7 +65,8 @@ class ModuleCache:
         # (100 MB of ResNet-50 take ~60 ms); holding the object keeps its id from being reused
         self.digests: OrderedDict[int, tuple[bytes, str]] = OrderedDict()
 
-    def _digest(self, wasm: bytes) -> str:
+    def digest(self, wasm: bytes) -> str:
+        """The sha256 (hex) of `wasm`, remembered for the same bytes object."""
         if type(wasm) is not bytes:  # a mutable buffer may change under the same id
             return hashlib.sha256(wasm).hexdigest()
         with self.lock:
@@ -64,9 +80,18 @@ class ModuleCache:
                 self.digests.popitem(last=False)
         return digest
 
-    def get(self, wasm: bytes, engine_key: EngineKey) -> wasmtime.Module:
+    def _bytes(self, wasm: bytes | Wasm) -> bytes:
+        if not isinstance(wasm, Wasm):
+            return wasm
+        data = wasm.load()
+        if self.digest(data) != wasm.sha256:
+            raise InvalidModuleError(f"the wasm read does not hash to {wasm.sha256}")
+        return data
+
+    def get(self, wasm: bytes | Wasm, engine_key: EngineKey) -> wasmtime.Module:
         """The validated module for these bytes; raises InvalidModuleError otherwise."""
-        key = _key(self._digest(wasm), engine_key)
+        digest = wasm.sha256 if isinstance(wasm, Wasm) else self.digest(wasm)
+        key = _key(digest, engine_key)
         with self.lock:
             module = self.memory.get(key)
             if module is not None:
@@ -77,7 +102,7 @@ class ModuleCache:
         engine = engine_for(engine_key)
         module = self._load(key, engine)
         if module is None:
-            module = compile_checked(engine, wasm, engine_key.profile)
+            module = compile_checked(engine, self._bytes(wasm), engine_key.profile)
             self._count("compiles")
             self._store(key, module)
         with self.lock:

@@ -18,7 +18,7 @@ import wasmtime
 from ..abi import ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS, pack_arguments
 from ..errors import ForbiddenImportError, InvalidModuleError, LimitError
 from ..laps import Laps
-from ._cache import ModuleCache
+from ._cache import ModuleCache, Wasm
 from ._engine import TICK_S, EngineKey, engine_for, ticker_for
 from ._files import ERROR, FileContext, GuestMemory
 from ._limits import MAX_TABLES, Limits, Result, ResultKind
@@ -220,7 +220,7 @@ class _Invocation:
 
 
 def run(
-    wasm: bytes,
+    wasm: bytes | Wasm,
     arguments: Mapping[str, object],
     inputs: Mapping[str, bytes],
     outputs: Sequence[str] = (),
@@ -230,7 +230,8 @@ def run(
     cache: ModuleCache = DEFAULT_CACHE,
 ) -> Result:
     """Runs the function's entrypoint once; every way it can end is a Result kind. Raises only
-    LimitError, for a request that breaks a limit before anything runs."""
+    LimitError, for a request that breaks a limit before anything runs, and what a `Wasm`'s
+    load raises (called only if the module is in neither cache)."""
     _check_inputs(inputs, limits)
     key = EngineKey(profile, limits.fuel is not None, limits.wasm_stack_bytes)
     laps = Laps()

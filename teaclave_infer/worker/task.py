@@ -1,18 +1,21 @@
 """One claimed task, run to its end: the only place where file keys and plaintext exist.
 
-Staged: load the task, fetch each input, check its cmac, unwrap its key, decrypt → Running: the
-executor with the function's limits → seal each output for its owners and store it → Finished
-with a signed receipt, or Failed with the reason. Keys and plaintext live in local variables of
-this one call and are never logged or written.
+Staged: everything the task needs came with its claim (domain/work.py); fetch each input, check
+its cmac, unwrap its key, decrypt → Running: the executor with the function's limits → seal each
+output for its owners and store it → Finished with a signed receipt, or Failed with the reason;
+then Channel.ENDED is published. Three transactions in all: the claim, the start, the end.
+
+What tasks share is kept in memory (caches.py): the compiled module (the executor's cache, asked
+by sha256: a warm task reads no wasm), the wasm's bytes, and the plaintext of a function owner's
+separate weights. Keys and plaintext otherwise live in local variables of this one call and are
+never logged or written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,11 +27,14 @@ from ..domain import queue
 from ..domain.db import changed
 from ..domain.keys import PlatformKeys
 from ..domain.lifecycle import Action, State, next_state
-from ..domain.models import DataFile, Function, Task
+from ..domain.models import DataFile
 from ..domain.queue import Claim, LeaseKeeper
+from ..domain.signals import Channel, Signals
+from ..domain.work import FileRow, FunctionRow, Work
 from ..errors import LimitError, TaskFailed
-from ..executor import Limits, ModuleCache, Result, run
+from ..executor import Limits, ModuleCache, Result, Wasm, run
 from ..laps import Laps
+from .caches import Caches, weights_version
 from .storage import Storage
 
 __all__ = ["EXECUTOR_VERSION", "Context", "execute"]
@@ -40,111 +46,103 @@ EXECUTOR_VERSION = f"teaclave-infer {__version__}; wasmtime-py {metadata.version
 
 @dataclass(frozen=True)
 class Context:
-    """What a worker needs: the database, the files, the keys, compiled modules."""
+    """What a worker needs: the database, the files, the keys, compiled modules, the signals
+    that tell waiting clients a task ended, and what tasks share in memory."""
 
     sessions: sessionmaker[Session]
     storage: Storage
     keys: PlatformKeys
     cache: ModuleCache
     lease_s: float
-
-
-@dataclass(frozen=True)
-class _File:
-    slot: str
-    id: str
-    url: str
-    schema: str
-    wrapped_key: str
-    key_file_id: str
-    iv: str
-    cmac: str | None
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What the database says about the task, read once."""
-
-    task_id: str
-    function_sha256: str
-    arguments: dict[str, Any]
-    wasm: bytes
-    profile: str
-    limits: Limits
-    inputs: list[_File]
-    outputs: list[_File]
+    signals: Signals
+    caches: Caches = field(default_factory=Caches)
 
 
 def execute(ctx: Context, claim: Claim) -> State | None:
     """Runs a claimed task to Finished or Failed; returns the state it ended in, or None if the
     task stopped being this worker's (canceled, or claimed again) and nothing was recorded."""
-    laps = Laps()
+    laps, work = Laps(), claim.work
     with LeaseKeeper(ctx.sessions, claim, ctx.lease_s).held() as lease:
         try:
-            job = _load(ctx, claim)  # Staged
-            inputs = {f.slot: _open_input(ctx, f) for f in job.inputs}
+            function, limits = _runnable(work)
+            inputs = {f.slot: _input(ctx, work, f) for f in work.inputs}  # Staged
             laps("fetch_decrypt")
             if not queue.start_running(ctx.sessions, claim):  # → Running
                 return _discarded(claim, "the task is no longer this worker's")
             log.info("running", extra=claim.log())
-            try:
-                result = run(
-                    job.wasm,
-                    job.arguments,
-                    inputs,
-                    [f.slot for f in job.outputs],
-                    job.limits,
-                    profile=job.profile,
-                    cache=ctx.cache,
-                )
-            except LimitError as err:  # an input over the function's limit
-                raise TaskFailed("input_limit", str(err)) from None
+            result = _run(ctx, work, function, limits, inputs)
             del inputs  # the plaintext inputs are not needed past the sandbox
             laps("execute")
-            _check(result, job)
-            sealed = [_seal(ctx, f, result.outputs[f.slot]) for f in job.outputs]
+            _check(result, work)
+            sealed = [_seal(ctx, f, result.outputs[f.slot]) for f in work.outputs]
             laps("seal")
         except TaskFailed as failure:
             return _fail(ctx, claim, failure, laps, lease.lost.is_set())
-        return _finish(ctx, claim, job, result, sealed, laps)
+        return _finish(ctx, claim, result, sealed, laps)
 
 
-def _load(ctx: Context, claim: Claim) -> _Job:
-    with ctx.sessions() as session:
-        task = session.get(Task, claim.task_id)
-        assert task is not None  # claimed, so it exists: tasks are never deleted
-        function = session.get(Function, task.function_id) if task.function_id else None
-        if function is None or function.disabled:
-            raise TaskFailed("function_unavailable", "the function was deleted or disabled")
-
-        def files(assigned: dict[str, Any]) -> list[_File]:
-            out = []
-            for slot, file_id in sorted(assigned.items()):
-                f = session.get(DataFile, file_id)
-                if f is None:
-                    raise TaskFailed("fetch", f"{slot}: file {file_id} was deleted")
-                key_file = f.key_file_id or f.id
-                out.append(
-                    _File(slot, f.id, f.url, f.schema, f.wrapped_key, key_file, f.iv, f.cmac)
-                )
-            return out
-
-        try:
-            limits = Limits(**function.limits)
-        except (TypeError, ValueError) as err:
-            raise TaskFailed("invalid_limits", f"the function's limits: {err}") from None
-        job_inputs, job_outputs = files(task.assigned_inputs), files(task.assigned_outputs)
-        arguments, sha256, profile = dict(task.arguments), task.function_sha256, function.profile
+def _runnable(work: Work) -> tuple[FunctionRow, Limits]:
+    """The function and its limits; TaskFailed if it is gone, its limits do not hold, or an
+    assigned file was deleted."""
+    if work.function is None:
+        raise TaskFailed("function_unavailable", "the function was deleted or disabled")
     try:
-        wasm = ctx.storage.blobs.get(function.id)
-    except OSError:
+        limits = Limits(**work.function.limits)
+    except (TypeError, ValueError) as err:
+        raise TaskFailed("invalid_limits", f"the function's limits: {err}") from None
+    if work.missing:
+        raise TaskFailed("fetch", f"{work.missing[0]} was deleted")
+    return work.function, limits
+
+
+def _run(
+    ctx: Context, work: Work, function: FunctionRow, limits: Limits, inputs: dict[str, bytes]
+) -> Result:
+    wasm = Wasm(work.function_sha256, lambda: _wasm(ctx, function.id, work.function_sha256))
+    try:
+        return run(
+            wasm,
+            work.arguments,
+            inputs,
+            [f.slot for f in work.outputs],
+            limits,
+            profile=function.profile,
+            cache=ctx.cache,
+        )
+    except LimitError as err:  # an input over the function's limit
+        raise TaskFailed("input_limit", str(err)) from None
+
+
+def _wasm(ctx: Context, blob_id: str, sha256: str) -> bytes:
+    """The function's wasm, read from the blob store once and checked against the sha256 the
+    task names (called only when the executor must compile it)."""
+    wasm = ctx.caches.wasm.get(sha256)
+    if wasm is not None:
+        return wasm
+    try:
+        wasm = ctx.storage.blobs.get(blob_id)
+    except (OSError, ValueError):
         raise TaskFailed("function_unavailable", "the function's wasm is missing") from None
-    if hashlib.sha256(wasm).hexdigest() != sha256:
+    if ctx.cache.digest(wasm) != sha256:
         raise TaskFailed("integrity", "the stored wasm is not the function the task names")
-    return _Job(claim.task_id, sha256, arguments, wasm, profile, limits, job_inputs, job_outputs)
+    ctx.caches.wasm.put(sha256, wasm)
+    return wasm
 
 
-def _key(ctx: Context, f: _File, what: str) -> bytes:
+def _input(ctx: Context, work: Work, f: FileRow) -> bytes:
+    """An input's plaintext; a function owner's weights come from memory after the first
+    task, as long as the file's cmac, iv, schema and wrapped key stay what they were."""
+    if f.slot not in work.reusable or not f.cmac:
+        return _open_input(ctx, f)
+    version = weights_version(f.cmac, f.iv, f.schema, f.wrapped_key, f.key_file_id)
+    plaintext = ctx.caches.weights.get(f.id, version)
+    if plaintext is None:
+        plaintext = _open_input(ctx, f)
+        ctx.caches.weights.put(f.id, plaintext, version)
+    return plaintext
+
+
+def _key(ctx: Context, f: FileRow, what: str) -> bytes:
     if f.schema == "raw":
         return b""
     try:
@@ -153,7 +151,7 @@ def _key(ctx: Context, f: _File, what: str) -> bytes:
         raise TaskFailed("integrity", f"{what}: {err}") from None
 
 
-def _open_input(ctx: Context, f: _File) -> bytes:
+def _open_input(ctx: Context, f: FileRow) -> bytes:
     data = ctx.storage.fetch(f.url, f"input {f.slot}")
     try:
         return decrypt(
@@ -167,7 +165,7 @@ def _open_input(ctx: Context, f: _File) -> bytes:
         raise TaskFailed("integrity", f"input {f.slot}: {err}") from None
 
 
-def _check(result: Result, job: _Job) -> None:
+def _check(result: Result, work: Work) -> None:
     """A run that did not end well is a failure with its reason, never an empty success."""
     if not result.ok:
         raise TaskFailed(result.kind.value, result.message, result.trap_code)
@@ -176,19 +174,19 @@ def _check(result: Result, job: _Job) -> None:
         known = result.return_value in Status._value2member_map_
         meaning = f": {Status(result.return_value).meaning}" if known else ""
         raise TaskFailed("function_error", f"the function returned {result.return_value}{meaning}")
-    if missing := [f.slot for f in job.outputs if f.slot not in result.outputs]:
+    if missing := [f.slot for f in work.outputs if f.slot not in result.outputs]:
         raise TaskFailed("missing_output", f"the function did not write outputs {missing}")
 
 
 @dataclass(frozen=True)
 class _Sealed:
-    file: _File
+    file: FileRow
     url: str
     iv: str
     cmac: str
 
 
-def _seal(ctx: Context, f: _File, plaintext: bytes) -> _Sealed:
+def _seal(ctx: Context, f: FileRow, plaintext: bytes) -> _Sealed:
     sealed, meta = encrypt(f.schema, _key(ctx, f, f"output {f.slot}"), plaintext)
     url = ctx.storage.store(f.url, sealed, f"output {f.slot}")
     return _Sealed(f, url, meta.iv.hex(), meta.cmac.hex())
@@ -197,7 +195,6 @@ def _seal(ctx: Context, f: _File, plaintext: bytes) -> _Sealed:
 def _finish(
     ctx: Context,
     claim: Claim,
-    job: _Job,
     result: Result,
     sealed: list[_Sealed],
     laps: Laps,
@@ -205,9 +202,9 @@ def _finish(
     state = next_state(State.RUNNING, Action.FINISH)
     receipt = ctx.keys.sign(
         {
-            "task_id": job.task_id,
-            "function_sha256": job.function_sha256,
-            "inputs": {f.slot: f.cmac for f in job.inputs},
+            "task_id": claim.task_id,
+            "function_sha256": claim.work.function_sha256,
+            "inputs": {f.slot: f.cmac for f in claim.work.inputs},
             "outputs": {s.file.slot: s.cmac for s in sealed},
             "return_value": result.return_value,
             "result_kind": result.kind.value,
@@ -245,6 +242,7 @@ def _finish(
         if rollback.failure is None:
             return _discarded(claim, "the task is no longer this worker's")
         return _fail(ctx, claim, rollback.failure, laps, False)
+    _ended(ctx, claim)
     log.info(
         "finished", extra=claim.log() | {"kind": result.kind.value, **laps.milliseconds("_ms")}
     )
@@ -277,8 +275,14 @@ def _fail(ctx: Context, claim: Claim, failure: TaskFailed, laps: Laps, lost: boo
     with ctx.sessions.begin() as session:
         if not queue.end(session, claim, State.FAILED, outcome):
             return _discarded(claim, "the task is no longer this worker's")
+    _ended(ctx, claim)
     log.info("failed", extra=claim.log() | {"kind": failure.kind})
     return State.FAILED
+
+
+def _ended(ctx: Context, claim: Claim) -> None:
+    """Wakes whoever waits for the task (a long-poll, the SDK's wait): its end is committed."""
+    ctx.signals.publish(Channel.ENDED, claim.task_id)
 
 
 def _discarded(claim: Claim, why: str) -> State | None:

@@ -25,11 +25,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from fastapi.testclient import TestClient
 from guests import ECHO
-from platform_helpers import Platform
+from platform_helpers import Platform, app_with_workers
 
-from teaclave_infer.api import create_app
 from teaclave_infer.domain.blobs import LocalBlobStore
 from teaclave_infer.errors import TaskFailed
 from teaclave_infer.worker import transfer
@@ -478,11 +476,9 @@ def test_a_refused_file_output_fails_as_store_and_inputs_alike(tmp_path, root):
 
 @pytest.fixture
 def platform(settings, tmp_path) -> Iterator[Platform]:
-    settings = dataclasses.replace(
-        settings, workers=1, poll_s=0.05, file_roots=(tmp_path / "shared",)
-    )
+    settings = dataclasses.replace(settings, file_roots=(tmp_path / "shared",))
     (tmp_path / "shared").mkdir()
-    with TestClient(create_app(settings)) as client:
+    with app_with_workers(settings, workers=1) as client:
         yield Platform(client)
 
 

@@ -32,6 +32,7 @@ from service_helpers import (
 )
 
 from teaclave_infer.api import create_app
+from teaclave_infer.api.routes.auth import login_throttle
 from teaclave_infer.api.throttle import Backoff, LoginThrottle, ThrottleLimits
 from teaclave_infer.domain import passwords
 from teaclave_infer.domain.models import User
@@ -236,7 +237,8 @@ def test_counts_are_forgotten_and_the_tables_stay_bounded():
 def test_login_answers_429_with_retry_after_per_pair(client, admin):
     make_user(client, admin, "dora")
     clock = Clock()
-    client.app.state.login_throttle = LoginThrottle(clock=clock)
+    throttle = LoginThrottle(clock=clock)
+    client.app.dependency_overrides[login_throttle] = lambda: throttle
     for _ in range(6):
         assert_problem(_login(client, "dora", "not-dora-pass"), 401, "wrong password")
     throttled = _login(client, "dora", "dora-password")  # right, but too soon

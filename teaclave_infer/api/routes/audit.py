@@ -1,13 +1,12 @@
-"""The audit log, for admins."""
+"""The audit log, for admins (domain/audit.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from fastapi import APIRouter
-from sqlalchemy import func, select
 
-from ...domain.models import AuditEvent
+from ...domain import audit
 from ..bounded import Filter, Limit, Offset, Status
 from ..deps import AdminUser, SessionDep
 from ..schemas import AuditPublic, Page
@@ -27,20 +26,15 @@ def list_events(
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> Page[AuditPublic]:
-    query = select(AuditEvent)
-    for column, value in (
-        (AuditEvent.user_id, user_id),
-        (AuditEvent.action, action),
-        (AuditEvent.status, status),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if since is not None:
-        query = query.where(AuditEvent.at >= since)
-    if until is not None:
-        query = query.where(AuditEvent.at < until)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(AuditEvent.id).offset(offset).limit(limit))
-    return Page(
-        items=[AuditPublic.model_validate(e) for e in rows], total=total, offset=offset, limit=limit
+    found = audit.events(
+        session,
+        user_id=user_id,
+        action=action,
+        status=status,
+        since=since,
+        until=until,
+        offset=offset,
+        limit=limit,
     )
+    items = [AuditPublic.model_validate(e) for e in found.items]
+    return Page(items=items, total=found.total, offset=offset, limit=limit)

@@ -1,24 +1,22 @@
-"""Data: blob uploads, input and output file registration, inputs from finished outputs."""
+"""Data: blob uploads, input and output file registration, inputs from finished outputs,
+co-owners accepting or declining, stored bytes. The rules are the domain's (domain/files.py);
+these routes parse, enforce the upload's size and Idempotency-Key, and render."""
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from teaclave_client.crypto import stored_cmac
 
-from ...domain.blobs import BlobMissing, BlobStore
-from ...domain.models import Blob, DataFile, FileOwner, User
-from ...domain.policy import claim_place, owned_blob, owned_file, owners_of, pending_file
-from ...domain.urls import UrlError, url_key
+from ...domain import files as domain
+from ...domain.blobs import BlobStore
+from ...domain.models import DataFile, User
+from ...domain.policy import owned_file
 from ..bounded import Id
-from ..deps import CurrentUser, SessionDep
+from ..deps import CurrentUser, PlatformDep, SessionDep
 from ..idempotency import remember, replay
 from ..problems import Problem
 from ..schemas import FilePublic, InputFileCreate, InputFromOutput, OutputFileCreate
@@ -26,7 +24,9 @@ from ..schemas import FilePublic, InputFileCreate, InputFromOutput, OutputFileCr
 router = APIRouter(prefix="/v1", tags=["data"])
 
 
-def public(session: Session, f: DataFile) -> FilePublic:
+def _public(session: Session, f: DataFile) -> dict[str, Any]:
+    """The file as its owners see it, as JSON."""
+    owners = domain.owners(session, f.id)
     return FilePublic(
         id=f.id,
         kind=f.kind,
@@ -34,70 +34,39 @@ def public(session: Session, f: DataFile) -> FilePublic:
         schema_=f.schema,
         iv=f.iv,
         cmac=f.cmac,
-        owners=owners_of(session, f.id),
-        pending_owners=sorted(
-            session.scalars(
-                select(FileOwner.user_id).where(FileOwner.file_id == f.id, ~FileOwner.accepted)
-            )
-        ),
+        owners=owners.accepted,
+        pending_owners=owners.pending,
         created_at=f.created_at,
-    )
+    ).model_dump(mode="json", by_alias=True)
 
 
-def _owners(session: Session, user: User, others: list[str]) -> list[str]:
-    owners = sorted({user.id, *others})
-    known = set(session.scalars(select(User.id).where(User.id.in_(owners))))
-    if unknown := set(owners) - known:
-        raise Problem(422, "Unknown users", f"owners names no user: {sorted(unknown)}")
-    return owners
-
-
-def _register(
-    request: Request,
-    session: Session,
-    user: User,
-    f: DataFile,
-    owners: list[str],
-    accepted: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
-    """Records the file; the co-owners the caller names own it once they accept it (unless
-    they already have: `accepted`)."""
-    if f.id is not None and session.get(DataFile, f.id) is not None:
-        raise Problem(409, "Conflict", f"file id {f.id} is taken: wrap the key for a fresh one")
-    try:
-        place = url_key(f.url)
-    except UrlError as err:
-        raise Problem(422, "Invalid URL", f"url: {err}") from None
-    claim_place(session, place, owners)
-    session.add(f)
-    session.flush()
-    consented = accepted | {user.id}
-    session.add_all(FileOwner(file_id=f.id, user_id=o, accepted=o in consented) for o in owners)
-    session.flush()
-    body = public(session, f).model_dump(mode="json", by_alias=True)
+def _created(request: Request, session: Session, user: User, f: DataFile) -> dict[str, Any]:
+    """The new file's body, stored for its Idempotency-Key in the same transaction."""
+    body = _public(session, f)
     remember(request, session, user, 201, body)
     session.commit()
     return body
 
 
 @router.post("/blobs", status_code=201)
-async def upload(request: Request, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+async def upload(
+    request: Request, platform: PlatformDep, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
     """Stores the request body (an encrypted file) in the platform's blob store, as the
     caller's: only they may register it as a file."""
-    limit = request.app.state.settings.max_upload_bytes
+    limit = platform.settings.max_upload_bytes
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > limit:
             raise Problem(413, "Too large", f"the upload is over {limit} bytes")
-    return await run_in_threadpool(_store_blob, request, session, user, bytes(data))
+    return await run_in_threadpool(_store_blob, session, platform.blobs, user, bytes(data))
 
 
-def _store_blob(request: Request, session: Session, user: User, data: bytes) -> dict[str, Any]:
-    blob_id, sha256 = request.app.state.blobs.put(data)
-    session.add(Blob(id=blob_id, owner_id=user.id, size=len(data), sha256=sha256))
+def _store_blob(session: Session, blobs: BlobStore, user: User, data: bytes) -> dict[str, Any]:
+    blob = domain.store_blob(session, blobs, user, data)
     session.commit()
-    return {"url": f"blob:{blob_id}", "bytes": len(data), "sha256": sha256}
+    return {"url": f"blob:{blob.id}", "bytes": blob.size, "sha256": blob.sha256}
 
 
 @router.post("/files/inputs", status_code=201)
@@ -106,20 +75,17 @@ def register_input(
 ) -> Any:
     if (previous := replay(request, session, user)) is not None:
         return previous
-    if body.url.startswith("blob:"):
-        owned_blob(session, body.url, user)
-    f = DataFile(
-        id=body.id,
+    draft = domain.FileDraft(
         kind="input",
         url=body.url,
         schema=body.schema_,
+        id=body.id,
         wrapped_key=body.wrapped_key,
-        key_file_id=body.id or "",
-        iv=body.iv.lower(),
-        cmac=body.cmac.lower(),
-        created_by=user.id,
+        iv=body.iv,
+        cmac=body.cmac,
+        owners=tuple(body.owners),
     )
-    return _register(request, session, user, f, _owners(session, user, body.owners))
+    return _created(request, session, user, domain.register(session, user, draft))
 
 
 @router.post("/files/outputs", status_code=201)
@@ -128,16 +94,15 @@ def register_output(
 ) -> Any:
     if (previous := replay(request, session, user)) is not None:
         return previous
-    f = DataFile(
-        id=body.id,
+    draft = domain.FileDraft(
         kind="output",
         url=body.url,
         schema=body.schema_,
+        id=body.id,
         wrapped_key=body.wrapped_key,
-        key_file_id=body.id or "",
-        created_by=user.id,
+        owners=tuple(body.owners),
     )
-    return _register(request, session, user, f, _owners(session, user, body.owners))
+    return _created(request, session, user, domain.register(session, user, draft))
 
 
 @router.post("/files/inputs/from-output", status_code=201)
@@ -146,71 +111,35 @@ def input_from_output(
 ) -> Any:
     if (previous := replay(request, session, user)) is not None:
         return previous
-    output = owned_file(session, body.output_id, user)
-    if output.kind != "output" or output.cmac is None:
-        raise Problem(409, "Not finished", f"{body.output_id} is not an output written by a task")
-    f = DataFile(
-        kind="input",
-        url=output.url,
-        schema=output.schema,
-        iv=output.iv,
-        wrapped_key=output.wrapped_key,
-        key_file_id=output.key_file_id or output.id,
-        cmac=output.cmac,
-        created_by=user.id,
-    )
-    owners = owners_of(session, output.id)  # they all accepted the output
-    return _register(request, session, user, f, owners, frozenset(owners))
+    f = domain.input_from_output(session, user, body.output_id)
+    return _created(request, session, user, f)
 
 
 @router.get("/files/{file_id}")
 def get_file(file_id: Id, user: CurrentUser, session: SessionDep) -> Any:
-    return public(session, owned_file(session, file_id, user)).model_dump(
-        mode="json", by_alias=True
-    )
+    return _public(session, owned_file(session, file_id, user))
 
 
 @router.post("/files/{file_id}/accept")
 def accept(file_id: Id, user: CurrentUser, session: SessionDep) -> Any:
     """The caller accepts to co-own a file another user named them owner of."""
-    pending_file(session, file_id, user).accepted = True
+    f = domain.accept(session, user, file_id)
     session.commit()
-    return public(session, owned_file(session, file_id, user)).model_dump(
-        mode="json", by_alias=True
-    )
+    return _public(session, f)
 
 
 @router.post("/files/{file_id}/decline", status_code=204)
 def decline(file_id: Id, user: CurrentUser, session: SessionDep) -> None:
     """The caller refuses to co-own a file another user named them owner of."""
-    session.delete(pending_file(session, file_id, user))
+    domain.decline(session, user, file_id)
     session.commit()
 
 
 @router.get("/files/{file_id}/content")
-def get_content(file_id: Id, request: Request, user: CurrentUser, session: SessionDep) -> Any:
-    """The (encrypted) bytes of a file in the platform's blob store, for its owners."""
-    return blob_content(request, owned_file(session, file_id, user))
-
-
-def blob_content(request: Request, f: DataFile) -> StreamingResponse:
-    """The file's encrypted bytes from the blob store once their tag is checked against the
-    registered cmac: a 409 if it lives elsewhere, is not written yet or does not check, a 410
-    if its blob was deleted."""
-    if not f.url.startswith("blob:") or f.url == "blob:" or f.cmac is None:
-        raise Problem(409, "Not in the blob store", f"file {f.id} has no bytes here")
-    blobs = request.app.state.blobs
-    try:
-        with blobs.open(f.url[5:]) as stream:
-            tag = stored_cmac(f.schema, stream)
-    except BlobMissing:
-        raise Problem(410, "Gone", f"the blob of file {f.id} was deleted") from None
-    if not hmac.compare_digest(tag, bytes.fromhex(f.cmac)):
-        raise Problem(409, "Integrity", f"the stored bytes of file {f.id} are not its cmac's")
-    return StreamingResponse(_chunks(blobs, f.url[5:]), media_type="application/octet-stream")
-
-
-def _chunks(blobs: BlobStore, blob_id: str) -> Iterator[bytes]:
-    with blobs.open(blob_id) as stream:
-        while chunk := stream.read(1 << 16):
-            yield chunk
+def get_content(
+    file_id: Id, platform: PlatformDep, user: CurrentUser, session: SessionDep
+) -> StreamingResponse:
+    """The (encrypted) bytes of a file in the platform's blob store, for its owners, once
+    they check against its cmac."""
+    content = domain.verified_content(platform.blobs, owned_file(session, file_id, user))
+    return StreamingResponse(content, media_type="application/octet-stream")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -14,32 +14,32 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ... import __version__
+from ...domain.errors import Unavailable
 from ...domain.lifecycle import State
 from ...domain.models import Task
-from ..problems import Problem
+from ..deps import PlatformDep
 
 router = APIRouter(tags=["platform"])
 
 
 @router.get("/v1/platform/keys")
-def platform_keys(request: Request) -> dict[str, Any]:
+def platform_keys(platform: PlatformDep) -> dict[str, Any]:
     """The X25519 key file keys are sealed to, and the Ed25519 key receipts are signed with."""
-    return request.app.state.keys.public()
+    return platform.keys.public()
 
 
 @router.get("/v1/health")
-def health(request: Request) -> dict[str, Any]:
+def health(platform: PlatformDep) -> dict[str, Any]:
     try:
-        with request.app.state.sessions() as session:
+        with platform.sessions() as session:
             session.execute(text("SELECT 1"))
     except SQLAlchemyError as err:
-        message = f"the database does not answer: {type(err).__name__}"
-        raise Problem(503, "Unavailable", message) from None
+        raise Unavailable(f"the database does not answer: {type(err).__name__}") from None
     return {
         "status": "ok",
         "version": __version__,
         "database": "ok",
-        "workers": request.app.state.settings.workers,
+        "workers": platform.settings.workers,  # the processes `serve` supervises
     }
 
 
@@ -67,7 +67,9 @@ class TaskCollector(Collector):
             tasks.add_metric([state, kind], n)
         yield tasks
         yield GaugeMetricFamily(
-            "teaclave_workers_in_process", "Workers in the service's process", value=self.workers
+            "teaclave_worker_processes",
+            "Worker processes the service supervises (standalone workers not counted)",
+            value=self.workers,
         )
 
 
@@ -78,5 +80,5 @@ def metrics_registry(sessions: sessionmaker[Session], workers: int) -> Collector
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
+def metrics(platform: PlatformDep) -> Response:
+    return Response(generate_latest(platform.metrics), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,111 @@
+"""What a claimed task needs, read once, in the transaction that claims it: the function (its
+wasm's identity, profile and limits), the arguments, and the rows of the files assigned to it.
+
+The worker needs nothing more from the database until it starts the function and, at the end,
+records the outcome: a task costs three short transactions (queue.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import DataFile, FileOwner, Function
+
+__all__ = ["WEIGHTS_SLOT", "FileRow", "FunctionRow", "Work", "load_work"]
+
+WEIGHTS_SLOT = "weights"  # the input slot of a function built with separate weights
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """An assigned file: where its ciphertext is, how it is encrypted, its wrapped key."""
+
+    slot: str
+    id: str
+    url: str
+    schema: str
+    wrapped_key: str
+    key_file_id: str  # the file id bound in the wrapped key
+    iv: str
+    cmac: str | None  # an output's is None until a task writes it
+
+
+@dataclass(frozen=True)
+class FunctionRow:
+    id: str  # also its wasm's blob id
+    profile: str
+    limits: dict[str, Any]  # the executor's Limits fields
+
+
+@dataclass(frozen=True)
+class Work:
+    """Everything the worker reads about a claimed task."""
+
+    function: FunctionRow | None  # None: deleted or disabled since the task was invoked
+    function_sha256: str  # the wasm the task names: the stored bytes must hash to it
+    arguments: dict[str, Any]
+    inputs: tuple[FileRow, ...]
+    outputs: tuple[FileRow, ...]
+    missing: tuple[str, ...]  # "<slot>: file <id>" for each assigned file deleted since
+    # Input slots whose plaintext a worker may keep between tasks: the function's separate
+    # weights when they are a file of the function owner's alone. A data owner's inputs never.
+    reusable: frozenset[str] = frozenset()
+
+
+def load_work(
+    session: Session,
+    function_id: str | None,
+    function_sha256: str,
+    arguments: dict[str, Any],
+    assigned: tuple[dict[str, Any], dict[str, Any]],
+) -> Work:
+    """Reads the task's function and files (at most three queries) in the caller's
+    transaction; `assigned` is the task's (inputs, outputs): slot -> file id."""
+    function = session.get(Function, function_id) if function_id else None
+    if function is not None and function.disabled:
+        function = None
+    ids = [str(i) for a in assigned for i in a.values()]
+    rows = {f.id: f for f in session.scalars(select(DataFile).where(DataFile.id.in_(ids)))}
+    missing = tuple(
+        f"{slot}: file {fid}"
+        for a in assigned
+        for slot, fid in sorted(a.items())
+        if fid not in rows
+    )
+    inputs, outputs = (
+        tuple(_row(slot, rows[fid]) for slot, fid in sorted(a.items()) if fid in rows)
+        for a in assigned
+    )
+    return Work(
+        function=FunctionRow(function.id, function.profile, dict(function.limits))
+        if function is not None
+        else None,
+        function_sha256=function_sha256,
+        arguments=dict(arguments),
+        inputs=inputs,
+        outputs=outputs,
+        missing=missing,
+        reusable=_reusable(session, function, assigned[0]),
+    )
+
+
+def _row(slot: str, f: DataFile) -> FileRow:
+    return FileRow(slot, f.id, f.url, f.schema, f.wrapped_key, f.key_file_id or f.id, f.iv, f.cmac)
+
+
+def _reusable(
+    session: Session, function: Function | None, inputs: dict[str, Any]
+) -> frozenset[str]:
+    """{WEIGHTS_SLOT} if the function has separate weights and the file in that slot is its
+    owner's alone (the rule `browser_weights` follows too), else nothing."""
+    separate = function is not None and function.manifest.get("weights", {}).get("mode")
+    if function is None or separate != "separate" or WEIGHTS_SLOT not in inputs:
+        return frozenset()
+    owners = session.scalars(
+        select(FileOwner.user_id).where(FileOwner.file_id == inputs[WEIGHTS_SLOT])
+    ).all()
+    return frozenset({WEIGHTS_SLOT}) if list(owners) == [function.owner_id] else frozenset()
