@@ -61,6 +61,13 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--keys", type=Path, metavar="DIR", help="the platform's key files (default: DATA/keys)"
     )
     parser.add_argument(
+        "--blobs",
+        type=Path,
+        metavar="DIR",
+        help="the blob store's directory (default: DATA/blobs; a worker given --platform and "
+        "no --blobs reads and writes blobs through the API)",
+    )
+    parser.add_argument(
         "--lease", type=float, default=30.0, metavar="S", help="a worker's lease on a task"
     )
     parser.add_argument(
@@ -95,8 +102,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         "--platform",
         type=_url,
         metavar="URL",
-        help="the platform's address, e.g. https://platform.example:8000 (a worker on another "
-        "machine fetches blobs through it)",
+        help="the platform's address, e.g. https://platform.example:8000 (without --blobs, the "
+        "worker reads and writes blobs through it)",
     )
     parser.add_argument(
         "--concurrency", type=int, default=1, metavar="N", help="tasks at once (default 1)"
@@ -133,6 +140,7 @@ def settings_from(args: argparse.Namespace, **more: Any) -> Settings:
         data_dir=args.data_dir,
         db_url=args.db,
         keys_path=args.keys,
+        blob_path=args.blobs,
         lease_s=args.lease,
         poll_s=args.poll,
         file_roots=tuple(args.allow_file_root),
@@ -148,6 +156,7 @@ def worker_argv(settings: Settings) -> list[str]:
     argv += ["--poll", repr(settings.poll_s)]
     argv += ["--db", settings.db_url] if settings.db_url else []
     argv += ["--keys", str(settings.keys_path)] if settings.keys_path else []
+    argv += ["--blobs", str(settings.blob_path)] if settings.blob_path else []
     argv += ["--platform", settings.platform_url] if settings.platform_url else []
     for root in settings.file_roots:
         argv += ["--allow-file-root", str(root)]

@@ -75,7 +75,8 @@ def serving(tmp_path: Path, workers: int) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def module_service(tmp_path_factory) -> Iterator[str]:
-    """One service with two workers for a whole test module (the client tests share it)."""
+    """One service with two worker processes for a whole test module (the client tests share
+    it)."""
     with serving(tmp_path_factory.mktemp("service"), workers=2) as base:
         yield base
 
@@ -89,6 +90,7 @@ def live_service(tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def live_service_with_workers(tmp_path) -> Iterator[str]:
-    """The service with two in-process workers; its JSON log is tmp_path / "live" / "serve.log"."""
+    """The service with two worker processes; its JSON log (theirs too) is
+    tmp_path / "live" / "serve.log"."""
     with serving(tmp_path, workers=2) as base:
         yield base

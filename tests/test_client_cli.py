@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from guests import guest
+from guests import ECHO, guest
 from service_helpers import ADMIN_PASSWORD
 from teaclave_client.cli import main
 
@@ -286,3 +286,37 @@ def test_the_client_imports_no_server_side_package():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_task_create_takes_the_callers_steps_in_one_request(users, tmp_path):
+    """`task create --input --output --invoke`: created, assigned, approved and invoked in one
+    request when the caller owns every slot; `--approve` and `approve --invoke` likewise."""
+    fo, do = users["fo"], users["do"]
+    (tmp_path / "echo.wasm").write_bytes(guest(ECHO))
+    (tmp_path / "echo.json").write_text(json.dumps({"name": "echo"}))
+    slots = {"inputs": [{"name": "in"}], "outputs": [{"name": "out"}]}
+    arguments = [{"name": n, "default": n} for n in ("in", "out")]
+    (tmp_path / "spec.json").write_text(json.dumps({**slots, "arguments": arguments}))
+    fid = fo.json(
+        "function",
+        "register",
+        str(tmp_path / "echo.wasm"),
+        "--public",
+        "--spec",
+        str(tmp_path / "spec.json"),
+    )["id"]
+    (tmp_path / "in.bin").write_bytes(b"twelve bytes")
+    files = []
+    for _ in range(2):
+        image = do("data", "register-input", str(tmp_path / "in.bin")).strip()
+        out = do("data", "register-output").strip()
+        files.append(["--input", f"in={image}", "--output", f"out={out}"])
+    task = do.json("task", "create", fid, *files[0], "--invoke")
+    assert task["state"] == "Staged" and task["stopped"] is None
+    assert do("task", "status", task["id"], "--wait").strip() == "Finished (ok)"
+    assert do.json("task", "result", task["id"])["return_value"] == 12
+
+    later = do.json("task", "create", fid, *files[1], "--approve")
+    assert later["state"] == "Approved"  # the only participant: assigning approved it
+    assert do("task", "approve", later["id"], "--invoke", code=6) == ""  # approved already
+    assert do("task", "invoke", later["id"]).strip() == "Staged"

@@ -10,10 +10,11 @@ import io
 import json
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from guests import guest
+from guests import ECHO, guest
 from service_helpers import ADMIN_PASSWORD
 from teaclave_client import Client
 from teaclave_client.crypto import generate_key
@@ -257,3 +258,68 @@ def test_a_saved_session_is_private_and_resumes(people, tmp_path):
     with Client(people.url) as anonymous, pytest.raises(TeaclaveClientError, match="not logged"):
         anonymous.save_session(tmp_path / "nothing.json")
     assert not (tmp_path / "nothing.json").exists()
+
+
+def test_infer_is_seven_requests_with_one_long_poll(people):
+    """The data owner's whole flow when nobody else takes part: upload, register the input and
+    the output, the task in one request, one long-poll for its end, the output's record and
+    content (the platform's keys and the caller's id are asked once per client)."""
+    echo = people.model.register_function(
+        guest(ECHO),
+        {"name": "echo"},
+        public=True,
+        inputs=[{"name": "in"}],
+        outputs=[{"name": "out"}],
+        arguments=[{"name": n, "default": n} for n in ("in", "out")],
+    )
+    sent: list[str] = []
+
+    def record(response, *args, **kwargs) -> None:
+        sent.append(f"{response.request.method} {urlsplit(response.request.url).path}")
+
+    people.data.platform_keys()
+    people.data._http.hooks["response"].append(record)
+    try:
+        result = people.data.infer(echo, {"in": b"hello"})
+    finally:
+        people.data._http.hooks["response"].remove(record)
+    assert result.return_value == 5 and result.outputs == {"out": b"hello"}
+    task, out = result.task.id, result.task.assigned_outputs["out"]
+    assert sent == [
+        "POST /v1/blobs",
+        "POST /v1/files/inputs",
+        "POST /v1/files/outputs",
+        "POST /v1/tasks",
+        f"GET /v1/tasks/{task}",
+        f"GET /v1/files/{out}",
+        f"GET /v1/files/{out}/content",
+    ]
+
+
+def test_infer_waits_for_the_model_owner_then_approves_and_invokes(people, mnist_function):
+    """With the model owner's separate weights: `infer` stops where the weights are missing,
+    the model owner assigns them and approves in one request, and `infer` approves and
+    invokes in one (the model owner's assignment withdrew the data owner's approval)."""
+    function, weights = mnist_function
+    data, model = people.data, people.model
+    assert data.user and model.user
+    name = sorted(LABELS)[5]
+    slot, tensor = prepare_for(data.get_function_manifest(function.id), SAMPLES / name)
+    acted: list[str] = []
+
+    def progress(step: str) -> None:  # the model owner acts when the data owner waits
+        if step.startswith("waiting") and not acted:
+            assert "weights" in step
+            mine = [t for t in model.list_tasks("Created") if t.creator_id == data.user.id]
+            task = max(mine, key=lambda t: str(t.created_at))
+            acted.append(model.assign_data(task.id, {"weights": weights.id}, approve=True).state)
+
+    result = data.infer(
+        function,
+        {slot: npy_bytes(tensor)},
+        others={"weights": [model.user.id]},
+        timeout=60,
+        progress=progress,
+    )
+    assert acted == ["DataAssigned"] and result.return_value == LABELS[name]
+    assert result.task.approvals == {data.user.id: True, model.user.id: True}

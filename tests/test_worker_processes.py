@@ -148,8 +148,8 @@ def test_an_idle_worker_queries_only_after_a_wake_up_or_its_fallback_period(tmp_
     clock = Clock()
     script = [[], [], ["task-a"], ["stop:another-pool"], []]
     signals = ScriptedSignals(clock, script, statements)
-    ctx = Context(session_factory(engine), None, None, None, settings.lease_s)  # type: ignore
-    worker = Worker(ctx, settings, name="idle", signals=signals, clock=clock)
+    ctx = Context(session_factory(engine), None, None, None, settings.lease_s, signals)
+    worker = Worker(ctx, settings, name="idle", clock=clock)  # it listens on ctx.signals
     assert not worker.run_once()
     per_claim = len(statements)  # what one look at an empty queue costs
     statements.clear()
@@ -176,6 +176,7 @@ def test_a_worker_process_gets_the_settings_of_its_supervisor(tmp_path):
         data_dir=tmp_path / "data",
         db_url="postgresql://u:p@db.example/teaclave",
         keys_path=tmp_path / "keys",
+        blob_path=tmp_path / "blobs",
         lease_s=12.5,
         poll_s=7.0,
         file_roots=(tmp_path / "a", tmp_path / "b"),

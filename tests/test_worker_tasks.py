@@ -8,18 +8,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 from guests import ECHO, IN, guest
 from platform_helpers import Platform
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from teaclave_client.crypto import encrypt
 
 from teaclave_infer.api import create_app
 from teaclave_infer.domain.blobs import LocalBlobStore
 from teaclave_infer.domain.db import make_engine, session_factory
-from teaclave_infer.domain.models import DataFile, Task
+from teaclave_infer.domain.leases import Renewals, Renewing
+from teaclave_infer.domain.lifecycle import State
+from teaclave_infer.domain.models import DataFile, Task, User
 from teaclave_infer.domain.queue import claim_next
 from teaclave_infer.domain.signals import Channel
 from teaclave_infer.domain.work import WEIGHTS_SLOT
@@ -28,6 +31,7 @@ from teaclave_infer.worker import context_for, execute
 from teaclave_infer.worker.caches import BytesCache, Caches
 from teaclave_infer.worker.task import Context
 
+HANG_GUARD_S = 30  # a bound on a hang, never a figure the test measures
 WEIGHTS_AT = 96  # where the guest below keeps the string "weights"
 # Copies its input "weights" to its output "out" (ECHO, reading another input).
 ECHO_WEIGHTS = ECHO.replace(
@@ -242,3 +246,34 @@ def test_the_bytes_cache_is_bounded_and_drops_the_least_recently_used():
     cache.put("big", b"x" * 11)  # over the bound alone: not kept, nothing dropped
     assert "big" not in cache and cache.size == 8
     assert cache.get("a", version="v2") is None and "a" not in cache  # another version: gone
+
+
+def test_a_task_given_up_as_lost_is_told_to_whoever_waits(world):
+    with world.ctx.sessions.begin() as session:
+        admin = session.scalars(select(User).where(User.username == "admin")).one()
+        task = Task(
+            function_sha256="0" * 64,
+            creator_id=admin.id,
+            state=State.STAGED,
+            attempts=3,  # its workers died three times
+            invoked_at=datetime.now(UTC),
+        )
+        session.add(task)
+    ended: list[str] = []
+    assert claim_next(world.ctx.sessions, "w", 30.0, 3, ended=ended.append) is None
+    assert ended == [task.id]
+    with world.ctx.sessions() as session:
+        assert session.get(Task, task.id).state == "Failed"
+
+
+def test_a_lease_is_renewed_only_once_due_and_a_failed_renewal_marks_it_lost():
+    renewals = Renewals()
+    calls: list[str] = []
+    later = Renewing(lambda: calls.append("later") or True, 3600.0, {})
+    due = Renewing(lambda: calls.append("due") or False, 0.0, {})  # due at once; then lost
+    renewals.hold(later)
+    renewals.hold(due)
+    assert due.lost.wait(HANG_GUARD_S)
+    renewals.release(later)
+    renewals.release(due)
+    assert calls == ["due"] and not later.lost.is_set()

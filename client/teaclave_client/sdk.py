@@ -9,6 +9,11 @@
         client.approve_task(task.id); client.invoke_task(task.id)
         result = client.get_task_result(client.wait(task.id))    # verified and decrypted
 
+or, the caller's steps in one request each: `submit_task` (create, assign, approve, invoke),
+`assign_data(..., approve=True)`, `approve_task(..., invoke=True)`; and all of it for plaintext
+inputs with `client.infer(fid, {"input_img": npy})`. `wait` long-polls: the platform answers
+when the task ends.
+
 File keys are made on this machine, kept in a `KeyStore` (memory, or a 0600 file per key with
 `DirectoryKeyStore`) and travel only wrapped to the platform's published key. Results are
 checked three ways: the receipt's signature against the platform's signing key, the receipt's
@@ -26,24 +31,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
+from . import flows
 from .crypto import SCHEMAS, decrypt, encrypt, generate_key
-from .errors import (
-    ApiError,
-    IntegrityError,
-    ReceiptError,
-    ServiceUnavailable,
-    TaskFailed,
-    TaskTimeout,
-    TeaclaveClientError,
-    api_error,
-)
+from .errors import ApiError, IntegrityError, TaskTimeout, TeaclaveClientError
 from .keystore import DirectoryKeyStore, KeyStore, MemoryKeyStore, write_private
 from .models import ENDED, FileInfo, Function, Task, TaskResult, User, parse
 from .sealing import verify_receipt, wrap_key
+from .transport import Transport
+from .verify import check_finished, check_input, check_receipt
 
 MAX_WAIT_S = 60.0  # the longest long-poll the platform holds
 
@@ -70,27 +65,7 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
-def _retrying_session(retries: int) -> requests.Session:
-    """A session that retries what is safe to retry: a connection that was never made (any
-    method), and idempotent requests on a reset or a 502/503/504, with exponential backoff."""
-    session = requests.Session()
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        backoff_factor=0.2,
-        status_forcelist=(502, 503, 504),
-        allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}),
-        raise_on_status=False,
-    )
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-class Client:
+class Client(Transport):
     """A session with one platform. `token` resumes a login; `pinned_keys` ({"sealing": id,
     "signing": id}, as `key_ids()` returns) refuses a platform whose keys changed."""
 
@@ -104,13 +79,10 @@ class Client:
         retries: int = 3,
         pinned_keys: Mapping[str, str] | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
+        super().__init__(url, token, timeout=timeout, retries=retries)
         self.keys: KeyStore = keys if keys is not None else MemoryKeyStore()
-        self.timeout = timeout
         self.pinned_keys = dict(pinned_keys or {})
         self.user: User | None = None
-        self._http = _retrying_session(retries)
         self._platform_keys: dict[str, Any] | None = None
         # The tags of the inputs this client registered (an input's never changes): a result
         # is checked against them without asking the platform again.
@@ -118,53 +90,6 @@ class Client:
 
     def __enter__(self) -> Client:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
-
-    # -- transport -----------------------------------------------------------------------------
-
-    def _request(self, method: str, path: str, **kw: Any) -> requests.Response:
-        headers = dict(kw.pop("headers", {}))
-        timeout = kw.pop("timeout", (5.0, self.timeout))  # (connect, read) seconds
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            response = self._http.request(
-                method, self.url + path, headers=headers, timeout=timeout, **kw
-            )
-        except requests.RequestException as err:
-            reason = type(err).__name__
-            if isinstance(err, requests.ConnectionError):
-                reason = "connection refused or lost"
-            if isinstance(err, requests.Timeout):
-                reason = f"no answer within {self.timeout:g} s"
-            raise ServiceUnavailable(f"cannot reach the service at {self.url}: {reason}") from err
-        if response.status_code >= 400:
-            try:
-                problem = response.json()
-                if not isinstance(problem, dict):
-                    raise ValueError
-            except ValueError:
-                problem = {"title": response.reason, "detail": response.text[:200]}
-            raise api_error(response.status_code, problem)
-        return response
-
-    def _json(self, method: str, path: str, **kw: Any) -> Any:
-        response = self._request(method, path, **kw)
-        return response.json() if response.content else None
-
-    def _pages(self, path: str, params: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
-        offset = 0
-        while True:
-            page = self._json("GET", path, params={**params, "offset": offset, "limit": 500})
-            yield from page["items"]
-            offset += len(page["items"])
-            if not page["items"] or offset >= page["total"]:
-                return
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -543,13 +468,7 @@ class Client:
         outputs; each output this client holds a key for is fetched, its tag checked against
         the receipt and decrypted. TaskFailed if the task failed or was canceled."""
         task = self.get_task(task) if isinstance(task, str) else task
-        if task.state != "Finished":
-            if not task.ended:
-                raise TeaclaveClientError(f"task {task.id} has not ended: it is {task.state}")
-            result = task.result or {}
-            kind = result.get("kind") or task.result_kind or task.state.lower()
-            raise TaskFailed(task.id, task.state, kind, str(result.get("message", "")))
-        result = task.result or {}
+        result = check_finished(task)
         slots = (*task.input_owners.values(), *task.output_owners.values())
         me = (self.user or self.me()).id
         if "receipt" not in result and me != task.creator_id and all(me not in s for s in slots):
@@ -559,12 +478,11 @@ class Client:
             )
         signing = self.platform_keys()["signing"]["public_key"]
         payload = verify_receipt(result.get("receipt") or {}, signing)
-        _check_receipt(payload, task, result)
+        check_receipt(payload, task, result)
         for slot, file_id in task.assigned_inputs.items():  # our own inputs: were they used?
             if self.keys.get(file_id) is not None:
                 cmac = self._input_cmacs.get(file_id) or self.get_file(file_id).cmac or ""
-                if payload.get("inputs", {}).get(slot, "").lower() != cmac.lower():
-                    raise ReceiptError(f"the receipt's input {slot!r} is not file {file_id}")
+                check_input(payload, slot, file_id, cmac)
         outputs, missing = {}, []
         for slot, out in result.get("outputs", {}).items():
             if self.keys.get(out["file_id"]) is None:
@@ -590,59 +508,14 @@ class Client:
         approves and invokes the task in one request; waits for it (long-polls) and returns
         its result, verified and decrypted. `others` names the owners of the function's other
         inputs (slot -> user ids): once they have assigned and approved theirs, this approves
-        and invokes. `progress(step)` names each step. TaskTimeout after `timeout` seconds."""
-        say = progress or (lambda _: None)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        function = function if isinstance(function, Function) else self.get_function(function)
-        say("encrypting and uploading")
-        given = {slot: self.put_input(data, schema).id for slot, data in inputs.items()}
-        made = {s["name"]: self.register_output_file(schema=schema).id for s in function.outputs}
-        say("submitting the task")
-        task = self.submit_task(
-            function.id,
-            given,
-            made,
-            arguments=function.default_arguments(),
-            inputs_ownership=dict(others or {}),
+        and invokes. `progress(step)` names each step. TaskTimeout after `timeout` seconds.
+        Seven requests for one input and one output when nobody else takes part."""
+        return flows.infer(
+            self,
+            function,
+            inputs,
+            schema=schema,
+            others=others,
+            timeout=timeout,
+            progress=progress,
         )
-        task = self._until_invoked(task, deadline, say)
-        say(task.state)
-        task = self.wait(task.id, _left(deadline), progress=lambda t: say(t.state))
-        return self.get_task_result(task)
-
-    def _until_invoked(
-        self, task: Task, deadline: float | None, say: Callable[[str], None]
-    ) -> Task:
-        """The creator's part while other owners assign and approve: approve once the data
-        is complete (an assignment withdraws earlier approvals), invoke once all approved."""
-        me = (self.user or self.me()).id
-        while task.state in ("Created", "DataAssigned", "Approved"):
-            if task.state == "Approved":
-                return self.invoke_task(task.id)
-            if task.state == "DataAssigned" and not task.approvals.get(me, True):
-                task = self.approve_task(task.id, invoke=True)
-                continue
-            say(f"waiting: {task.stopped or 'the other owners have yet to act'}")
-            later = {"Created": {"DataAssigned", "Approved"}, "DataAssigned": {"Approved"}}
-            task = self.wait(task.id, _left(deadline), states=later[task.state])
-        return task
-
-
-def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-def _check_receipt(payload: Mapping[str, Any], task: Task, result: Mapping[str, Any]) -> None:
-    """The signed receipt must describe this very task and result."""
-    expected = {
-        "task_id": task.id,
-        "function_sha256": task.function_sha256,
-        "return_value": result.get("return_value"),
-        "result_kind": "ok",
-    }
-    for name, value in expected.items():
-        if payload.get(name) != value:
-            raise ReceiptError(f"the receipt's {name} is {payload.get(name)!r}, not {value!r}")
-    recorded = {slot: out["cmac"] for slot, out in result.get("outputs", {}).items()}
-    if payload.get("outputs") != recorded:
-        raise ReceiptError("the receipt's outputs are not the task's outputs")

@@ -8,10 +8,9 @@ records the outcome: a task costs three short transactions (queue.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, bindparam, select
 
 from .models import DataFile, FileOwner, Function
 
@@ -56,8 +55,24 @@ class Work:
     reusable: frozenset[str] = frozenset()
 
 
+_FN, _FILE, _OWNER = (cast(Table, m.__table__).c for m in (Function, DataFile, FileOwner))
+_FUNCTION = select(_FN.id, _FN.profile, _FN.limits, _FN.disabled, _FN.owner_id, _FN.manifest).where(
+    _FN.id == bindparam("function")
+)
+_FILES = select(
+    _FILE.id,
+    _FILE.url,
+    _FILE.schema,
+    _FILE.wrapped_key,
+    _FILE.key_file_id,
+    _FILE.iv,
+    _FILE.cmac,
+).where(_FILE.id.in_(bindparam("files", expanding=True)))
+_OWNERS = select(_OWNER.user_id).where(_OWNER.file_id == bindparam("file"))
+
+
 def load_work(
-    session: Session,
+    connection: Connection,
     function_id: str | None,
     function_sha256: str,
     arguments: dict[str, Any],
@@ -65,11 +80,13 @@ def load_work(
 ) -> Work:
     """Reads the task's function and files (at most three queries) in the caller's
     transaction; `assigned` is the task's (inputs, outputs): slot -> file id."""
-    function = session.get(Function, function_id) if function_id else None
+    function = (
+        connection.execute(_FUNCTION, {"function": function_id}).first() if function_id else None
+    )
     if function is not None and function.disabled:
         function = None
-    ids = [str(i) for a in assigned for i in a.values()]
-    rows = {f.id: f for f in session.scalars(select(DataFile).where(DataFile.id.in_(ids)))}
+    ids = sorted({str(i) for a in assigned for i in a.values()})
+    rows = {f.id: f for f in connection.execute(_FILES, {"files": ids})} if ids else {}
     missing = tuple(
         f"{slot}: file {fid}"
         for a in assigned
@@ -89,23 +106,21 @@ def load_work(
         inputs=inputs,
         outputs=outputs,
         missing=missing,
-        reusable=_reusable(session, function, assigned[0]),
+        reusable=_reusable(connection, function, assigned[0]),
     )
 
 
-def _row(slot: str, f: DataFile) -> FileRow:
+def _row(slot: str, f: Any) -> FileRow:  # a row of _FILES
     return FileRow(slot, f.id, f.url, f.schema, f.wrapped_key, f.key_file_id or f.id, f.iv, f.cmac)
 
 
-def _reusable(
-    session: Session, function: Function | None, inputs: dict[str, Any]
-) -> frozenset[str]:
+def _reusable(connection: Connection, function: Any, inputs: dict[str, Any]) -> frozenset[str]:
     """{WEIGHTS_SLOT} if the function has separate weights and the file in that slot is its
     owner's alone (the rule `browser_weights` follows too), else nothing."""
-    separate = function is not None and function.manifest.get("weights", {}).get("mode")
-    if function is None or separate != "separate" or WEIGHTS_SLOT not in inputs:
+    manifest = function.manifest if function is not None else None
+    weights = manifest.get("weights") if isinstance(manifest, dict) else None
+    separate = isinstance(weights, dict) and weights.get("mode") == "separate"
+    if function is None or not separate or WEIGHTS_SLOT not in inputs:
         return frozenset()
-    owners = session.scalars(
-        select(FileOwner.user_id).where(FileOwner.file_id == inputs[WEIGHTS_SLOT])
-    ).all()
+    owners = connection.execute(_OWNERS, {"file": inputs[WEIGHTS_SLOT]}).scalars().all()
     return frozenset({WEIGHTS_SLOT}) if list(owners) == [function.owner_id] else frozenset()

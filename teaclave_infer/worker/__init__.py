@@ -70,7 +70,7 @@ def in_threads(
     engine = make_engine(settings.database_url)
     try:
         ctx = context_for(settings, session_factory(engine), create_keys=False)
-        with workers(ctx, settings, count, signals or signals_for(settings.database_url)) as pool:
+        with workers(ctx, settings, count, signals) as pool:
             yield pool
     finally:
         engine.dispose()

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 from ..domain.queue import claim_next
 from ..domain.settings import Settings
-from ..domain.signals import Channel, Listener, Signals, signals_for
+from ..domain.signals import Channel, Listener, Signals
 from .task import Context, execute
 
 __all__ = ["STOP_PREFIX", "Worker", "workers"]
@@ -49,7 +49,7 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ctx, self.settings, self.clock = ctx, settings, clock
-        self.signals = signals or signals_for(settings.database_url)
+        self.signals = signals or ctx.signals
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def run_once(self) -> bool:
@@ -111,9 +111,9 @@ class Worker:
 def workers(
     ctx: Context, settings: Settings, count: int, signals: Signals | None = None
 ) -> Iterator[list[Worker]]:
-    """`count` workers in threads of this process; on exit they are stopped (woken at once,
-    their current tasks finished) and joined."""
-    signals = signals or signals_for(settings.database_url)
+    """`count` workers in threads of this process, listening on `signals` (by default the
+    context's); on exit they are stopped (woken at once, current tasks finished) and joined."""
+    signals = signals or ctx.signals
     stop = threading.Event()
     pool = [Worker(ctx, settings, signals=signals) for _ in range(count)]
     threads = [

@@ -16,7 +16,6 @@ import threading
 
 from ..domain.db import make_engine, migrate, session_factory
 from ..domain.settings import Settings, private_data_dir
-from ..domain.signals import signals_for
 from .loop import workers
 
 __all__ = ["STOPPING", "run_standalone"]
@@ -40,7 +39,7 @@ def run_standalone(settings: Settings, concurrency: int = 1, supervised: bool = 
         ctx = context_for(settings, session_factory(engine), create_keys=False)
         if supervised:
             _stop_when_stdin_ends()
-        with workers(ctx, settings, concurrency, signals_for(settings.database_url)):
+        with workers(ctx, settings, concurrency):
             signum = signal.sigwait(STOPPING)
             log.info("stopping", extra={"signal": signal.Signals(signum).name})
     finally:

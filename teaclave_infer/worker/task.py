@@ -16,18 +16,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from teaclave_client.crypto import IntegrityError, decrypt, encrypt
 
 from .. import __version__
 from ..abi import Status
 from ..domain import queue
-from ..domain.db import changed
 from ..domain.keys import PlatformKeys
 from ..domain.lifecycle import Action, State, next_state
-from ..domain.models import DataFile
 from ..domain.queue import Claim, LeaseKeeper
 from ..domain.signals import Channel, Signals
 from ..domain.work import FileRow, FunctionRow, Work
@@ -193,48 +191,16 @@ def _seal(ctx: Context, f: FileRow, plaintext: bytes) -> _Sealed:
 
 
 def _finish(
-    ctx: Context,
-    claim: Claim,
-    result: Result,
-    sealed: list[_Sealed],
-    laps: Laps,
+    ctx: Context, claim: Claim, result: Result, sealed: list[_Sealed], laps: Laps
 ) -> State | None:
     state = next_state(State.RUNNING, Action.FINISH)
-    receipt = ctx.keys.sign(
-        {
-            "task_id": claim.task_id,
-            "function_sha256": claim.work.function_sha256,
-            "inputs": {f.slot: f.cmac for f in claim.work.inputs},
-            "outputs": {s.file.slot: s.cmac for s in sealed},
-            "return_value": result.return_value,
-            "result_kind": result.kind.value,
-            "executor": EXECUTOR_VERSION,
-            "finished_at": queue.utcnow().isoformat(),
-        }
-    )
-    outcome = {
-        "kind": result.kind.value,
-        "return_value": result.return_value,
-        "outputs": {s.file.slot: {"file_id": s.file.id, "cmac": s.cmac} for s in sealed},
-        # the worker's stages (fetch_decrypt_ms, execute_ms, seal_ms), then the executor's
-        "timings": laps.milliseconds("_ms")
-        | {k: round(v * 1000, 3) for k, v in result.timings.items()},
-        "attempt": claim.attempt,
-        "worker": claim.worker,
-        "receipt": receipt,
-    }
+    outcome = _outcome(ctx, claim, result, sealed, laps)
     try:
         with ctx.sessions.begin() as session:  # the task and its outputs, all or nothing
             if not queue.end(session, claim, state, outcome):
                 raise _Rollback(None)
             for s in sealed:  # each output is written once: a file already written is refused
-                written = changed(
-                    session,
-                    update(DataFile)
-                    .where(DataFile.id == s.file.id, DataFile.cmac.is_(None))
-                    .values(url=s.url, iv=s.iv, cmac=s.cmac),
-                )
-                if written != 1:
+                if not queue.write_output(session, s.file.id, s.url, s.iv, s.cmac):
                     message = f"output {s.file.slot}: file {s.file.id} was already written"
                     raise _Rollback(TaskFailed("output_conflict", message))
     except _Rollback as rollback:
@@ -247,6 +213,35 @@ def _finish(
         "finished", extra=claim.log() | {"kind": result.kind.value, **laps.milliseconds("_ms")}
     )
     return state
+
+
+def _outcome(
+    ctx: Context, claim: Claim, result: Result, sealed: list[_Sealed], laps: Laps
+) -> dict[str, Any]:
+    """The finished task's result, with its signed receipt."""
+    receipt = ctx.keys.sign(
+        {
+            "task_id": claim.task_id,
+            "function_sha256": claim.work.function_sha256,
+            "inputs": {f.slot: f.cmac for f in claim.work.inputs},
+            "outputs": {s.file.slot: s.cmac for s in sealed},
+            "return_value": result.return_value,
+            "result_kind": result.kind.value,
+            "executor": EXECUTOR_VERSION,
+            "finished_at": queue.utcnow().isoformat(),
+        }
+    )
+    return {
+        "kind": result.kind.value,
+        "return_value": result.return_value,
+        "outputs": {s.file.slot: {"file_id": s.file.id, "cmac": s.cmac} for s in sealed},
+        # the worker's stages (fetch_decrypt_ms, execute_ms, seal_ms), then the executor's
+        "timings": laps.milliseconds("_ms")
+        | {k: round(v * 1000, 3) for k, v in result.timings.items()},
+        "attempt": claim.attempt,
+        "worker": claim.worker,
+        "receipt": receipt,
+    }
 
 
 class _Rollback(Exception):
