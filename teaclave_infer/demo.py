@@ -2,9 +2,9 @@
 on a free loopback port (SQLite in a temporary data dir, worker processes) unless `--url` names
 one, and run the client's MNIST demo against it: every digit an encrypted task through the full
 lifecycle (each owner's steps batched into one request where the rules allow, the result waited
-for with a long-poll), then the table and the accuracy. Everything started is stopped at the end. With
-`web`, the local service then stays up with the MNIST function (weights embedded, public, allowed
-in browsers) shared for the /demo page, until Ctrl-C."""
+for with a long-poll), then the table and the accuracy. Everything started is stopped at the
+end. With `web`, the local service then stays up with the MNIST function (weights embedded,
+public, allowed in browsers) shared for the /demo page, until Ctrl-C."""
 
 from __future__ import annotations
 

@@ -191,6 +191,8 @@ def test_approve_and_assign_flags_only_ask_what_the_steps_allow(world):
         "do2", f"{path}/assign", {"inputs": {"weights": w.input_file("do2")}, "approve": True}
     )
     assert r.json()["state"] == "Created" and not any(r.json()["approvals"].values())
+    assert r.json()["waiting_for"] == {"inputs": ["in"], "outputs": ["out"]}
+    assert "before it can be approved" in r.json()["stopped"]
     r = w.post("do1", f"{path}/approve", {"invoke": True})
     assert r.status_code == 409 and "Created" in r.json()["detail"]
     # do1 completes the data and approves; do2's earlier approval never counted.

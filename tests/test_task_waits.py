@@ -171,4 +171,7 @@ def test_stopping_the_waits_answers_every_wait(settings):
             stopper.start()
             assert answer.result(BOUND).json()["state"] == "Created"
             stopper.join(BOUND)
+        # A server shutting down waits for requests in flight: later waits answer at once.
+        later = w.client.get(f"/v1/tasks/{task_id}?wait=60", headers=w.auth["do1"])
+        assert later.json()["state"] == "Created" and waits.waiting() == 0
         waits.start()  # the lifespan's end stops them again: stop() is idempotent

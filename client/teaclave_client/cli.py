@@ -38,6 +38,7 @@ import numpy as np
 from .crypto import SCHEMAS, decrypt_file, encrypt_file, generate_key
 from .errors import TeaclaveClientError
 from .images import npy_bytes, prepare_for
+from .models import User, parse
 from .progress import Progress
 from .sdk import Client, DirectoryKeyStore, Function, Task, TaskResult, write_private
 
@@ -73,13 +74,16 @@ def _client(args: argparse.Namespace, login_required: bool = True) -> Client:
     token = session.get("token") if same else None
     if login_required and not token:
         raise NotLoggedIn(f"not logged in to {url}: run `teaclave-client login USERNAME` first")
-    return Client(
+    client = Client(
         url,
         token,
         keys=DirectoryKeyStore(_home(args) / "keys"),
         timeout=args.timeout,
         pinned_keys=session.get("key_ids") if same else None,
     )
+    if same and session.get("user"):  # who logged in: no request to ask
+        client.user = parse(User, session["user"])
+    return client
 
 
 class NotLoggedIn(TeaclaveClientError):
@@ -301,7 +305,7 @@ def _owners(items: Sequence[str], me: str) -> dict[str, list[str]]:
 
 def cmd_task_create(args: argparse.Namespace) -> Output:
     with _client(args) as client:
-        me = client.me().id
+        me = (client.user or client.me()).id
         function = client.find_function(args.function)
         arguments = function.default_arguments() | _pairs(args.arg, "--arg")
         inputs = {s["name"]: [me] for s in function.inputs} | _owners(args.input_owner, me)

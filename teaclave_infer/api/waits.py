@@ -78,12 +78,17 @@ class TaskWaits:
             self._thread = threading.Thread(target=self._listen, name="task-waits", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stops the listener and wakes every wait (each answers with its task as it is);
-        idempotent."""
-        thread, self._thread = self._thread, None
+    def finish(self) -> None:
+        """Answers every wait now with its task as it is, and every later one at once: what a
+        server shutting down calls first, since it waits for requests in flight before the
+        lifespan's end (`stop`). Never blocks; safe in a signal handler."""
         self._stopping.set()
         self.notify_all()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """`finish`, then stops the listener; idempotent."""
+        thread, self._thread = self._thread, None
+        self.finish()
         if thread is not None:
             self.signals.publish(Channel.ENDED)  # wakes the listener out of its wait
             thread.join(timeout)

@@ -1,4 +1,5 @@
-"""The database: engine, sessions and migrations. The only module that knows SQL dialects."""
+"""The database: engine, sessions and migrations. With json_sql.py (a JSON test that listings
+need), the only module that knows SQL dialects."""
 
 from __future__ import annotations
 

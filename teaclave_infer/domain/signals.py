@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 
@@ -68,18 +68,33 @@ def signals_for(database_url: str) -> Signals:
 
 
 class PostgresSignals:
+    """Publishes through one connection kept open (opening one costs ~20 ms, more than a task),
+    reopened after an error; each listener has its own."""
+
     def __init__(self, database_url: str) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self.dsn = url.render_as_string(hide_password=False)
+        self._lock = threading.Lock()
+        self._conn: Any = None
 
     def publish(self, channel: Channel, payload: str = "") -> None:
         import psycopg
 
-        try:
-            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-                conn.execute("SELECT pg_notify(%s, %s)", (channel.value, payload[:PAYLOAD_BYTES]))
-        except psycopg.Error as err:
-            log.warning("signal lost", extra={"channel": channel.value, "error": str(err)})
+        with self._lock:
+            for attempt in (1, 2):  # a connection the server closed meanwhile: once more
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+                    self._conn.execute(
+                        "SELECT pg_notify(%s, %s)", (channel.value, payload[:PAYLOAD_BYTES])
+                    )
+                    return
+                except psycopg.Error as err:
+                    self._conn = None
+                    if attempt == 2:
+                        log.warning(
+                            "signal lost", extra={"channel": channel.value, "error": str(err)}
+                        )
 
     @contextlib.contextmanager
     def listen(self, channel: Channel) -> Iterator[Listener]:

@@ -92,13 +92,13 @@ def create_task(
 @router.post("/{task_id}/assign")
 def assign(
     task_id: Id, body: Assignment, user: CurrentUser, session: SessionDep, platform: PlatformDep
-) -> TaskPublic:
+) -> TaskProgress:
     """Assigns files the caller owns (withdrawing every approval given so far); with
     `approve`, approves in the same transaction once the data is complete."""
     files = tasks.Files(body.inputs, body.outputs)
-    task = tasks.assign(session, user, task_id, files, body.approve)
+    reached = tasks.assign(session, user, task_id, files, body.approve)
     _changed(platform, task_id)
-    return public(session, task, user)
+    return _progress(session, reached, user)
 
 
 @router.post("/{task_id}/approve")

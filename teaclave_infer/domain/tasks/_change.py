@@ -112,12 +112,15 @@ def _retried(session: Session, attempt: Callable[[], T]) -> T:
         raise Conflict("the task kept changing meanwhile: get it and try again") from err
 
 
-def assign(session: Session, user: User, task_id: str, files: Files, approve: bool = False) -> Task:
+def assign(
+    session: Session, user: User, task_id: str, files: Files, approve: bool = False
+) -> Progress:
     """Assigns files the caller owns; once every required file is there, DataAssigned (and,
     with a single participant, Approved at once). Any assignment withdraws every approval
-    given so far, in the same swap: everyone approves the data as it is now. With `approve`
-    (and the data complete), the caller's approval follows in the same transaction. Owners
-    assigning at once all succeed, one after the other. Committed."""
+    given so far, in the same swap: everyone approves the data as it is now. With `approve`,
+    the caller's approval follows in the same transaction once the data is complete (else the
+    Progress says what is missing). Owners assigning at once all succeed, one after the
+    other. Committed."""
     participant_task(session, task_id, user)
 
     def attempt() -> None:
@@ -126,7 +129,7 @@ def assign(session: Session, user: User, task_id: str, files: Files, approve: bo
             approve_in(session, user, task)
 
     _retried(session, attempt)
-    return fresh(session, task_id)
+    return progress(session, task_id, False, State.APPROVED if approve else None)
 
 
 def approve(session: Session, user: User, task_id: str, invoke: bool = False) -> Progress:
