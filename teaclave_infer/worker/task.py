@@ -234,7 +234,10 @@ def _outcome(
     return {
         "kind": result.kind.value,
         "return_value": result.return_value,
-        "outputs": {s.file.slot: {"file_id": s.file.id, "cmac": s.cmac} for s in sealed},
+        # the iv too: a client decrypts an output with no request for its file's record
+        "outputs": {
+            s.file.slot: {"file_id": s.file.id, "cmac": s.cmac, "iv": s.iv} for s in sealed
+        },
         # the worker's stages (fetch_decrypt_ms, execute_ms, seal_ms), then the executor's
         "timings": laps.milliseconds("_ms")
         | {k: round(v * 1000, 3) for k, v in result.timings.items()},
