@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -50,7 +51,8 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=Path("teaclave-data"),
-        help="database, blobs and keys (default: ./teaclave-data)",
+        help="the data directory: the SQLite database, blobs and keys unless placed elsewhere, "
+        "and a worker's module cache (default: ./teaclave-data)",
     )
     parser.add_argument(
         "--db",
@@ -180,8 +182,28 @@ def _exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, which first answers every long-poll when asked to stop: it waits
+        for requests in flight, and a long-poll may take a minute."""
+
+        def __init__(self, config: uvicorn.Config, finish: Callable[[], None]) -> None:
+            super().__init__(config)
+            self.finish = finish
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            self.finish()
+            super().handle_exit(sig, frame)
+
+    return Server
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    _Server = _server_class()
 
     from .api import create_app
     from .logs import configure
@@ -199,7 +221,10 @@ def run_serve(args: argparse.Namespace) -> int:
         supervisor.start()
         # proxy_headers off: uvicorn would otherwise take the client's address from
         # X-Forwarded-For sent by any local peer, and the login throttle counts by that address.
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=False)
+        config = uvicorn.Config(
+            app, host=args.host, port=args.port, log_config=None, proxy_headers=False
+        )
+        _Server(config, app.state.platform.waits.finish).run()
     finally:
 
         def kill(signum: int, frame: FrameType | None) -> None:

@@ -302,3 +302,16 @@ def test_sigterm_stops_the_api_and_lets_the_running_task_finish(tmp_path):
     order = [e["event"] for e in events(s, "stopping", "finished", "worker stopped")]
     assert order == ["stopping", "finished", "worker stopped"]  # SIGTERM came while it ran
     assert [e["status"] for e in events(s, "worker process stopped")] == [0]
+
+
+def test_stopping_the_server_first_answers_every_long_poll():
+    """uvicorn waits for requests in flight before it stops, and a long-poll may last a
+    minute: `serve`'s server answers them all first (TaskWaits.finish) when told to stop."""
+    import uvicorn
+
+    from teaclave_infer.serve import _server_class
+
+    finished: list[bool] = []
+    server = _server_class()(uvicorn.Config(lambda *_: None), lambda: finished.append(True))
+    server.handle_exit(signal.SIGTERM, None)
+    assert finished == [True] and server.should_exit
