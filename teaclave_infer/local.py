@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 
 from .errors import TeaclaveInferError
+from .serve import DB_ENV
 
 __all__ = ["Served", "free_port", "local_service", "serve_process"]
 
@@ -72,14 +73,14 @@ def serve_process(
         *(sys.executable, *python_flags, "-m", "teaclave_infer.cli", "serve"),
         *("--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)),
         *("--admin-password-file", str(admin_password_file)),
-        *(("--db", db) if db else ()),
         *flags,
     ]
     log_path = data_dir / "serve.log"
     url = f"http://127.0.0.1:{port}"
     # The log is the service's own: owner-only, like everything in its data dir.
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        env = {**os.environ, **({DB_ENV: db} if db else {})}  # not on its command line
+        process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         try:
             _wait_until_up(url, process, log_path, timeout)
             yield Served(url, process, log_path)

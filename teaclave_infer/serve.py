@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 STOPPING = {signal.SIGTERM, signal.SIGINT}
+DB_ENV = "TEACLAVE_DB"  # the database URL, for whom a flag would show it to every local user
 
 
 def _url(text: str) -> str:
@@ -56,8 +57,10 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--db",
+        default=os.environ.get(DB_ENV) or None,
         help="database URL (default: SQLite in the data dir); "
-        "postgresql://user:pass@host/db for PostgreSQL",
+        f"postgresql://user:pass@host/db for PostgreSQL. Or set {DB_ENV}: unlike a flag, it "
+        "does not show the password to every local user in the process list",
     )
     parser.add_argument(
         "--keys", type=Path, metavar="DIR", help="the platform's key files (default: DATA/keys)"
@@ -156,7 +159,6 @@ def worker_argv(settings: Settings) -> list[str]:
     """The `worker` flags that give a worker process these settings (settings_from's inverse)."""
     argv = ["--data-dir", str(settings.data_dir), "--lease", repr(settings.lease_s)]
     argv += ["--poll", repr(settings.poll_s)]
-    argv += ["--db", settings.db_url] if settings.db_url else []
     argv += ["--keys", str(settings.keys_path)] if settings.keys_path else []
     argv += ["--blobs", str(settings.blob_path)] if settings.blob_path else []
     argv += ["--platform", settings.platform_url] if settings.platform_url else []
@@ -168,7 +170,10 @@ def worker_argv(settings: Settings) -> list[str]:
 
 
 def worker_command(settings: Settings) -> list[str]:
-    """One supervised single-worker process with these settings."""
+    """One supervised single-worker process with these settings. The database URL (it may hold
+    a password) goes to the children in the environment, not on their command lines."""
+    if settings.db_url:
+        os.environ[DB_ENV] = settings.db_url
     cli = [sys.executable, "-m", "teaclave_infer.cli", "worker"]
     return [*cli, *worker_argv(settings), "--supervised"]
 

@@ -53,6 +53,15 @@ FORBIDDEN = {
         "tvm",
         "sqlalchemy",
     ),
+    # A process supervisor knows processes, not what runs in them.
+    "teaclave_infer.supervisor": (
+        "teaclave_infer.api",
+        "teaclave_infer.worker",
+        "teaclave_infer.domain",
+        "teaclave_infer.executor",
+        "fastapi",
+        "sqlalchemy",
+    ),
     "teaclave_client": ("teaclave_infer",),
 }
 
@@ -85,7 +94,9 @@ def imports_of(path: Path, name: str) -> set[str]:
 
 def _sources(package: str) -> list[Path]:
     base = ROOT / "client" if package.startswith("teaclave_client") else ROOT
-    return sorted((base / package.replace(".", "/")).rglob("*.py"))
+    path = base / package.replace(".", "/")
+    module = path.with_suffix(".py")  # a module, or a package's directory
+    return [module] if module.is_file() else sorted(path.rglob("*.py"))
 
 
 def _hits(module: str, prefixes: tuple[str, ...]) -> bool:

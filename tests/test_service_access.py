@@ -76,7 +76,7 @@ def test_input_from_a_finished_output(settings: Settings, mnist):
     out = w.output_file("do1")
     refused = w.post("do1", "/v1/files/inputs/from-output", {"output_id": out})
     assert refused.status_code == 409  # nothing written it yet
-    with w.client.app.state.sessions() as session:  # what a finished task records (next issue)
+    with w.client.app.state.platform.sessions() as session:  # what a finished task records
         session.get(DataFile, out).cmac = CMAC
         session.commit()
     assert w.post("eve", "/v1/files/inputs/from-output", {"output_id": out}).status_code == 404

@@ -196,7 +196,7 @@ def test_tokens_expire(tmp_path):
     from teaclave_infer.domain.models import User
     from teaclave_infer.domain.passwords import hash_password
 
-    with app.state.sessions() as session:
+    with app.state.platform.sessions() as session:
         session.query(User).one().password_hash = hash_password("known-password")
         session.commit()
     client = TestClient(app)

@@ -76,3 +76,16 @@ def test_another_process_wakes_a_listener(tmp_path):
     with signals_for(url).listen(Channel.ENDED) as listener:
         subprocess.run([sys.executable, "-c", code], check=True)
         assert listener.wait(10) == ["from-afar"]
+
+
+def test_a_socket_listener_hears_only_its_own_account(tmp_path):
+    """The kernel names each datagram's sender: what another account sent is dropped (here the
+    listener believes it runs as another account; tests/security sends as one, as root)."""
+    signals = SocketSignals(tmp_path / "teaclave.db.signals")
+    with signals.listen(Channel.ENDED) as listener:
+        listener.uid = os.getuid() + 1  # type: ignore[attr-defined]
+        signals.publish(Channel.ENDED, "from-another-account")  # queued before publish returns
+        assert listener.wait(0) == []
+        listener.uid = os.getuid()  # type: ignore[attr-defined]
+        signals.publish(Channel.ENDED, "from-this-account")
+        assert listener.wait(0) == ["from-this-account"]

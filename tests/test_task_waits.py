@@ -62,8 +62,14 @@ def waiting(w: World, waits: TaskWaits, *calls: tuple[str, str]) -> Iterator[lis
     before = waits.waiting()
     with ThreadPoolExecutor(len(calls)) as pool:
         futures = [pool.submit(w.client.get, path, headers=w.auth[who]) for who, path in calls]
-        assert waits.settle(before + len(calls), BOUND), [f.result() for f in futures if f.done()]
-        yield futures
+        try:
+            assert waits.settle(before + len(calls), BOUND), [
+                f.result() for f in futures if f.done()
+            ]
+            yield futures
+        except BaseException:
+            waits.finish()  # a failing test answers its waits rather than hang on them
+            raise
 
 
 def ended_elsewhere(settings, w: World, task_id: str, state: str = "Finished") -> None:

@@ -193,7 +193,7 @@ def test_a_tampered_or_misbound_input_ends_failed_with_integrity(platform, setti
     # a key wrapped for another file id: it does not open for this one
     key_file = p.input("do1", b"another payload")
     other = p.input("do1", b"a third payload")
-    with p.client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with p.client.app.state.platform.sessions() as session:  # type: ignore[attr-defined]
         from teaclave_infer.domain.models import DataFile
 
         session.get(DataFile, other).wrapped_key = session.get(DataFile, key_file).wrapped_key

@@ -28,7 +28,7 @@ from teaclave_infer.domain.models import Task
 from teaclave_infer.domain.settings import Settings
 from teaclave_infer.domain.signals import Channel
 from teaclave_infer.local import Served, serve_process
-from teaclave_infer.serve import add_worker_arguments, settings_from, worker_argv
+from teaclave_infer.serve import DB_ENV, add_worker_arguments, settings_from, worker_command
 from teaclave_infer.supervisor import Backoff, Supervisor
 from teaclave_infer.worker import Context, Worker
 
@@ -171,7 +171,8 @@ def test_an_idle_worker_queries_only_after_a_wake_up_or_its_fallback_period(tmp_
 # --- the CLI ------------------------------------------------------------------------------
 
 
-def test_a_worker_process_gets_the_settings_of_its_supervisor(tmp_path):
+def test_a_worker_process_gets_the_settings_of_its_supervisor(tmp_path, monkeypatch):
+    monkeypatch.setenv(DB_ENV, "")  # put back as it was after the test (as delenv would not)
     settings = Settings(
         data_dir=tmp_path / "data",
         db_url="postgresql://u:p@db.example/teaclave",
@@ -183,9 +184,13 @@ def test_a_worker_process_gets_the_settings_of_its_supervisor(tmp_path):
         fetch_allow=("localhost", "10.0.0.0/8"),
         platform_url="https://platform.example:8000",
     )
+    command = worker_command(settings)
+    assert not any("u:p@" in part for part in command)  # a password is never on a command line
+    assert os.environ[DB_ENV] == settings.db_url  # but in what the children inherit
     parser = argparse.ArgumentParser()
-    add_worker_arguments(parser)
-    assert settings_from(parser.parse_args(worker_argv(settings))) == settings
+    add_worker_arguments(parser)  # after the environment is set, as in a child
+    worker = command[command.index("worker") + 1 :]
+    assert settings_from(parser.parse_args(worker)) == settings
     assert settings_from(parser.parse_args([])).keys_dir == Path("teaclave-data") / "keys"
 
 

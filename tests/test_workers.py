@@ -31,7 +31,7 @@ def app(settings):
 
 
 def staged_task(app) -> str:
-    with app.state.sessions() as session:
+    with app.state.platform.sessions() as session:
         admin = session.query(User).filter_by(username="admin").one()
         task = Task(
             function_sha256="0" * 64,
@@ -45,14 +45,14 @@ def staged_task(app) -> str:
 
 
 def task_row(app, task_id: str) -> Task:
-    with app.state.sessions() as session:
+    with app.state.platform.sessions() as session:
         task = session.get(Task, task_id)
         assert task is not None
         return task
 
 
 def test_a_lease_is_exclusive_until_it_runs_out_and_a_stale_worker_cannot_write(app):
-    sessions, task_id = app.state.sessions, staged_task(app)
+    sessions, task_id = app.state.platform.sessions, staged_task(app)
     a = claim_next(sessions, "A", lease_s=0.3, max_attempts=3)
     assert a is not None and a.task_id == task_id and a.attempt == 1
     assert claim_next(sessions, "B", lease_s=0.3, max_attempts=3) is None  # leased to A
@@ -71,7 +71,7 @@ def test_a_lease_is_exclusive_until_it_runs_out_and_a_stale_worker_cannot_write(
 
 
 def test_attempts_are_bounded_then_the_task_fails_as_lost(app):
-    sessions, task_id = app.state.sessions, staged_task(app)
+    sessions, task_id = app.state.platform.sessions, staged_task(app)
     for attempt in (1, 2):
         claim = claim_next(sessions, f"w{attempt}", lease_s=0.05, max_attempts=2)
         assert claim is not None and claim.attempt == attempt
@@ -83,7 +83,7 @@ def test_attempts_are_bounded_then_the_task_fails_as_lost(app):
 
 
 def test_a_canceled_task_is_let_go(app):
-    sessions, task_id = app.state.sessions, staged_task(app)
+    sessions, task_id = app.state.platform.sessions, staged_task(app)
     claim = claim_next(sessions, "A", lease_s=0.15, max_attempts=3)
     assert claim is not None
     with LeaseKeeper(sessions, claim, 0.15).held() as lease:
@@ -97,7 +97,7 @@ def test_a_canceled_task_is_let_go(app):
 
 
 def test_the_migrations_make_the_models_schema(app):
-    with app.state.engine.connect() as conn:
+    with app.state.platform.sessions.kw["bind"].connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
 

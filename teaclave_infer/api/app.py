@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -68,7 +67,6 @@ def create_app(settings: Settings) -> FastAPI:
     migrate(engine)  # the schema at the newest revision
     sessions = session_factory(engine)
     _first_admin(sessions, settings)
-    wake = threading.Event()  # nobody waits on it: workers hear Channel.STAGED (signals.py)
     signals = signals_for(settings.database_url)
     waits = TaskWaits(signals)
 
@@ -88,11 +86,6 @@ def create_app(settings: Settings) -> FastAPI:
         metrics=metrics_registry(sessions, settings.workers),
         waits=waits,
     )
-    # Until every route takes PlatformDep: the same parts under their old names.
-    p = app.state.platform
-    app.state.settings, app.state.engine, app.state.sessions = settings, engine, sessions
-    app.state.secret, app.state.blobs, app.state.keys = p.secret, p.blobs, p.keys
-    app.state.metrics, app.state.wake = p.metrics, wake
     install(app)
     for router in (
         platform.router,

@@ -23,7 +23,15 @@ from .security import TokenClaims, read_token
 from .throttle import LoginThrottle
 from .waits import TaskWaits
 
-__all__ = ["AdminUser", "CurrentUser", "KdfDep", "Platform", "PlatformDep", "SessionDep"]
+__all__ = [
+    "AdminUser",
+    "CurrentUser",
+    "KdfDep",
+    "Platform",
+    "PlatformDep",
+    "SessionDep",
+    "user_of",
+]
 
 _bearer = HTTPBearer(auto_error=False)
 # All that a token of a user whose password an admin reset may do until they change it.
@@ -71,19 +79,14 @@ def _claims(secret: bytes, credentials: HTTPAuthorizationCredentials | None) -> 
     return claims
 
 
-def current_user(
-    request: Request,
-    platform: PlatformDep,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    claims = _claims(platform.secret, credentials)
+def user_of(session: Session, claims: TokenClaims, route: str) -> User:
+    """The user a token's claims name, if the token still holds (not revoked, not from before a
+    password change, the account not deleted) and may call `route`. A long-poll asks again
+    each time it re-reads, so a token revoked while it waits stops being answered."""
     user = session.get(User, claims.user_id)
     revoked = session.get(RevokedToken, claims.jti) is not None
     if user is None or revoked or claims.epoch != user.token_epoch:
         raise Problem(401, "Token revoked", "this token was revoked: log in again")
-    request.state.claims, request.state.user = claims, (user.id, user.username)
-    route = getattr(request.scope.get("route"), "path", request.url.path)
     if user.must_change_password and route not in _WHILE_RESET:
         raise Problem(
             403,
@@ -91,6 +94,19 @@ def current_user(
             f"an admin reset your password at {user.password_reset_at}: change it with "
             "POST /v1/auth/password before anything else",
         )
+    return user
+
+
+def current_user(
+    request: Request,
+    platform: PlatformDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    claims = _claims(platform.secret, credentials)
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    user = user_of(session, claims, route)
+    request.state.claims, request.state.user = claims, (user.id, user.username)
     return user
 
 

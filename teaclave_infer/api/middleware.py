@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..domain.models import AuditEvent
+from ..domain.models import AuditEvent, User
 from .problems import problem_response
 
 __all__ = ["AuditLog", "BodyLimit"]
@@ -84,26 +85,28 @@ class AuditLog:
             if scope["method"] not in _READ_ONLY or status >= 400:
                 await anyio.to_thread.run_sync(self._write, _record(scope, status))
 
-    def _write(self, event: AuditEvent) -> None:
+    def _write(self, event: dict[str, Any]) -> None:
         with self.sessions() as session:
-            session.add(event)
+            # The account may be gone since the request began: then no id (its name stays).
+            event["user_id"] = select(User.id).where(User.id == event["user_id"]).scalar_subquery()
+            session.execute(insert(AuditEvent).values(event))
             session.commit()
 
 
-def _record(scope: Scope, status: int) -> AuditEvent:
+def _record(scope: Scope, status: int) -> dict[str, Any]:
     user_id, username = scope.get("state", {}).get("user", (None, ""))
     path = getattr(scope.get("route"), "path", scope["path"])
     targets: dict[str, Any] = {
         k: _clip(str(v), 64) for k, v in scope.get("path_params", {}).items()
     }
-    return AuditEvent(
-        at=datetime.now(UTC),
-        user_id=user_id,
-        username=username,
-        action=_clip(f"{scope['method']} {path}", 64),
-        targets=targets,
-        status=status,
-    )
+    return {
+        "at": datetime.now(UTC),
+        "user_id": user_id,
+        "username": username,
+        "action": _clip(f"{scope['method']} {path}", 64),
+        "targets": targets,
+        "status": status,
+    }
 
 
 def _clip(text: str, limit: int) -> str:

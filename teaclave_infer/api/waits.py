@@ -67,6 +67,7 @@ class TaskWaits:
         self._lock = threading.Condition()
         self._wakes: dict[str, set[_Wake]] = {}
         self._users: Counter[str] = Counter()
+        self._asleep = 0  # waits between two reads (see settle)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -143,10 +144,24 @@ class TaskWaits:
             return sum(self._users.values())
 
     def settle(self, count: int, timeout: float) -> bool:
-        """Blocks (a thread, not the loop) until exactly `count` waits are in progress: 0 to
-        drain, or a test's way to know its wait has begun. False if `timeout` passed first."""
+        """Blocks (a thread, not the loop) until exactly `count` waits are in progress, each
+        asleep between two reads: 0 to drain, or a test's way to know its waits have begun and
+        hold nothing. False if `timeout` passed first."""
         with self._lock:
-            return self._lock.wait_for(lambda: sum(self._users.values()) == count, timeout)
+            return self._lock.wait_for(
+                lambda: sum(self._users.values()) == self._asleep == count, timeout
+            )
+
+    @contextlib.contextmanager
+    def _sleeping(self) -> Iterator[None]:
+        with self._lock:
+            self._asleep += 1
+            self._lock.notify_all()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._asleep -= 1
 
     @contextlib.contextmanager
     def _slot(self, user_id: str, task_id: str) -> Iterator[_Wake]:
@@ -201,7 +216,7 @@ class TaskWaits:
                 remaining = deadline - self.clock()
                 if done(got) or remaining <= 0 or self._stopping.is_set():
                     return got
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError), self._sleeping():
                     async with asyncio.timeout(min(remaining, self.recheck_s)):
                         await wake.event.wait()
                 if gone is not None and await gone():

@@ -8,7 +8,9 @@ lost signal costs at most one fallback period of whoever waits (a worker's `poll
 - SQLite (one machine): Unix datagram sockets. Each listener binds a socket in Linux's abstract
   namespace (no path length limit, gone with its process) and leaves a marker file named after
   it in `<database>.signals/<channel>/`; a publisher sends one datagram to every marker's socket
-  and removes the markers of listeners that are gone.
+  and removes the markers of listeners that are gone. Any local account can send to an
+  abstract socket, so a listener asks the kernel for each sender's credentials (SO_PASSCRED)
+  and drops what another account sent.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import errno
 import logging
 import os
 import socket
+import struct
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,6 +162,7 @@ class SocketSignals:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = uuid.uuid4().hex
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # before the first datagram
             sock.bind(_address(name))
             marker = directory / name
             marker.touch(mode=0o600)
@@ -172,22 +177,38 @@ def _address(name: str) -> bytes:
     return b"\0teaclave-signal-" + name.encode()
 
 
+_UCRED = struct.Struct("=iII")  # struct ucred: pid, uid, gid
+
+
 class _SocketListener:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.uid = os.getuid()
 
     def wait(self, timeout: float) -> list[str]:
-        self.sock.settimeout(max(timeout, 0.0))
-        try:
-            got = [self.sock.recv(PAYLOAD_BYTES + 1).decode(errors="replace")]
-        except (TimeoutError, BlockingIOError):
-            return []
+        deadline = time.monotonic() + timeout
+        got: list[str] = []
+        while not got:  # what another account sent does not end the wait
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.0))
+            try:
+                self._receive(got)
+            except (TimeoutError, BlockingIOError):
+                return []
         self.sock.setblocking(False)
         while True:  # drain what else came
             try:
-                got.append(self.sock.recv(PAYLOAD_BYTES + 1).decode(errors="replace"))
+                self._receive(got)
             except BlockingIOError:
                 return got
+
+    def _receive(self, got: list[str]) -> None:
+        data, ancillary, _, _ = self.sock.recvmsg(PAYLOAD_BYTES + 1, socket.CMSG_SPACE(_UCRED.size))
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                if _UCRED.unpack_from(value)[1] == self.uid:  # the kernel's word, not the sender's
+                    got.append(data.decode(errors="replace"))
+                return
+        # no credentials: cannot happen with SO_PASSCRED; dropped all the same
 
 
 # --- one process (an in-memory database) --------------------------------------------------

@@ -55,12 +55,18 @@ class Worker:
     def run_once(self) -> bool:
         """Claims one task and runs it to its end; False if there was nothing to claim."""
         s = self.settings
-        claim = claim_next(self.ctx.sessions, self.name, s.lease_s, s.max_attempts)
+        claim = claim_next(
+            self.ctx.sessions, self.name, s.lease_s, s.max_attempts, ended=self._ended
+        )
         if claim is None:
             return False
         log.info("claimed", extra=claim.log())
         execute(self.ctx, claim)
         return True
+
+    def _ended(self, task_id: str) -> None:
+        """A task failed as lost while claiming: its waits hear it at once."""
+        self.ctx.signals.publish(Channel.ENDED, task_id)
 
     def serve(self, stop: threading.Event) -> None:
         """Runs tasks until `stop` is set (the current task is finished first)."""

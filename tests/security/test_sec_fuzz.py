@@ -172,7 +172,7 @@ def test_text_the_database_cannot_hold_is_a_422(world):
 def test_nothing_unreadable_can_be_committed(world):
     """The last resort behind the schemas: the JSON columns' serializer fails the flush."""
     function_id = world.register_guest("(i32.const 0)")
-    sessions = world.client.app.state.sessions  # type: ignore[union-attr]
+    sessions = world.client.app.state.platform.sessions  # type: ignore[union-attr]
     for unreadable in ({"x": "\ud800"}, {"x": float("nan")}, {"x": float("inf")}):
         with sessions() as session:
             function = session.get(Function, function_id)
@@ -197,7 +197,7 @@ def test_one_idempotency_key_at_the_same_time_is_a_409(world):
         "headers": [(b"idempotency-key", b"k1")],
         "query_string": b"",
     }
-    sessions = world.client.app.state.sessions  # type: ignore[union-attr]
+    sessions = world.client.app.state.platform.sessions  # type: ignore[union-attr]
     with sessions() as first, sessions() as second:
         user = first.get(User, world.ids["do1"])
         remember(Request(scope), first, user, 201, {"id": "a"})

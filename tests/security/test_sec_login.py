@@ -77,12 +77,12 @@ def _login(client, username: str, password: str):
 
 
 def _stored_hash(client: TestClient, username: str) -> str:
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with client.app.state.platform.sessions() as session:  # type: ignore[attr-defined]
         return str(session.query(User).filter_by(username=username).one().password_hash)
 
 
 def _set_hash(client: TestClient, username: str, password_hash: str) -> None:
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with client.app.state.platform.sessions() as session:  # type: ignore[attr-defined]
         session.query(User).filter_by(username=username).one().password_hash = password_hash
         session.commit()
 

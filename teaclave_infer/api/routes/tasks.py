@@ -15,7 +15,7 @@ from ...domain.lifecycle import State
 from ...domain.models import Task, User
 from ...domain.signals import Channel
 from ..bounded import Id, Limit, Offset
-from ..deps import CurrentUser, Platform, PlatformDep, SessionDep
+from ..deps import CurrentUser, Platform, PlatformDep, SessionDep, user_of
 from ..idempotency import remember, replay
 from ..schemas import Approval, Assignment, Page, TaskCreate, TaskProgress, TaskPublic
 
@@ -163,9 +163,12 @@ async def get_task(
     if not wait or task.state in stop:
         return task
 
-    def again() -> TaskPublic:
+    claims, route = request.state.claims, request.scope["route"].path
+
+    def again() -> TaskPublic:  # the token is checked again: it may be revoked while it waits
         with platform.sessions() as fresh:
-            return public(fresh, tasks.get(fresh, user, task_id), user)
+            caller = user_of(fresh, claims, route)
+            return public(fresh, tasks.get(fresh, caller, task_id), caller)
 
     return await platform.waits.wait(
         user.id, task_id, wait, again, lambda t: t.state in stop, request.is_disconnected
