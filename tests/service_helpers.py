@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import uvicorn
 from fastapi.testclient import TestClient
+
+from teaclave_infer.local import free_port
 
 ADMIN_PASSWORD = "admin-password-1"
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEACLAVE_TEST_POSTGRES_URL") else [])
@@ -72,3 +79,24 @@ class HttpClient:
 
     def delete(self, path: str, **kw: object):
         return self.request("DELETE", path, **kw)
+
+
+@contextmanager
+def serving(app, hang_guard_s: float = 30.0) -> Iterator[str]:
+    """The app under uvicorn in a thread of this process (so a test can patch it), without
+    its lifespan; its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + hang_guard_s
+    while not server.started:  # waits for a condition, not for time to pass
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(hang_guard_s)

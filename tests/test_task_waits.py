@@ -57,11 +57,14 @@ def created_task(w: World, owners: tuple[str, ...] = ("do1", "do2")) -> str:
 
 
 @contextmanager
-def waiting(w: World, waits: TaskWaits, *calls: tuple[str, str]) -> Iterator[list[Future]]:
-    """Each (user, path) as a request in a thread of its own; yields once all of them wait."""
+def waiting_as(
+    w: World, waits: TaskWaits, calls: list[tuple[dict[str, str], str]]
+) -> Iterator[list[Future]]:
+    """Each (headers, path) as a request in a thread of its own; yields once all of them wait
+    (asleep between two reads)."""
     before = waits.waiting()
     with ThreadPoolExecutor(len(calls)) as pool:
-        futures = [pool.submit(w.client.get, path, headers=w.auth[who]) for who, path in calls]
+        futures = [pool.submit(w.client.get, path, headers=h) for h, path in calls]
         try:
             assert waits.settle(before + len(calls), BOUND), [
                 f.result() for f in futures if f.done()
@@ -70,6 +73,11 @@ def waiting(w: World, waits: TaskWaits, *calls: tuple[str, str]) -> Iterator[lis
         except BaseException:
             waits.finish()  # a failing test answers its waits rather than hang on them
             raise
+
+
+def waiting(w: World, waits: TaskWaits, *calls: tuple[str, str]):
+    """`waiting_as` with each (user, path) under that user's token."""
+    return waiting_as(w, waits, [(w.auth[who], path) for who, path in calls])
 
 
 def ended_elsewhere(settings, w: World, task_id: str, state: str = "Finished") -> None:

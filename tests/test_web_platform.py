@@ -1,5 +1,5 @@
 """The page's platform client (client/web/teaclave-platform.js) under Node (>= 20: fetch and
-WebCrypto) against a live service with workers: a run is seven requests, the task created,
+WebCrypto) against a live service with workers: a run is six requests, the task created,
 assigned, approved and invoked in one, and its end waited for with one long-poll, never a timer
 loop; a task whose function needs another's approval is not run, and the page says why."""
 
@@ -65,7 +65,7 @@ def echo(owner: Client, **spec: Any) -> str:
     ).id
 
 
-def test_a_page_run_is_seven_requests_and_one_long_poll(module_service):
+def test_a_page_run_is_six_requests_and_one_long_poll(module_service):
     suffix = secrets.token_hex(3)
     owner_name, user_name = f"web-fo-{suffix}", f"web-do-{suffix}"
     with Client(module_service) as admin, Client(module_service) as owner:
@@ -97,7 +97,7 @@ def test_a_page_run_is_seven_requests_and_one_long_poll(module_service):
     assert public.get("error") is None, public
     assert public["returnValue"] == 3 and public["out"] == [1, 2, 3]
     methods = [line.split(" ")[0] for line in public["sent"]]
-    assert methods == ["POST", "POST", "POST", "POST", "GET", "GET", "GET"], public["sent"]
+    assert methods == ["POST", "POST", "POST", "POST", "GET", "GET"], public["sent"]
     (wait,) = [s for s in public["sent"] if s.startswith("GET /v1/tasks/")]
     assert "?wait=" in wait  # one long-poll: no timer loop of GETs
 

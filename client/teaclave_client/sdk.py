@@ -517,7 +517,8 @@ class Client(Transport):
         its result, verified and decrypted. `others` names the owners of the function's other
         inputs (slot -> user ids): once they have assigned and approved theirs, this approves
         and invokes. `progress(step)` names each step. TaskTimeout after `timeout` seconds.
-        Seven requests for one input and one output when nobody else takes part."""
+        Six requests for one input and one output when nobody else takes part (and once per
+        client the platform's keys; the function too, when given by id)."""
         return flows.infer(
             self,
             function,

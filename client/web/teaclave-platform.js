@@ -1,9 +1,9 @@
 // The platform's HTTP API from a browser (or Node >= 20): log in, encrypt and register files,
 // run a task through its lifecycle, verify the receipt and decrypt the outputs. The same steps
 // as the Python SDK (client/teaclave_client/sdk.py), with fetch and WebCrypto: file keys are made
-// here, sealed to the platform key (HPKE) before they leave, and never stored. A run is seven
+// here, sealed to the platform key (HPKE) before they leave, and never stored. A run is six
 // requests: upload, register the input and the output, the task in one request, one long-poll
-// for its end, then the output's record and its content.
+// for its end, then the output's content.
 //
 //   const platform = new Platform("");              // "" = this page's origin
 //   await platform.login("alice", "...");
@@ -226,13 +226,14 @@ export class Platform {
     const outputs = {};
     for (const [slot, out] of Object.entries(result.outputs ?? {})) {
       if (!made[slot]) continue;
-      const info = await this.request("GET", `/v1/files/${out.file_id}`);
-      if ((info.cmac ?? "").toLowerCase() !== receipt.outputs[slot].toLowerCase()) {
-        throw new PlatformError(`output ${slot}: its cmac is not the one the receipt names`);
+      if (out.file_id !== made[slot].file.id) {
+        throw new PlatformError(`output ${slot}: not the file this page registered`);
       }
+      // No request for the file's record: the result holds its iv, the signed receipt its
+      // cmac, and decrypting checks the bytes against that cmac.
       const data = await this.request("GET", `/v1/files/${out.file_id}/content`, { as: "bytes" });
       outputs[slot] = await decryptFile(
-        info.schema, made[slot].key, unhex(info.iv), data, unhex(info.cmac),
+        SCHEMA, made[slot].key, unhex(out.iv), data, unhex(receipt.outputs[slot]),
       );
     }
     return { task, returnValue: result.return_value, outputs, receipt };

@@ -15,8 +15,7 @@ import os
 import queue
 import socket
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from guests import guest
 from service_helpers import assert_problem, login
 from sqlalchemy import update
 from test_service_tasks import World
+from test_task_waits import waiting_as as waiting
 
 from teaclave_infer.api import create_app
 from teaclave_infer.api.routes.worker_blobs import wall_clock
@@ -87,24 +87,6 @@ def created_task(w: World) -> str:
 
 def tasks_total(w: World, who: str) -> int:
     return int(w.client.get("/v1/tasks", headers=w.auth[who]).json()["total"])
-
-
-@contextmanager
-def waiting(
-    w: World, waits: TaskWaits, calls: list[tuple[dict[str, str], str]]
-) -> Iterator[list[Future]]:
-    """Each (headers, path) as a request in a thread of its own; yields once all of them wait."""
-    before = waits.waiting()
-    with ThreadPoolExecutor(len(calls)) as pool:
-        futures = [pool.submit(w.client.get, path, headers=h) for h, path in calls]
-        try:
-            assert waits.settle(before + len(calls), BOUND), [
-                f.result() for f in futures if f.done()
-            ]
-            yield futures
-        except BaseException:
-            waits.finish()  # a failing test answers its waits rather than hang on them
-            raise
 
 
 def finished_elsewhere(settings, w: World, task_id: str) -> None:

@@ -8,25 +8,21 @@ import select
 import socket
 import stat
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
 import pytest
 import requests
-import uvicorn
 from fastapi.testclient import TestClient
 from guests import guest
 from platform_helpers import Platform
-from service_helpers import HttpClient
+from service_helpers import HttpClient, serving
 
 from teaclave_infer.api import create_app
 from teaclave_infer.api.middleware import AuditLog
 from teaclave_infer.api.routes import functions
-from teaclave_infer.local import free_port
 
 CHUNK = 1 << 16
 HANG_GUARD_S = 30  # a bound on a hang, never a figure the test measures
@@ -119,26 +115,6 @@ def test_requests_that_fail_are_audited_even_a_crash(settings):
     assert guess["user_id"] == platform.ids["do2"]
 
 
-@contextmanager
-def _serving(app) -> Iterator[str]:
-    """The app under uvicorn in a thread of this process (so a test can patch it)."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + HANG_GUARD_S
-    while not server.started:  # waits for a condition, not for time to pass
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(HANG_GUARD_S)
-
-
 class _Gate:
     """Blocks whoever calls it until the test opens it; tells the test once it is entered."""
 
@@ -162,12 +138,12 @@ def test_slow_work_never_stalls_the_event_loop(settings, monkeypatch, stalled: s
         original = AuditLog._write
 
         def write(self, event):
-            if event.action == "POST /v1/auth/logout":
+            if event["action"] == "POST /v1/auth/logout":
                 gate()
             original(self, event)
 
         monkeypatch.setattr(AuditLog, "_write", write)
-    with _serving(app) as base:
+    with serving(app) as base:
         platform = Platform(HttpClient(base))
         if stalled == "compile":
             slow = threading.Thread(target=platform.register, args=(guest("(i32.const 0)"),))

@@ -6,19 +6,15 @@ the worker's API-backed blob store against a live service, a task run through it
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from guests import ECHO
 from platform_helpers import Platform
-from service_helpers import HttpClient, assert_problem
+from service_helpers import HttpClient, assert_problem, serving
 
 from teaclave_infer.api import create_app
 from teaclave_infer.api.routes.worker_blobs import wall_clock
@@ -27,7 +23,6 @@ from teaclave_infer.domain.db import make_engine, session_factory
 from teaclave_infer.domain.keys import PlatformKeys
 from teaclave_infer.domain.queue import claim_next
 from teaclave_infer.domain.worker_access import EMPTY_SHA256, WINDOW_S, sign_request
-from teaclave_infer.local import free_port
 from teaclave_infer.worker import context_for, execute
 from teaclave_infer.worker.remote_blobs import RemoteBlobError, RemoteBlobStore, blob_store_for
 
@@ -218,25 +213,6 @@ def test_a_blob_that_a_function_a_file_or_an_upload_holds_cannot_be_deleted(api,
         r = api.delete(target, headers=signed(keys.signing, "DELETE", target))
         assert_problem(r, 409, "held by")
         assert (small.blob_dir / blob).exists()
-
-
-@contextmanager
-def serving(app) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + HANG_GUARD_S
-    while not server.started:  # waits for a condition, not for time to pass
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(HANG_GUARD_S)
 
 
 @pytest.fixture
