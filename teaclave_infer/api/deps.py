@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..domain.blobs import BlobStore
@@ -83,8 +84,13 @@ def user_of(session: Session, claims: TokenClaims, route: str) -> User:
     """The user a token's claims name, if the token still holds (not revoked, not from before a
     password change, the account not deleted) and may call `route`. A long-poll asks again
     each time it re-reads, so a token revoked while it waits stops being answered."""
-    user = session.get(User, claims.user_id)
-    revoked = session.get(RevokedToken, claims.jti) is not None
+    # One statement for the user and the token's revocation (every request makes it).
+    row = session.execute(
+        select(User, RevokedToken.jti)
+        .outerjoin(RevokedToken, RevokedToken.jti == claims.jti)
+        .where(User.id == claims.user_id)
+    ).first()
+    user, revoked = (row[0], row[1] is not None) if row is not None else (None, False)
     if user is None or revoked or claims.epoch != user.token_epoch:
         raise Problem(401, "Token revoked", "this token was revoked: log in again")
     if user.must_change_password and route not in _WHILE_RESET:

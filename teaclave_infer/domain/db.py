@@ -10,12 +10,21 @@ from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, Engine, Update, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Update, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import TeaclaveInferError
 
-__all__ = ["LostSwap", "changed", "make_engine", "migrate", "retried", "session_factory", "swap"]
+__all__ = [
+    "LostSwap",
+    "changed",
+    "make_engine",
+    "migrate",
+    "not_awaiting_disk",
+    "retried",
+    "session_factory",
+    "swap",
+]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 T = TypeVar("T")
@@ -61,6 +70,15 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def not_awaiting_disk(connection: Connection) -> None:
+    """Lets this transaction's commit return before PostgreSQL has flushed it to disk (nothing
+    on SQLite, whose WAL with synchronous=NORMAL does not wait either). Only for writes that a
+    crash may lose safely: a queue's claim, start or renewal, which a crash of the database
+    undoes as if the lease had run out (the task is claimed again). A result is never one."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, CursorResult, Table, bindparam, or_, select, 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .db import not_awaiting_disk
 from .leases import RENEWALS, Renewals, Renewing
 from .lifecycle import Action, State, next_state
 from .models import DataFile, Task
@@ -150,6 +151,7 @@ def claim_next(
                     _give_up(connection, row)
                     lost = row.id
                 else:
+                    not_awaiting_disk(connection)
                     claim = _claim(connection, row, worker, lease_s)
                     if claim is not None:
                         return claim
@@ -199,13 +201,15 @@ def _ended(state: State, result: dict[str, Any]) -> dict[str, Any]:
 def renew(sessions: sessionmaker[Session], claim: Claim, lease_s: float) -> bool:
     with sessions.begin() as session:
         expires = utcnow() + timedelta(seconds=lease_s)
-        return _changed(session.connection(), _RENEW, claim.params() | {"expires": expires})
+        not_awaiting_disk(connection := session.connection())
+        return _changed(connection, _RENEW, claim.params() | {"expires": expires})
 
 
 def start_running(sessions: sessionmaker[Session], claim: Claim) -> bool:
     next_state(State.STAGED, Action.START)  # the transition _START makes
     with sessions.begin() as session:
-        return _changed(session.connection(), _START, claim.params())
+        not_awaiting_disk(connection := session.connection())
+        return _changed(connection, _START, claim.params())
 
 
 def end(session: Session, claim: Claim, state: State, result: dict[str, Any]) -> bool:
