@@ -27,8 +27,8 @@ __all__ = [
     "participant_task",
     "pending_file",
     "sees_task_data",
-    "settled_owners",
     "usable_by",
+    "usable_file",
     "visible_function",
 ]
 
@@ -88,13 +88,20 @@ def owned_file(session: Session, file_id: str, user: User) -> DataFile:
     return f
 
 
-def settled_owners(session: Session, f: DataFile) -> list[str]:
-    """Every owner of the file once all have accepted it: a file still waiting for a co-owner
-    named by another user cannot be used yet (a 409)."""
-    waiting = select(FileOwner.user_id).where(FileOwner.file_id == f.id, ~FileOwner.accepted)
-    if session.scalar(waiting.limit(1)) is not None:
+def usable_file(session: Session, file_id: str, user: User) -> tuple[DataFile, list[str]]:
+    """The caller's file and its owners, once all have accepted it (two statements): a 404 if
+    it is not the caller's, a 409 while a co-owner named by another user has yet to accept (a
+    file cannot be used before)."""
+    f = session.get(DataFile, file_id)
+    rows = session.execute(
+        select(FileOwner.user_id, FileOwner.accepted).where(FileOwner.file_id == file_id)
+    )
+    owners = {user_id: accepted for user_id, accepted in rows}
+    if f is None or not owners.get(user.id, False):
+        raise NotFound(f"no file {file_id} of yours")
+    if not all(owners.values()):
         raise Conflict(f"file {f.id} waits for its co-owners to accept", title="Awaiting co-owners")
-    return owners_of(session, f.id)
+    return f, sorted(owners)
 
 
 def pending_file(session: Session, file_id: str, user: User) -> FileOwner:

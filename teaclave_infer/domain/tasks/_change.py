@@ -16,7 +16,7 @@ from ..db import LostSwap, changed, retried, swap
 from ..errors import Conflict, Exhausted, Forbidden, Invalid
 from ..lifecycle import TRANSITIONS, Action, State, next_state
 from ..models import Function, Task, TaskParticipant, User
-from ..policy import owned_file, participant_task, settled_owners
+from ..policy import participant_task, usable_file
 from ._read import Progress, approvals, fresh, progress, required
 
 T = TypeVar("T")
@@ -38,8 +38,7 @@ def _assigned(
     owners_wanted = task.input_owners if kind == "input" else task.output_owners
     assigned = dict(task.assigned_inputs if kind == "input" else task.assigned_outputs)
     for name, file_id in files.items():
-        f = owned_file(session, file_id, user)
-        owners = settled_owners(session, f)
+        f, owners = usable_file(session, file_id, user)
         if f.kind != kind:
             raise Invalid(f"{file_id} is an {f.kind}, not an {kind}", title="Wrong file kind")
         if kind == "output" and f.cmac is not None:
