@@ -39,17 +39,21 @@ def _merged_arguments(function: Function, given: Mapping[str, Any]) -> dict[str,
 
 
 def _ownership(
-    session: Session, kind: str, declared: list[dict[str, Any]], given: Mapping[str, list[str]]
+    kind: str, declared: list[dict[str, Any]], given: Mapping[str, list[str]]
 ) -> dict[str, list[str]]:
     names = {s["name"] for s in declared}
     if unknown := set(given) - names:
         raise Invalid(f"the function declares no {kind}s {sorted(unknown)}", title="Unknown data")
     if missing := required(declared) - set(given):
         raise Invalid(f"name the owners of {kind}s {sorted(missing)}", title="Missing owners")
-    users = {u for owners in given.values() for u in owners}
-    if unknown_users := users - set(session.scalars(select(User.id).where(User.id.in_(users)))):
-        raise Invalid(f"owners names no user: {sorted(unknown_users)}", title="Unknown users")
     return {name: sorted(set(owners)) for name, owners in given.items()}
+
+
+def _known(session: Session, *ownership: Mapping[str, list[str]]) -> None:
+    """Every owner named is a user (one statement for the inputs' and the outputs')."""
+    users = {u for owners in ownership for names in owners.values() for u in names}
+    if unknown := users - set(session.scalars(select(User.id).where(User.id.in_(users)))):
+        raise Invalid(f"owners names no user: {sorted(unknown)}", title="Unknown users")
 
 
 def create(session: Session, user: User, spec: TaskSpec) -> Task:
@@ -60,14 +64,17 @@ def create(session: Session, user: User, spec: TaskSpec) -> Task:
         raise NotFound(f"no function {spec.function_id} you may use")
     if function.disabled:
         raise Conflict(f"function {function.id} is disabled", title="Disabled")
+    input_owners = _ownership("input", function.inputs, spec.input_owners)
+    output_owners = _ownership("output", function.outputs, spec.output_owners)
+    _known(session, input_owners, output_owners)
     task = Task(
         function_id=function.id,
         function_sha256=function.sha256,
         creator_id=user.id,
         state=State.CREATED,
         arguments=_merged_arguments(function, spec.arguments),
-        input_owners=_ownership(session, "input", function.inputs, spec.input_owners),
-        output_owners=_ownership(session, "output", function.outputs, spec.output_owners),
+        input_owners=input_owners,
+        output_owners=output_owners,
     )
     session.add(task)
     session.flush()
@@ -98,9 +105,11 @@ def submit(
     task_id = create(session, user, spec).id
     if files is not None:
         assign_in(session, user, fresh(session, task_id), files)
-    if approve and (task := fresh(session, task_id)).state == State.DATA_ASSIGNED:
+    task = fresh(session, task_id)
+    if approve and task.state == State.DATA_ASSIGNED:
         approve_in(session, user, task)
-    staged = invoke and stage_in(session, fresh(session, task_id))
+        task = fresh(session, task_id)  # the approval changed it
+    staged = invoke and stage_in(session, task)
     asked = (
         (invoke, State.STAGED),
         (approve, State.APPROVED),
