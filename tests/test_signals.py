@@ -12,17 +12,16 @@ import pytest
 
 from teaclave_infer.domain.signals import Channel, SocketSignals, ThreadSignals, signals_for
 
+POSTGRES = os.environ.get("TEACLAVE_TEST_POSTGRES_URL")  # CI sets it; else SQLite only
 
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
+
+@pytest.fixture(params=["sqlite", "memory", *(["postgresql"] if POSTGRES else [])])
 def signals(request, tmp_path):
     if request.param == "sqlite":
         return signals_for(f"sqlite:///{tmp_path / 'teaclave.db'}")
     if request.param == "memory":
         return signals_for("sqlite://")
-    url = os.environ.get("TEACLAVE_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("TEACLAVE_TEST_POSTGRES_URL is not set: PostgreSQL is not available")
-    return signals_for(url)
+    return signals_for(POSTGRES)
 
 
 def test_the_database_url_chooses_the_kind(tmp_path):
