@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 STOPPING = {signal.SIGTERM, signal.SIGINT}
-DB_ENV = "TEACLAVE_DB"  # the database URL, for whom a flag would show it to every local user
+DB_ENV = "TEACLAVE_DB"  # the database URL: as a flag, its password would show in the process list
 
 
 def _url(text: str) -> str:
