@@ -87,8 +87,8 @@ class AuditLog:
 
     def _write(self, event: dict[str, Any]) -> None:
         with self.sessions() as session:
-            # The account may be gone since the request began: then no id (its name stays).
-            event["user_id"] = select(User.id).where(User.id == event["user_id"]).scalar_subquery()
+            if (user_id := event["user_id"]) is not None:  # the account may be gone since
+                event["user_id"] = select(User.id).where(User.id == user_id).scalar_subquery()
             session.execute(insert(AuditEvent).values(event))
             session.commit()
 
