@@ -1,24 +1,75 @@
-"""Fixtures of the service tests: a fresh service on SQLite, and on PostgreSQL too when
-TEACLAVE_TEST_POSTGRES_URL is set."""
+"""The test tiers, and the fixtures the packages' tests share: a fresh service on SQLite (and on
+PostgreSQL too when TEACLAVE_TEST_POSTGRES_URL is set) and the committed MNIST builds.
+
+Two tiers: `--tier fast` collects no test that builds a function (tests/builder, tests/runtime
+and whatever is marked `build`) nor any marked `slow`, and refuses any import of TVM; the
+default, `--tier full`, runs everything.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from prebuilt import Prebuilt, prebuilt
 from service_helpers import ADMIN_PASSWORD, DATABASES, fresh_postgres, login
 
 from teaclave_infer.api import create_app
-from teaclave_infer.builder import BuildOptions, BuildResult, build
 from teaclave_infer.domain.settings import Settings
 from teaclave_infer.local import local_service
 
-MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.onnx"
+# Test folders whose every test builds a function (with TVM, or zig for the C runtime).
+BUILD_FOLDERS = ("builder", "runtime")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--tier",
+        choices=("fast", "full"),
+        default="full",
+        help="fast: no test that builds a function, and no TVM import; full: every test",
+    )
+
+
+def fast_tier(config: pytest.Config) -> bool:
+    return bool(config.getoption("--tier") == "fast")
+
+
+class _NoTvm:
+    """An import hook of the fast tier: TVM (and so the builder) is not there."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "tvm" or name.startswith("tvm."):
+            raise ImportError(f"the fast tier imports no TVM (a test needs {name}: mark it build)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if fast_tier(config):
+        sys.meta_path.insert(0, _NoTvm())
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if fast_tier(config) and collection_path.is_relative_to(TESTS):
+        parts = collection_path.relative_to(TESTS).parts
+        if parts and parts[0] in BUILD_FOLDERS:
+            return True
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if fast_tier(config):
+        kept = [
+            i for i in items if not (i.get_closest_marker("build") or i.get_closest_marker("slow"))
+        ]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)
@@ -53,9 +104,16 @@ def admin(client) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def mnist_build(tmp_path_factory) -> BuildResult:
-    """The MNIST function with separate weights (inputs `input_img` and `weights`)."""
-    return build(MNIST, tmp_path_factory.mktemp("fn"), BuildOptions(weights="separate"))
+def mnist_build() -> Prebuilt:
+    """The MNIST function with separate weights (inputs `input_img` and `weights`), prebuilt."""
+    return prebuilt("separate")
+
+
+@pytest.fixture(scope="session")
+def mnist_embedded() -> Prebuilt:
+    """MNIST with its weights inside and its pixel range in the manifest (what `infer` runs),
+    prebuilt."""
+    return prebuilt("embedded")
 
 
 @pytest.fixture(scope="session")

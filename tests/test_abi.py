@@ -1,18 +1,15 @@
-"""The ABI kept in one place: status codes agree with the C runtime, argv packing, ids, and the
-builder's export filter."""
+"""The ABI kept in one place: status codes agree with the C runtime, argv packing, ids."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-import wasmtime
+from paths import REPO
 
 from teaclave_infer.abi import Status, pack_arguments, safe_id
-from teaclave_infer.builder.wasmbin import keep_exports
 
-RUNTIME = Path(__file__).resolve().parent.parent / "teaclave_infer" / "runtime"
+RUNTIME = REPO / "teaclave_infer" / "runtime"
 
 
 def test_status_codes_match_the_runtime_header():
@@ -39,17 +36,3 @@ def test_arguments_are_sorted_pairs_with_json_for_non_strings():
 )
 def test_safe_ids(onnx_name, ident):
     assert safe_id(onnx_name) == ident
-
-
-def test_keep_exports_drops_the_rest():
-    wasm = wasmtime.wat2wasm(
-        '(module (memory (export "memory") 1) (func (export "_initialize"))'
-        ' (func (export "entrypoint") (param i32 i32) (result i32) i32.const 7))'
-    )
-    kept = keep_exports(bytes(wasm), ("entrypoint", "memory"))
-    engine = wasmtime.Engine()
-    module = wasmtime.Module(engine, kept)
-    assert sorted(e.name for e in module.exports) == ["entrypoint", "memory"]
-    store = wasmtime.Store(engine)
-    entry = wasmtime.Instance(store, module, []).exports(store)["entrypoint"]
-    assert entry(store, 0, 0) == 7

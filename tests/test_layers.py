@@ -10,8 +10,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 # What each package may not import (prefixes of module names).
 FORBIDDEN = {

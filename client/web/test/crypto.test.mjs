@@ -1,5 +1,5 @@
 // Pure-JS checks of teaclave-crypto.js (run: node --test client/web/test/crypto.test.mjs).
-// tests/test_web_crypto.py runs this file and cross-checks every format against the Python client.
+// tests/web/test_web_crypto.py runs this file and cross-checks every format against the Python client.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

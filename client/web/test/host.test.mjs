@@ -1,4 +1,4 @@
-// teaclave-host.js against the Python executor (run: pytest tests/test_web_host.py, which writes
+// teaclave-host.js against the Python executor (run: pytest tests/web/test_web_host.py, which writes
 // the fixtures and runs `node --test client/web/test/host.test.mjs` with TEACLAVE_WEB_FIXTURES).
 // Fixture groups, each present or not: guests/cases.json (hand-written guests, the executor's
 // results, argv packed by abi.pack_arguments) and mnist/cases.json (the MNIST function in both

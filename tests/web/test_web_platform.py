@@ -9,15 +9,13 @@ import json
 import secrets
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 from guests import ECHO, guest
+from paths import WEB
 from service_helpers import ADMIN_PASSWORD
 from teaclave_client import Client
-
-WEB = Path(__file__).resolve().parents[1] / "client" / "web"
 
 SCRIPT = """
 import { Platform } from %(module)s;

@@ -4,15 +4,14 @@ scores match onnxruntime, in both weight modes and both profiles."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from helpers import build_model, reference, run_built
+from paths import MNIST
 from teaclave_client.images import prepare_image
 
-MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist"
 LABELS: dict[str, int] = json.loads((MNIST / "samples" / "labels.json").read_text())
 
 

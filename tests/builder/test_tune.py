@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tvm
 import tvm_ffi
+from paths import REPO
 from tvm import te, tirx
 
 from teaclave_infer.abi import PROFILES
@@ -20,7 +21,7 @@ from teaclave_infer.builder.plan import kernel_functions, read_plan
 from teaclave_infer.builder.tune import KEEP_RECORDS, TunedKernel, apply_database, lookup, tune
 from teaclave_infer.errors import BuildError
 
-MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "mnist.onnx"
+MNIST = REPO / "functions" / "mnist" / "mnist.onnx"
 FAST = PROFILES["fast"]
 # The smallest convolution and the dense layer: enough to search, quick to build.
 TUNED = ("fused_conv2d_add_relu", "fused_matmul_add3")

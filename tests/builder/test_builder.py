@@ -16,12 +16,11 @@ import wasmtime
 from helpers import assert_matches_onnxruntime, build_model, init, make_model, vi
 from onnx import TensorProto as TP
 from onnx import helper
+from paths import REPO
 
 from teaclave_infer.cli import main
 from teaclave_infer.errors import ModelLoadError, UnsupportedModelError
 from teaclave_infer.executor import EngineKey, ResultKind, engine_for, run
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def tiny(dims: list[int | str] | None = None, op: str = "Relu") -> onnx.ModelProto:

@@ -7,13 +7,13 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from paths import REPO
 
 from teaclave_infer.executor import run
 
-SOURCE = Path(__file__).resolve().parent.parent / "functions" / "handwritten" / "line_count.c"
+SOURCE = REPO / "functions" / "handwritten" / "line_count.c"
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 import weakref
 
 import pytest
@@ -13,7 +12,7 @@ import wasmtime
 from guests import ARGV, BUF, DEEP, HANDLES, IN, NOPE, OPEN_ALL, OUT, READS, guest, log_values
 
 from teaclave_infer.errors import LimitError
-from teaclave_infer.executor import Limits, ModuleCache, ResultKind, run
+from teaclave_infer.executor import Limits, ModuleCache, Result, ResultKind, run
 
 W = 0x4000_0000
 
@@ -104,11 +103,10 @@ def test_a_failed_call_leaves_no_outputs():
 
 
 def test_an_endless_loop_stops_at_the_deadline():
-    start = time.perf_counter()
+    # No bound on the wall time here (a loaded machine would fail it): the result says which
+    # deadline stopped the call.
     result = run(guest("(loop (br 0)) (i32.const 0)"), {}, {}, limits=Limits(deadline_s=0.5))
-    elapsed = time.perf_counter() - start
     assert result.kind is ResultKind.TIMEOUT and "0.5 s" in result.message
-    assert elapsed < 1.5
 
 
 def test_fuel_bounds_the_instructions():
@@ -240,8 +238,7 @@ def test_concurrent_invocations_keep_their_own_deadlines():
     results: dict[str, object] = {}
 
     def call(name: str, wasm: bytes, limits: Limits) -> None:
-        start = time.perf_counter()
-        results[name] = (run(wasm, {}, {}, limits=limits), time.perf_counter() - start)
+        results[name] = run(wasm, {}, {}, limits=limits)
 
     threads = [
         threading.Thread(target=call, args=("endless", endless, Limits(deadline_s=1))),
@@ -251,10 +248,11 @@ def test_concurrent_invocations_keep_their_own_deadlines():
         t.start()
     for t in threads:
         t.join()
-    endless_result, endless_s = results["endless"]
-    busy_result, _ = results["busy"]
-    assert endless_result.kind is ResultKind.TIMEOUT and endless_s < 2.0
-    assert busy_result.ok and busy_result.return_value == 9
+    endless, busy_result = results["endless"], results["busy"]
+    # Stopped by its own deadline (the message names it), not by the other call's 60 s.
+    assert isinstance(endless, Result) and endless.kind is ResultKind.TIMEOUT
+    assert "1 s" in endless.message and "60 s" not in endless.message
+    assert isinstance(busy_result, Result) and busy_result.ok and busy_result.return_value == 9
 
 
 def test_concurrent_invocations_read_and_write_their_own_files():

@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import re
 import shutil
-import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +22,16 @@ import pytest
 import wasmtime
 from guests import ARGV, BUF, DEEP, HANDLES, IN, NOPE, OPEN_ALL, OUT, READS, guest
 from helpers import npy
+from node_suites import SuiteRun, listed
+from paths import MNIST, REPO
+from prebuilt import prebuilt
 from teaclave_client.crypto import encrypt, generate_key
 from teaclave_client.images import prepare_image
 
 from teaclave_infer.abi import WEIGHTS_ID, pack_arguments
-from teaclave_infer.builder import BuildOptions, build
 from teaclave_infer.executor import Limits, Result, run
 
-REPO = Path(__file__).resolve().parent.parent
 NODE_TESTS = REPO / "client" / "web" / "test" / "host.test.mjs"
-MNIST = REPO / "functions" / "mnist"
 SEALED = 80  # where the guests below keep the id "sealed"
 SEALED_DATA = f'(data (i32.const {SEALED}) "sealed\\00")'
 
@@ -305,43 +303,6 @@ def argv_cases() -> list[dict[str, Any]]:
     return [{"arguments": a, "argv": [b64(x) for x in pack_arguments(a)]} for a in samples]
 
 
-def node_runs(node: str, fixtures: Path, expected_tests: int) -> str:
-    """Node's test runner on host.test.mjs with the fixtures; fails with Node's output unless
-    every test passed and none was skipped."""
-    env = {**os.environ, "TEACLAVE_WEB_FIXTURES": str(fixtures)}
-    command = [node, "--test", "--test-reporter=tap", str(NODE_TESTS)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"{' '.join(command)} failed:\n{output}"
-    counts = {
-        k: int(v)
-        for k, v in re.findall(r"^# (pass|fail|cancelled|skipped|todo) (\d+)$", output, re.M)
-    }
-    assert all(counts.get(k) == 0 for k in ("fail", "cancelled", "skipped", "todo")), output
-    assert counts.get("pass", 0) >= expected_tests, output
-    return output
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    path = shutil.which("node")
-    if path is None:
-        pytest.fail("`node` is not on PATH: the web host tests need Node >= 20 (CI installs it)")
-    version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
-    major = int(version.lstrip("v").split(".")[0])
-    assert major >= 20, f"the web host needs Node >= 20, found {version}"
-    return path
-
-
-def test_guests_run_in_node_as_in_the_executor(node: str, tmp_path: Path) -> None:
-    out = tmp_path / "guests"
-    out.mkdir()
-    cases = [case.fixture(out) for case in guest_cases()]
-    fixture = {"cases": cases, "argv": argv_cases()}
-    (out / "cases.json").write_text(json.dumps(fixture, indent=1))
-    node_runs(node, tmp_path, expected_tests=sum(len(c["modes"]) for c in cases) + 1)
-
-
 @dataclass(frozen=True)
 class MnistMode:
     name: str
@@ -350,12 +311,11 @@ class MnistMode:
 
 
 @pytest.fixture(scope="module")
-def mnist_builds(tmp_path_factory: pytest.TempPathFactory) -> list[MnistMode]:
-    """MNIST built once a module, in both weight modes."""
+def mnist_builds() -> list[MnistMode]:
+    """MNIST in both weight modes (the committed builds)."""
     modes = []
     for weights in ("embedded", "separate"):
-        out = tmp_path_factory.mktemp(f"mnist-{weights}")
-        built = build(MNIST / "mnist.onnx", out, BuildOptions(profile="fast", weights=weights))
+        built = prebuilt(weights)
         assert (built.weights is not None) == (weights == "separate")
         if built.weights is not None:
             assert built.manifest["weights"]["input_id"] == WEIGHTS_ID
@@ -401,11 +361,48 @@ def mnist_fixture(mode: MnistMode, out: Path) -> dict[str, Any]:
     return entry
 
 
-def test_mnist_runs_in_node_as_in_the_executor(
-    node: str, tmp_path: Path, mnist_builds: list[MnistMode]
-) -> None:
-    out = tmp_path / "mnist"
-    out.mkdir()
-    fixture = {"modes": [mnist_fixture(mode, out) for mode in mnist_builds]}
-    (out / "cases.json").write_text(json.dumps(fixture))
-    node_runs(node, tmp_path, expected_tests=len(mnist_builds) + 1)  # + the encrypted call
+def write_fixtures(out: Path, mnist_builds: list[MnistMode]) -> None:
+    """Both fixture groups of host.test.mjs: the guests with the executor's results, and MNIST
+    in both weight modes."""
+    (out / "guests").mkdir()
+    cases = [case.fixture(out / "guests") for case in guest_cases()]
+    fixture = {"cases": cases, "argv": argv_cases()}
+    (out / "guests" / "cases.json").write_text(json.dumps(fixture, indent=1))
+    (out / "mnist").mkdir()
+    modes = {"modes": [mnist_fixture(mode, out / "mnist") for mode in mnist_builds]}
+    (out / "mnist" / "cases.json").write_text(json.dumps(modes))
+
+
+def planned_tests() -> list[str]:
+    """The suite's test names, listed with a plan of the fixtures: the names and modes its
+    tests are named after, nothing run."""
+    with tempfile.TemporaryDirectory() as folder:
+        plan = Path(folder)
+        (plan / "guests").mkdir()
+        cases = [{"name": c.name, "modes": list(c.modes)} for c in guest_cases()]
+        (plan / "guests" / "cases.json").write_text(json.dumps({"cases": cases, "argv": []}))
+        (plan / "mnist").mkdir()
+        modes = [{"name": "embedded"}, {"name": "separate", "sealed": {}}]
+        (plan / "mnist" / "cases.json").write_text(json.dumps({"modes": modes}))
+        return listed(NODE_TESTS, plan)
+
+
+NODE_NAMES = planned_tests()
+
+
+@pytest.fixture(scope="module")
+def node_suite(tmp_path_factory: pytest.TempPathFactory, mnist_builds: list[MnistMode]) -> SuiteRun:
+    out = tmp_path_factory.mktemp("web-fixtures")
+    write_fixtures(out, mnist_builds)
+    return SuiteRun(NODE_TESTS, out)
+
+
+def test_node_ran_every_planned_test(node_suite: SuiteRun) -> None:
+    node_suite.check_all_listed(NODE_NAMES)
+
+
+@pytest.mark.parametrize("name", NODE_NAMES)
+def test_node(node_suite: SuiteRun, name: str) -> None:
+    """Each test of host.test.mjs (the guests and MNIST as the executor runs them), as its own
+    case."""
+    node_suite.check(name)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from guests import ECHO
+from paths import MNIST
 from platform_helpers import Platform, app_with_workers
 from service_helpers import HttpClient
 from sqlalchemy import MetaData, select
@@ -31,7 +32,7 @@ from teaclave_infer.domain.db import make_engine
 from teaclave_infer.errors import TeaclaveInferError
 from teaclave_infer.logs import JsonFormatter
 
-SAMPLES = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "samples"
+SAMPLES = MNIST / "samples"
 
 
 def slow(body: str, iterations: int) -> str:

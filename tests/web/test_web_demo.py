@@ -16,18 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import run_built
+from paths import MNIST, REPO
 from PIL import Image
+from prebuilt import Prebuilt, prebuilt
 from service_helpers import ADMIN_PASSWORD
 from teaclave_client.images import prepare_image
 from teaclave_client.sdk import Client
 
 from teaclave_infer.api.routes.web import FILES, POLICY
-from teaclave_infer.builder import BuildOptions, BuildResult, build
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "functions" / "mnist" / "samples"
+SAMPLES = MNIST / "samples"
 LABELS: dict[str, int] = json.loads((SAMPLES / "labels.json").read_text())
 DRIVER = REPO / "tests" / "browser"
 ARTIFACTS = REPO / "build" / "test-artifacts"
@@ -77,7 +77,7 @@ def strokes(png: Path) -> list[list[list[float]]]:
     return lines
 
 
-def executor_predictions(built: BuildResult) -> dict[str, int]:
+def executor_predictions(built: Prebuilt) -> dict[str, int]:
     """Each sample's prediction by the executor, with its tensor from the Python client."""
     return {
         name: run_built(built, {"input_img": prepare_image(SAMPLES / name, (1, 1, 28, 28))})[0]
@@ -86,13 +86,8 @@ def executor_predictions(built: BuildResult) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory) -> dict[str, BuildResult]:
-    out = tmp_path_factory.mktemp("web-fn")
-    onnx = REPO / "functions" / "mnist" / "mnist.onnx"
-    return {
-        mode: build(onnx, out / mode, BuildOptions(name=f"mnist-{mode}", weights=mode))
-        for mode in ("embedded", "separate")
-    }
+def builds() -> dict[str, Prebuilt]:
+    return {mode: prebuilt(mode) for mode in ("embedded", "separate")}
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from paths import MNIST
 from PIL import Image, ImageOps
 from teaclave_client.images import ImageError, image_input, prepare_for, prepare_image
 
-MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist"
 LABELS: dict[str, int] = json.loads((MNIST / "samples" / "labels.json").read_text())
 SHAPE = (1, 1, 28, 28)
 

@@ -10,15 +10,14 @@ import io
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import WEB
 from PIL import Image, ImageOps
 from teaclave_client.images import prepare_image
 from test_client_images import LABELS, MNIST, SHAPE, VARIANTS
 
-WEB = Path(__file__).resolve().parent.parent / "client" / "web"
 SCRIPT = f"""
 import {{ readFileSync }} from "node:fs";
 import {{ npyBytes, parseNpy, prepareImage }} from "{(WEB / "digit-image.js").as_uri()}";

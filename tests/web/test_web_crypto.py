@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from node_suites import SuiteRun, listed
+from paths import WEB
 from teaclave_client.crypto import IntegrityError, decrypt, encrypt, generate_key
 from teaclave_client.sealing import canonical_json, unwrap_key, verify_receipt
 
 from teaclave_infer.domain.keys import PlatformKeys
 
-WEB = Path(__file__).resolve().parents[1] / "client" / "web"
 SCHEMAS = ["aes-gcm-128", "aes-gcm-256"]
 FILE = "0123456789abcdef0123456789abcdef"
 PLAINTEXT = os.urandom(100_003)
@@ -62,15 +63,18 @@ def run_js(node: str, body: str, **inputs: Any) -> Any:
     return json.loads(proc.stdout)
 
 
-def test_the_node_unit_tests_pass(node: str) -> None:
-    proc = subprocess.run(
-        [node, "--test", str(WEB / "test" / "crypto.test.mjs")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"node --test failed:\n{proc.stdout}\n{proc.stderr}"
+NODE_SUITE = WEB / "test" / "crypto.test.mjs"
+
+
+@pytest.fixture(scope="module")
+def node_suite() -> SuiteRun:
+    return SuiteRun(NODE_SUITE)
+
+
+@pytest.mark.parametrize("name", listed(NODE_SUITE))
+def test_node(node_suite: SuiteRun, name: str) -> None:
+    """Each test of client/web/test/crypto.test.mjs, as its own case."""
+    node_suite.check(name)
 
 
 @pytest.mark.parametrize("schema", [*SCHEMAS, "raw"])

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from guests import ECHO, guest
+from paths import MNIST
 from service_helpers import ADMIN_PASSWORD
 from teaclave_client.cli import main
 
-from teaclave_infer.builder import BuildOptions, build
 from teaclave_infer.local import free_port
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "functions" / "mnist" / "samples"
+SAMPLES = MNIST / "samples"
 
 
 class Cli:
@@ -40,13 +39,6 @@ class Cli:
 
     def json(self, *args: str, code: int = 0) -> dict:
         return json.loads(self(*args, "--json", code=code))
-
-
-@pytest.fixture(scope="module")
-def mnist_embedded(tmp_path_factory):
-    """MNIST with its weights inside and its pixel range in the manifest: what `infer` runs."""
-    options = BuildOptions(name="mnist", pixel_range=(0.0, 1.0))
-    return build(REPO / "functions" / "mnist" / "mnist.onnx", tmp_path_factory.mktemp("b"), options)
 
 
 @pytest.fixture

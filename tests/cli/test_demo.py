@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
+import pytest
+from paths import MNIST
 from PIL import Image, ImageOps
 from teaclave_client.mnist_demo import labelled_images
 from teaclave_client.sdk import Client
 
 from teaclave_infer.cli import main
 
-MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist"
+# The demo builds the MNIST function on the way (with TVM).
+pytestmark = pytest.mark.build
 
 
 def test_the_demo_classifies_the_samples_through_the_service(tmp_path, capsys):

@@ -9,17 +9,15 @@ import numpy as np
 import pytest
 from guests import OUT, guest
 from helpers import npy
+from paths import MNIST
 from teaclave_client.images import prepare_image
 
-from teaclave_infer.builder import build
 from teaclave_infer.cli import main
-
-MNIST = Path(__file__).resolve().parent.parent / "functions" / "mnist"
 
 
 @pytest.fixture(scope="module")
-def mnist_wasm(tmp_path_factory) -> Path:
-    return build(MNIST / "mnist.onnx", tmp_path_factory.mktemp("mnist")).wasm
+def mnist_wasm(mnist_embedded) -> Path:
+    return Path(mnist_embedded.wasm)
 
 
 def test_mnist_through_the_cli(tmp_path, mnist_wasm, capsys):

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from guests import ECHO, guest
+from paths import MNIST
 from service_helpers import ADMIN_PASSWORD
 from teaclave_client import Client
 from teaclave_client.crypto import generate_key
@@ -35,7 +36,7 @@ from teaclave_client.sdk import DirectoryKeyStore, MemoryKeyStore
 
 from teaclave_infer.local import free_port
 
-SAMPLES = Path(__file__).resolve().parent.parent / "functions" / "mnist" / "samples"
+SAMPLES = MNIST / "samples"
 LABELS: dict[str, int] = json.loads((SAMPLES / "labels.json").read_text())
 
 

@@ -1,0 +1,8 @@
+"""Where the tests find the repository's files (one definition; test modules live at several
+depths under tests/)."""
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MNIST = REPO / "functions" / "mnist"
+WEB = REPO / "client" / "web"
