@@ -45,6 +45,9 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: floa
     raise TeaclaveInferError(f"the service did not answer within {timeout:g} s; see {log}")
 
 
+ENTRY = ("-m", "teaclave_infer.cli")  # the interpreter's arguments that run `teaclave-infer`
+
+
 @dataclass(frozen=True)
 class Served:
     """A running `teaclave-infer serve`: its URL, its process, its log (JSON lines)."""
@@ -63,14 +66,16 @@ def serve_process(
     db: str | None = None,
     flags: Sequence[str] = (),
     python_flags: Sequence[str] = (),
+    entry: Sequence[str] = ENTRY,
 ) -> Iterator[Served]:
     """The service on 127.0.0.1 with SQLite in `data_dir` (or the database at URL `db`) and
     `workers` worker processes, with more `serve` flags and interpreter flags if given; its
-    log (the workers' too) is `data_dir/serve.log`."""
+    log (the workers' too) is `data_dir/serve.log`. `entry` is what the interpreter runs (the
+    tests run the CLI through a script of theirs)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [
-        *(sys.executable, *python_flags, "-m", "teaclave_infer.cli", "serve"),
+        *(sys.executable, *python_flags, *entry, "serve"),
         *("--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)),
         *("--admin-password-file", str(admin_password_file)),
         *flags,
@@ -105,7 +110,8 @@ def local_service(
     workers: int,
     timeout: float = 60.0,
     db: str | None = None,
+    entry: Sequence[str] = ENTRY,
 ) -> Iterator[str]:
     """serve_process's URL: what the demo and most tests need."""
-    with serve_process(data_dir, admin_password_file, workers, timeout, db) as served:
+    with serve_process(data_dir, admin_password_file, workers, timeout, db, entry=entry) as served:
         yield served.url

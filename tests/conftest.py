@@ -8,7 +8,6 @@ default, `--tier full`, runs everything.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cheap_kdf import CHEAP, ENTRY
 from fastapi.testclient import TestClient
 from prebuilt import Prebuilt, prebuilt
 from service_helpers import ADMIN_PASSWORD, DATABASES, fresh_postgres, login
@@ -74,12 +74,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def cheap_password_kdf(monkeypatch) -> None:
-    """Argon2id at 64 KiB and 1 pass (still 4 lanes) in the tests' own process; a served
-    subprocess keeps the real costs. Only a monkeypatch reaches these parameters."""
+    """Argon2id at 64 KiB and 1 pass (still 4 lanes) in the tests' own process, as in the
+    services they serve (tests/cheap_kdf.py). Only the tests reach these parameters."""
     from teaclave_infer.domain import passwords
 
-    cheap = dataclasses.replace(passwords.PARAMETERS, time_cost=1, memory_cost=64)
-    monkeypatch.setattr(passwords, "PARAMETERS", cheap)
+    monkeypatch.setattr(passwords, "PARAMETERS", CHEAP)
 
 
 @pytest.fixture(params=DATABASES)
@@ -127,7 +126,7 @@ def serving(tmp_path: Path, workers: int) -> Iterator[str]:
     """`teaclave-infer serve` as its own process on a free loopback port; yields its URL. Its
     JSON log is tmp_path / "live" / "serve.log"."""
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
-    with local_service(tmp_path / "live", tmp_path / "admin.txt", workers) as base:
+    with local_service(tmp_path / "live", tmp_path / "admin.txt", workers, entry=ENTRY) as base:
         yield base
 
 

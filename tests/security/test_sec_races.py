@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cheap_kdf import ENTRY
 from guests import BUF, ECHO, IN
 from platform_helpers import Platform
 from service_helpers import (
@@ -67,7 +68,7 @@ def live(request, tmp_path: Path) -> Iterator[Live]:
     if request.param == "postgresql":
         db = fresh_postgres(os.environ["TEACLAVE_TEST_POSTGRES_URL"])
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
-    with local_service(tmp_path / "live", tmp_path / "admin.txt", workers=0, db=db) as base:
+    with local_service(tmp_path / "live", tmp_path / "admin.txt", 0, db=db, entry=ENTRY) as base:
         p = Platform(HttpClient(base))
         for name in OWNERS[2:]:
             p.ids[name] = make_user(p.client, p.admin, name)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cheap_kdf import ENTRY
 from guests import ECHO
 from platform_helpers import Platform
 from service_helpers import ADMIN_PASSWORD, HttpClient
@@ -201,7 +202,9 @@ def test_a_worker_process_gets_the_settings_of_its_supervisor(tmp_path, monkeypa
 def served(tmp_path: Path, workers: int, python_flags: tuple[str, ...] = ()) -> Iterator[Served]:
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
     data = tmp_path / "live"
-    with serve_process(data, tmp_path / "admin.txt", workers, python_flags=python_flags) as s:
+    with serve_process(
+        data, tmp_path / "admin.txt", workers, python_flags=python_flags, entry=ENTRY
+    ) as s:
         until(lambda: len(events(s, "worker started")) >= workers, "the workers did not start")
         yield s
 
