@@ -21,7 +21,18 @@ from ..errors import TeaclaveInferError
 from .deps import Platform
 from .middleware import AuditLog, BodyLimit
 from .problems import install
-from .routes import audit, auth, files, functions, platform, tasks, users, web, worker_blobs
+from .routes import (
+    apidocs,
+    audit,
+    auth,
+    files,
+    functions,
+    platform,
+    tasks,
+    users,
+    web,
+    worker_blobs,
+)
 from .routes.platform import metrics_registry
 from .security import load_secret
 from .waits import TaskWaits
@@ -75,7 +86,10 @@ def create_app(settings: Settings) -> FastAPI:
         with waits.running():  # long-polls hear tasks end (Channel.ENDED)
             yield
 
-    app = FastAPI(title="teaclave-infer", version="1", docs_url="/docs", lifespan=lifespan)
+    # /docs and /redoc are routes/apidocs.py's: FastAPI's own load their scripts from a CDN.
+    app = FastAPI(
+        title="teaclave-infer", version="1", docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.state.platform = Platform(
         settings=settings,
         sessions=sessions,
@@ -96,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
         tasks.router,
         audit.router,
         web.router,
+        apidocs.router,
         worker_blobs.router,
     ):
         app.include_router(router)

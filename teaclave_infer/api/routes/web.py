@@ -1,7 +1,8 @@
 """The web page at /demo: static files from client/web, no CDN, none of them generated.
 
 Only the files named here are served (not the tests beside them), each with a content security
-policy that allows this origin only, plus compiling WebAssembly (`'wasm-unsafe-eval'`)."""
+policy that allows this origin only, plus compiling WebAssembly (`'wasm-unsafe-eval'`). HEAD
+answers as GET does, without the body (link checkers and monitors ask with HEAD)."""
 
 from __future__ import annotations
 
@@ -31,17 +32,17 @@ POLICY = (
 )
 
 
-@router.get("/demo")
+@router.api_route("/demo", methods=["GET", "HEAD"])
 def demo() -> RedirectResponse:
     return RedirectResponse("/demo/", status_code=308)
 
 
-@router.get("/demo/")
+@router.api_route("/demo/", methods=["GET", "HEAD"])
 def demo_index() -> FileResponse:
     return demo_file("index.html")
 
 
-@router.get("/demo/{name}")
+@router.api_route("/demo/{name}", methods=["GET", "HEAD"])
 def demo_file(name: str) -> FileResponse:
     if name not in FILES or not (WEB / name).is_file():
         raise Problem(404, "Not found", f"no page file {name}")
