@@ -35,8 +35,8 @@ from .tune import TunedKernel, lookup, tune
 
 __all__ = ["SHIPPED_TUNING", "BuildOptions", "BuildResult", "build"]
 
-# Tuning records made with `--tune` for the shipped MNIST model (the command is in the README);
-# any model whose kernels have the same computation reuses them.
+# Tuning records made with `--tune` for the shipped MNIST model (the command is in
+# docs/guide/build.md); any model whose kernels have the same computation reuses them.
 SHIPPED_TUNING = Path(__file__).resolve().parent / "tuning"
 
 T = TypeVar("T")

@@ -67,7 +67,7 @@ def make_manifest(
     artifacts: dict[str, bytes],
     pixel_range: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """The manifest as a JSON-ready dict; keys documented in the README."""
+    """The manifest as a JSON-ready dict; keys documented in docs/guide/functions.md."""
     return {
         "format": FORMAT,
         "name": name,

@@ -1,5 +1,6 @@
-"""The README's function written by hand in C (functions/handwritten/line_count.c), built with
-the command its header gives, runs in the executor on both profiles."""
+"""The function written by hand in C of docs/guide/functions.md
+(functions/handwritten/line_count.c), built with the command its header gives, runs in the
+executor on both profiles."""
 
 from __future__ import annotations
 
