@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +73,32 @@ def test_a_missing_input_file_is_an_error(tmp_path, capsys):
     wasm.write_bytes(guest("(i32.const 0)"))
     assert main(["run", str(wasm), "--input", f"x={tmp_path / 'none.npy'}"]) == 1
     assert "none.npy" in capsys.readouterr().err
+
+
+def test_the_documented_example_writes_only_into_a_temp_folder(tmp_path, mnist_wasm):
+    """docs/guide/run.md's commands, run verbatim by bash in a stand-in for the repository:
+    they classify the sample and leave nothing in the working directory."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "guide" / "run.md").read_text()
+    script = page.split("```sh\n", 1)[1].split("```", 1)[0]
+    repo, temp = tmp_path / "repo", tmp_path / "tmp"
+    (repo / "build" / "mnist").mkdir(parents=True)
+    temp.mkdir()
+    for name in ("mnist.wasm", "mnist.json"):
+        shutil.copy(mnist_wasm.parent / name, repo / "build" / "mnist" / name)
+    (repo / "functions").symlink_to(MNIST.parent)
+    before = sorted(repo.rglob("*"))
+    bin_dir = Path(sys.executable).parent  # the console scripts of this environment
+    env = {**os.environ, "TMPDIR": str(temp), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    report = done.stdout[done.stdout.index("\n{") + 1 :]  # after prepare-image's line
+    assert json.loads(report)["return_value"] == 7, done.stdout  # digit_7_a.png
+    assert sorted(repo.rglob("*")) == before
+    (scores,) = temp.glob("*/scores.npy")
+    assert int(np.argmax(np.load(scores))) == 7
