@@ -1,8 +1,7 @@
 """The web page at /demo: static files from client/web, no CDN, none of them generated.
 
 Only the files named here are served (not the tests beside them), each with a content security
-policy that allows this origin only, plus compiling WebAssembly (`'wasm-unsafe-eval'`). HEAD
-answers as GET does, without the body (link checkers and monitors ask with HEAD)."""
+policy that allows this origin only, plus compiling WebAssembly (`'wasm-unsafe-eval'`)."""
 
 from __future__ import annotations
 
@@ -32,6 +31,7 @@ POLICY = (
 )
 
 
+# Each route answers HEAD as GET, without the body: link checkers and monitors ask with HEAD.
 @router.api_route("/demo", methods=["GET", "HEAD"])
 def demo() -> RedirectResponse:
     return RedirectResponse("/demo/", status_code=308)
