@@ -4,9 +4,8 @@ character, and it builds the docs site with --strict."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PLACES = ("README.md", "docs/guide/install.md", "docs/development.md", ".ci/run")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from guests import OUT, guest
 from helpers import npy
-from paths import MNIST
+from paths import MNIST, REPO
 from teaclave_client.images import prepare_image
 
 from teaclave_infer.cli import main
@@ -78,7 +78,7 @@ def test_a_missing_input_file_is_an_error(tmp_path, capsys):
 def test_the_documented_example_writes_only_into_a_temp_folder(tmp_path, mnist_wasm):
     """docs/guide/run.md's commands, run verbatim by bash in a stand-in for the repository:
     they classify the sample and leave nothing in the working directory."""
-    page = (Path(__file__).resolve().parent.parent / "docs" / "guide" / "run.md").read_text()
+    page = (REPO / "docs" / "guide" / "run.md").read_text()
     script = page.split("```sh\n", 1)[1].split("```", 1)[0]
     repo, temp = tmp_path / "repo", tmp_path / "tmp"
     (repo / "build" / "mnist").mkdir(parents=True)
