@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .models import Function, Task, TaskResult
+from .vocabulary import DEFAULT_SCHEMA
 
 if TYPE_CHECKING:
     from .sdk import Client
@@ -27,7 +28,7 @@ def infer(
     function: Function | str,
     inputs: Mapping[str, bytes],
     *,
-    schema: str = "aes-gcm-128",
+    schema: str = DEFAULT_SCHEMA,
     others: Mapping[str, Sequence[str]] | None = None,
     timeout: float | None = 300.0,
     progress: Callable[[str], None] | None = None,

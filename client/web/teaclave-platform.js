@@ -10,6 +10,7 @@
 //   const run = await platform.runTask(fn, { image: npyBytes }, ["scores"]);
 //   run.outputs.scores                               // plaintext, its tag checked by the receipt
 
+import { DEFAULT_SCHEMA as SCHEMA, RESULT_KIND } from "./teaclave-constants.js";
 import {
   decryptFile,
   encryptFile,
@@ -21,7 +22,6 @@ import {
 export const ENDED = new Set(["Finished", "Failed", "Canceled"]);
 const BEFORE_INVOKE = new Set(["Created", "DataAssigned", "Approved"]);
 const MAX_WAIT_S = 60; // the longest long-poll the platform holds
-const SCHEMA = "aes-gcm-128";
 
 export class PlatformError extends Error {
   constructor(message, status) {
@@ -246,7 +246,7 @@ export function checkReceipt(payload, task, result) {
     task_id: task.id,
     function_sha256: task.function_sha256,
     return_value: result.return_value,
-    result_kind: "ok",
+    result_kind: RESULT_KIND.OK,
   };
   for (const [name, value] of Object.entries(expected)) {
     if (payload[name] !== value) {
