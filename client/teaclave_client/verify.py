@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import ReceiptError, TaskFailed, TeaclaveClientError
 from .models import Task
-from .vocabulary import ResultKind
+from .vocabulary import ResultKind, TaskState
 
 __all__ = ["check_finished", "check_input", "check_receipt"]
 
@@ -18,7 +18,7 @@ def check_finished(task: Task) -> dict[str, Any]:
     """The result of a Finished task; TaskFailed if it failed or was canceled, an error if it
     has not ended."""
     result = task.result or {}
-    if task.state == "Finished":
+    if task.state == TaskState.FINISHED:
         return result
     if not task.ended:
         raise TeaclaveClientError(f"task {task.id} has not ended: it is {task.state}")

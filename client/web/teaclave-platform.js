@@ -10,7 +10,13 @@
 //   const run = await platform.runTask(fn, { image: npyBytes }, ["scores"]);
 //   run.outputs.scores                               // plaintext, its tag checked by the receipt
 
-import { DEFAULT_SCHEMA as SCHEMA, RESULT_KIND } from "./teaclave-constants.js";
+import {
+  BEFORE_INVOKE_STATES,
+  DEFAULT_SCHEMA as SCHEMA,
+  ENDED_STATES,
+  RESULT_KIND,
+  TASK_STATE,
+} from "./teaclave-constants.js";
 import {
   decryptFile,
   encryptFile,
@@ -19,8 +25,8 @@ import {
   wrapKey,
 } from "./teaclave-crypto.js";
 
-export const ENDED = new Set(["Finished", "Failed", "Canceled"]);
-const BEFORE_INVOKE = new Set(["Created", "DataAssigned", "Approved"]);
+export const ENDED = new Set(ENDED_STATES);
+const BEFORE_INVOKE = new Set(BEFORE_INVOKE_STATES);
 const MAX_WAIT_S = 60; // the longest long-poll the platform holds
 
 export class PlatformError extends Error {
@@ -211,7 +217,7 @@ export class Platform {
       throw new PlatformError(`task ${task.id}: ${task.stopped ?? `it is ${task.state}`}`);
     }
     task = await this.wait(task.id, { onState, timeoutMs });
-    if (task.state !== "Finished") {
+    if (task.state !== TASK_STATE.FINISHED) {
       const result = task.result ?? {};
       throw new PlatformError(`task ${task.id} ${task.state}: ${result.message ?? result.kind ?? ""}`);
     }

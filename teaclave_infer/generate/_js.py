@@ -6,7 +6,9 @@ import enum
 import json
 
 from teaclave_client.vocabulary import (
+    BEFORE_INVOKE,
     DEFAULT_SCHEMA,
+    ENDED,
     ENTRYPOINT,
     IMPORT_ERROR,
     IMPORT_MODULE,
@@ -24,6 +26,7 @@ from teaclave_client.vocabulary import (
     ResultKind,
     Schema,
     Status,
+    TaskState,
 )
 
 
@@ -52,6 +55,17 @@ def _default_limits() -> dict[str, object]:
 
 def js_module(command: str) -> str:
     constants: list[tuple[str, str, str]] = [
+        ("TASK_STATE", _names(TaskState), "A task's states."),
+        (
+            "ENDED_STATES",
+            f"Object.freeze({json.dumps(sorted(ENDED))})",
+            "The states a task never leaves.",
+        ),
+        (
+            "BEFORE_INVOKE_STATES",
+            f"Object.freeze({json.dumps(list(BEFORE_INVOKE))})",
+            "The states before a task is invoked.",
+        ),
         ("RESULT_KIND", _names(ResultKind), "How a call ends (the executor's ResultKind)."),
         ("FAILURE_KIND", _names(FailureKind), "Why a task failed otherwise (FailureKind)."),
         ("SCHEMA", _names(Schema), "File crypto schemas."),

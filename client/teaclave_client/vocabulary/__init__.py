@@ -1,5 +1,6 @@
 """The one definition of each small vocabulary the platform, its hosts and its clients share:
-result and failure kinds, crypto schemas, limit defaults, the function ABI's numbers.
+task states, result and failure kinds, crypto schemas, limit defaults, the function ABI's
+numbers.
 
 This is the bottom layer (it imports only the standard library), so the executor, the service
 and the client all take their names from here; the C runtime's `ti_constants.h`, the browser
@@ -37,10 +38,13 @@ from .limits import (
     Limit,
 )
 from .schemas import DEFAULT_SCHEMA, SCHEMAS, Schema
+from .states import BEFORE_INVOKE, ENDED, TaskState
 
 __all__ = [
+    "BEFORE_INVOKE",
     "DEADLINE_S",
     "DEFAULT_SCHEMA",
+    "ENDED",
     "ENTRYPOINT",
     "FUEL",
     "HANDLES",
@@ -69,4 +73,5 @@ __all__ = [
     "Schema",
     "Status",
     "TaskKind",
+    "TaskState",
 ]
