@@ -4,6 +4,7 @@ constants and docs page match it byte for byte, and the Python users agree with 
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 
@@ -51,6 +52,14 @@ def test_the_runtime_takes_its_constants_from_the_generated_header() -> None:
         if source.name != "ti_constants.h":
             text = source.read_text()
             assert "TI_ERR_MISSING_ARGUMENT =" not in text and "define TI_MAX_NDIM" not in text
+
+
+def test_the_runtime_declares_exactly_the_abi_imports() -> None:
+    """teaclave.h's prototypes are written by hand (they carry C types): they must agree."""
+    header = (ROOT / "teaclave_infer" / "runtime" / "teaclave.h").read_text()
+    declared = re.findall(r"TEACLAVE_IMPORT\((\w+)\) int \w+\(([^)]*)\);", header)
+    assert {name: params.count(",") + 1 for name, params in declared} == v.TEACLAVE_IMPORTS
+    assert f'import_module("{v.IMPORT_MODULE}")' in header
 
 
 def test_the_executor_defaults_are_the_vocabulary_limits() -> None:

@@ -15,7 +15,7 @@ export const TASK_STATE = Object.freeze({
 // The states a task never leaves.
 export const ENDED_STATES = Object.freeze(["Canceled", "Failed", "Finished"]);
 
-// The states before a task is invoked.
+// The states before invoking.
 export const BEFORE_INVOKE_STATES = Object.freeze(["Created", "DataAssigned", "Approved"]);
 
 // How a call ends (the executor's ResultKind).
@@ -85,7 +85,7 @@ export const ENTRYPOINT = "entrypoint";
 // The module of Teaclave's imports.
 export const IMPORT_MODULE = "env";
 
-// Import name -> number of i32 parameters; each returns one i32.
+// Import name -> number of i32 parameters (one i32 back).
 export const TEACLAVE_IMPORTS = Object.freeze({
   teaclave_open_input: 1,
   teaclave_create_output: 1,
@@ -106,7 +106,7 @@ export const MAX_FILE_ID_BYTES = 4096;
 // The default file id of separate weights.
 export const WEIGHTS_ID = "weights";
 
-// A built function's negative return value -> what it means.
+// A built function's negative return value -> meaning.
 export const STATUS_MEANINGS = Object.freeze({
   "-2": "a task argument naming an input file is missing",
   "-3": "an input file could not be opened",

@@ -53,51 +53,52 @@ def _default_limits() -> dict[str, object]:
     }
 
 
-def js_module(command: str) -> str:
-    constants: list[tuple[str, str, str]] = [
+Constant = tuple[str, str, str]  # name, JS value, what it is
+
+
+def _tasks() -> list[Constant]:
+    ended, before = json.dumps(sorted(ENDED)), json.dumps(list(BEFORE_INVOKE))
+    return [
         ("TASK_STATE", _names(TaskState), "A task's states."),
-        (
-            "ENDED_STATES",
-            f"Object.freeze({json.dumps(sorted(ENDED))})",
-            "The states a task never leaves.",
-        ),
-        (
-            "BEFORE_INVOKE_STATES",
-            f"Object.freeze({json.dumps(list(BEFORE_INVOKE))})",
-            "The states before a task is invoked.",
-        ),
+        ("ENDED_STATES", f"Object.freeze({ended})", "The states a task never leaves."),
+        ("BEFORE_INVOKE_STATES", f"Object.freeze({before})", "The states before invoking."),
         ("RESULT_KIND", _names(ResultKind), "How a call ends (the executor's ResultKind)."),
         ("FAILURE_KIND", _names(FailureKind), "Why a task failed otherwise (FailureKind)."),
+    ]
+
+
+def _files_and_limits() -> list[Constant]:
+    key_bytes = _frozen({s.value: s.key_bytes for s in Schema})
+    return [
         ("SCHEMA", _names(Schema), "File crypto schemas."),
-        (
-            "SCHEMA_KEY_BYTES",
-            _frozen({s.value: s.key_bytes for s in Schema}),
-            "Schema -> bytes of its file key (raw: none).",
-        ),
+        ("SCHEMA_KEY_BYTES", key_bytes, "Schema -> bytes of its file key (raw: none)."),
         ("DEFAULT_SCHEMA", json.dumps(DEFAULT_SCHEMA.value), "The schema clients use unless told."),
         ("DEFAULT_LIMITS", _frozen(_default_limits()), "The executor's defaults."),
         ("MAX_HANDLES", str(MAX_HANDLES), "Teaclave's bound on file handles per call."),
         ("TABLE_ELEMENT_BYTES", str(TABLE_ELEMENT_BYTES), "What a table element costs."),
         ("MAX_TABLES", str(MAX_TABLES), "Tables a function may have."),
+    ]
+
+
+def _abi() -> list[Constant]:
+    imports = _frozen(dict(TEACLAVE_IMPORTS))
+    meanings = _frozen({str(int(s)): s.meaning for s in Status})
+    return [
         ("ENTRYPOINT", json.dumps(ENTRYPOINT), "The function's export."),
         ("IMPORT_MODULE", json.dumps(IMPORT_MODULE), "The module of Teaclave's imports."),
-        (
-            "TEACLAVE_IMPORTS",
-            _frozen(dict(TEACLAVE_IMPORTS)),
-            "Import name -> number of i32 parameters; each returns one i32.",
-        ),
+        ("TEACLAVE_IMPORTS", imports, "Import name -> number of i32 parameters (one i32 back)."),
         ("IMPORT_ERROR", str(IMPORT_ERROR), "The only error value of the imports."),
         ("WRITE_FLAG", f"0x{WRITE_FLAG:x}", "Marks a write handle: WRITE_FLAG | n."),
         ("MAX_FILE_ID_BYTES", str(MAX_FILE_ID_BYTES), "Bytes of a file id read to find its NUL."),
         ("WEIGHTS_ID", json.dumps(WEIGHTS_ID), "The default file id of separate weights."),
-        (
-            "STATUS_MEANINGS",
-            _frozen({str(int(s)): s.meaning for s in Status}),
-            "A built function's negative return value -> what it means.",
-        ),
+        ("STATUS_MEANINGS", meanings, "A built function's negative return value -> meaning."),
         ("DTYPE", _names(DType), "Tensor element types (numpy's names)."),
         ("MAX_NDIM", str(MAX_NDIM), "Dimensions of a tensor."),
     ]
+
+
+def js_module(command: str) -> str:
+    constants = [*_tasks(), *_files_and_limits(), *_abi()]
     body = "\n".join(
         f"// {why}\nexport const {name} = {value};\n" for name, value, why in constants
     )
