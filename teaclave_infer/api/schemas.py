@@ -7,13 +7,19 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from teaclave_client.vocabulary import DEADLINE_S, MEMORY_BYTES, OUTPUT_BYTES, Schema
+from teaclave_client.vocabulary import DEADLINE_S, MEMORY_BYTES, OUTPUT_BYTES, DType, Schema
 
 from ..abi import DEFAULT_PROFILE, PROFILES
 from ..domain.models import Role
 from .bounded import INT32_MAX, Body, Fuel, Quota
 
 T = TypeVar("T")
+
+
+def _one_of(names: list[str]) -> str:
+    """A pattern matching exactly one of `names` (a vocabulary's values)."""
+    return "^(" + "|".join(re.escape(name) for name in names) + ")$"
+
 
 Username = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
 Password = Field(min_length=8, max_length=1024)
@@ -156,7 +162,7 @@ class ManifestTensor(_Open):
 
     id: str = Name
     shape: list[Annotated[int, Field(ge=0, le=INT32_MAX)]] | None = Field(None, max_length=64)
-    dtype: str | None = Field(default=None, max_length=32)
+    dtype: str | None = Field(default=None, pattern=_one_of(list(DType)))
     image: ManifestImage | None = None
 
 
@@ -231,10 +237,6 @@ Hex = Field(default="", max_length=64, pattern=r"^([0-9a-fA-F]{2})*$")
 
 
 FileId = Field(default=None, pattern=r"^[0-9a-f]{32}$")
-
-
-def _one_of(schemas: list[Schema]) -> str:
-    return "^(" + "|".join(re.escape(s) for s in schemas) + ")$"
 
 
 class _Sealed(Body):
