@@ -117,6 +117,11 @@ def vocabulary_md(command: str) -> str:
         "# Vocabulary\n\n"
         "Every name and number below is defined once, in `client/teaclave_client/vocabulary/` "
         "(profiles: `teaclave_infer/abi.py`); the C runtime's `ti_constants.h`, the browser "
-        "host's `teaclave-constants.js` and this page are generated from it.\n"
+        "host's `teaclave-constants.js` and this page are generated from it by "
+        f"`{command}`; a test fails when one of them is stale.\n\n"
+        "To add a result or failure kind, a crypto schema or a limit: one member (with its "
+        "meaning) in `kinds.py`, `schemas.py` or `limits.py` there, then the command above; "
+        "the code that produces the new kind (or the schema's cipher, in `crypto.py` and "
+        "`teaclave-crypto.js`) and its tests are the rest of the change.\n"
         f"{sections}"
     )
