@@ -55,3 +55,20 @@ def test_the_runtime_declares_exactly_the_abi_imports() -> None:
     declared = re.findall(r"TEACLAVE_IMPORT\((\w+)\) int \w+\(([^)]*)\);", header)
     assert {name: params.count(",") + 1 for name, params in declared} == v.TEACLAVE_IMPORTS
     assert f'import_module("{v.IMPORT_MODULE}")' in header
+
+
+def test_the_command_checks_then_rewrites(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "client" / "web").mkdir(parents=True)
+    assert generate.main(["--check"], tmp_path) == 1
+    assert "stale: client/web/teaclave-constants.js" in capsys.readouterr().err
+    assert generate.main([], tmp_path) == 0
+    assert generate.stale(tmp_path) == [] and generate.main(["--check"], tmp_path) == 0
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_the_command_refuses_a_folder_that_is_no_checkout(tmp_path: Path, capsys) -> None:
+    assert generate.main([], tmp_path) == 2
+    assert "not a source checkout" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -45,20 +45,23 @@ def stale(root: Path = ROOT) -> list[str]:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, root: Path | None = None) -> int:
+    """Rewrites the stale generated files under `root` (the checkout), or with `--check` only
+    names them; 1 if some are stale with `--check`, 2 outside a source checkout."""
+    root = root or ROOT
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only say which files are stale")
     args = parser.parse_args(argv)
-    if not (ROOT / "client" / "web").is_dir():
-        print(f"error: {ROOT} is not a source checkout of teaclave-infer", file=sys.stderr)
+    if not (root / "client" / "web").is_dir():
+        print(f"error: {root} is not a source checkout of teaclave-infer", file=sys.stderr)
         return 2
-    outdated = stale()
+    outdated = stale(root)
     if args.check:
         for relative in outdated:
             print(f"stale: {relative} (run `{COMMAND}`)", file=sys.stderr)
         return 1 if outdated else 0
     for relative in outdated:
-        path = ROOT / relative
+        path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")  # a reader never sees half a file
         partial.write_bytes(render(relative).encode())
