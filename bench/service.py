@@ -27,6 +27,8 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from teaclave_client.vocabulary import DEFAULT_SCHEMA  # noqa: E402
+
 from teaclave_infer.builder import build  # noqa: E402
 
 PASSWORD = "bench-password"
@@ -105,15 +107,15 @@ def cycles(fo: Api, owner: Api, function_id: str, count: int) -> None:
         "/v1/files/inputs",
         json={
             "url": blob["url"],
-            "schema": "aes-gcm-128",
+            "schema": DEFAULT_SCHEMA,
             "wrapped_key": "eA==",
             "iv": "00" * 12,
             "cmac": "00" * 16,
         },
     )["id"]
-    scores = owner.post("/v1/files/outputs", json={"schema": "aes-gcm-128", "wrapped_key": "eA=="})[
-        "id"
-    ]
+    scores = owner.post(
+        "/v1/files/outputs", json={"schema": DEFAULT_SCHEMA, "wrapped_key": "eA=="}
+    )["id"]
     body = {
         "function_id": function_id,
         "arguments": {"input_img": "input_img", "scores": "scores"},

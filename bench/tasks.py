@@ -55,6 +55,7 @@ sys.path[:0] = [str(REPO), str(REPO / "client")]
 
 from teaclave_client.images import npy_bytes, prepare_image  # noqa: E402
 from teaclave_client.sdk import Client  # noqa: E402
+from teaclave_client.vocabulary import Schema  # noqa: E402
 
 from teaclave_infer.executor import ModuleCache, run  # noqa: E402
 from teaclave_infer.local import free_port  # noqa: E402
@@ -237,7 +238,7 @@ class Platform:
             (w := Path(tmp) / "mnist.wasm").write_bytes(wasm)
             (m := Path(tmp) / "mnist.json").write_bytes(manifest)
             self.function = self.fo.register_function(w, m, public=True)
-        self.weights = self.fo.put_input(weights, "aes-gcm-256").id
+        self.weights = self.fo.put_input(weights, Schema.AES_GCM_256).id
         self.img = self.do1.put_input(image).id
 
     def approved_task(self, client: Client | None = None) -> str:

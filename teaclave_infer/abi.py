@@ -1,5 +1,8 @@
 """The function ABI in one place: Teaclave's imports, argv packing, status codes, profiles.
 
+The numbers (imports, status codes, dtypes) are defined in `teaclave_client.vocabulary`; the
+profiles, which only the builder and the executor use, here.
+
 A function is a wasm module that imports at most the five `env.teaclave_*` file functions and
 exports `entrypoint(argc, argv) -> i32` and `memory`. Task arguments reach it as key/value string
 pairs sorted by key; the returned i32 is the task's return value.
@@ -13,68 +16,54 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# The ABI's numbers live with the client, the bottom layer, since the browser host needs them.
+from teaclave_client.vocabulary import (
+    ENTRYPOINT,
+    IMPORT_MODULE,
+    TEACLAVE_IMPORTS,
+    WEIGHTS_ID,
+    Status,
+)
+
 __all__ = [
+    "DEFAULT_PROFILE",
     "ENTRYPOINT",
+    "IMPORT_MODULE",
     "PROFILES",
     "TEACLAVE_IMPORTS",
     "WEIGHTS_ID",
     "Profile",
     "Status",
+    "WasmFeature",
     "pack_arguments",
     "safe_id",
 ]
 
-ENTRYPOINT = "entrypoint"
-IMPORT_MODULE = "env"
-# Import name -> number of i32 parameters; every one returns one i32, -1 being the only error.
-TEACLAVE_IMPORTS: dict[str, int] = {
-    "teaclave_open_input": 1,
-    "teaclave_create_output": 1,
-    "teaclave_read_file": 3,
-    "teaclave_write_file": 3,
-    "teaclave_close_file": 1,
-}
-WEIGHTS_ID = "weights"
 
+class WasmFeature(enum.StrEnum):
+    """A post-MVP WebAssembly feature a profile may turn on (LLVM's names)."""
 
-class Status(enum.IntEnum):
-    """What a function built here returns on failure (the runtime's ti_status, `ti.h`)."""
-
-    MISSING_ARGUMENT = -2
-    OPEN_INPUT_FAILED = -3
-    READ_INPUT_FAILED = -4
-    BAD_INPUT_FORMAT = -5
-    BAD_WEIGHTS = -6
-    OUT_OF_MEMORY = -7
-    KERNEL_FAILED = -8
-    WRITE_OUTPUT_FAILED = -9
-
-    @property
-    def meaning(self) -> str:
-        return _MEANINGS[self]
-
-
-_MEANINGS = {
-    Status.MISSING_ARGUMENT: "a task argument naming an input file is missing",
-    Status.OPEN_INPUT_FAILED: "an input file could not be opened",
-    Status.READ_INPUT_FAILED: "reading or closing an input file failed",
-    Status.BAD_INPUT_FORMAT: "an input is not .npy or raw bytes of the model's dtype and shape",
-    Status.BAD_WEIGHTS: "the weights file is missing, malformed or of another model",
-    Status.OUT_OF_MEMORY: "linear memory could not grow",
-    Status.KERNEL_FAILED: "a kernel reported an error",
-    Status.WRITE_OUTPUT_FAILED: "creating, writing or closing an output file failed",
-}
+    SIGN_EXT = "sign-ext"
+    NONTRAPPING_FPTOINT = "nontrapping-fptoint"
+    SIMD128 = "simd128"
+    BULK_MEMORY = "bulk-memory"
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A set of WebAssembly features a function may use, for the compiler and the linker."""
+    """A set of WebAssembly features a function may use, for the compiler, the linker and the
+    executor's engine (every feature not listed is off)."""
 
     name: str
-    llvm_features: tuple[str, ...]  # LLVM's names, as TVM's `mattr`
+    features: frozenset[WasmFeature]
     description: str
     heap_limit: int | None = None  # bytes of data + arena + weights the host can give, if capped
     stack_size: int = 1 << 20
+
+    @property
+    def llvm_features(self) -> tuple[str, ...]:
+        """LLVM's names, as TVM's `mattr`, in WasmFeature's order."""
+        return tuple("+" + f for f in WasmFeature if f in self.features)
 
     @property
     def zig_cpu(self) -> str:
@@ -82,7 +71,7 @@ class Profile:
         return "mvp" + "".join("+" + f.lstrip("+").replace("-", "_") for f in self.llvm_features)
 
 
-_MVP_EXTRAS = ("+sign-ext", "+nontrapping-fptoint")
+_MVP_EXTRAS = frozenset({WasmFeature.SIGN_EXT, WasmFeature.NONTRAPPING_FPTOINT})
 PROFILES: dict[str, Profile] = {
     # What Teaclave's WAMR interpreter accepts, within its default heap and stack.
     "teaclave": Profile(
@@ -94,10 +83,11 @@ PROFILES: dict[str, Profile] = {
     ),
     "fast": Profile(
         "fast",
-        (*_MVP_EXTRAS, "+simd128", "+bulk-memory"),
+        _MVP_EXTRAS | {WasmFeature.SIMD128, WasmFeature.BULK_MEMORY},
         "wasm MVP + sign-extension + non-trapping float-to-int + SIMD128 + bulk memory",
     ),
 }
+DEFAULT_PROFILE = PROFILES["fast"]
 
 
 def safe_id(name: str) -> str:

@@ -8,7 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .abi import PROFILES
+from teaclave_client.vocabulary import DEADLINE_S, MEMORY_BYTES, MIB, OUTPUT_BYTES
+
+from .abi import DEFAULT_PROFILE, PROFILES
 from .errors import TeaclaveInferError
 from .serve import add_serve_arguments, add_worker_arguments, run_serve, run_worker
 
@@ -46,7 +48,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         choices=sorted(PROFILES),
-        default="fast",
+        default=DEFAULT_PROFILE.name,
         help="wasm features: fast (SIMD) or teaclave (runs on Teaclave's WAMR)",
     )
     parser.add_argument(
@@ -172,9 +174,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(PROFILES),
         help="wasm features (default: from NAME.json beside the wasm, else fast)",
     )
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="S")
-    parser.add_argument("--memory-limit", type=int, default=256, metavar="MIB")
-    parser.add_argument("--output-limit", type=int, default=64, metavar="MIB")
+    parser.add_argument("--timeout", type=float, default=DEADLINE_S.default, metavar="S")
+    parser.add_argument(
+        "--memory-limit", type=int, default=MEMORY_BYTES.default // MIB, metavar="MIB"
+    )
+    parser.add_argument(
+        "--output-limit", type=int, default=OUTPUT_BYTES.default // MIB, metavar="MIB"
+    )
     parser.add_argument("--fuel", type=int, metavar="N", help="instruction budget (off by default)")
     parser.add_argument("--cache-dir", type=Path, help="keep compiled modules here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

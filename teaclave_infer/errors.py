@@ -6,6 +6,8 @@ stage that failed and carry what a caller needs to act on it.
 
 from __future__ import annotations
 
+from teaclave_client.vocabulary import TaskKind
+
 __all__ = [
     "BuildError",
     "ExecutionError",
@@ -63,10 +65,9 @@ class LimitError(ExecutionError):
 
 
 class TaskFailed(ExecutionError):
-    """A task cannot finish: `kind` names why (an executor result kind such as `trap` or
-    `timeout`, or `integrity`, `fetch`, `function_error`, `missing_output`, `lost`), the message
-    says what, never with data or keys in it."""
+    """A task cannot finish: `kind` names why (the executor's `ResultKind` or a `FailureKind`,
+    both in `teaclave_client.vocabulary`), the message says what, never with data or keys."""
 
-    def __init__(self, kind: str, message: str, trap_code: str | None = None) -> None:
+    def __init__(self, kind: TaskKind, message: str, trap_code: str | None = None) -> None:
         super().__init__(message)
         self.kind, self.message, self.trap_code = kind, message, trap_code

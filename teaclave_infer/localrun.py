@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from teaclave_client.vocabulary import MIB
+
+from .abi import DEFAULT_PROFILE
 from .errors import TeaclaveInferError
 from .executor import Limits, ModuleCache, Result, run
 
 __all__ = ["run_local"]
-
-MIB = 1 << 20
 
 
 def _profile(function: Path, given: str | None) -> str:
@@ -27,7 +28,7 @@ def _profile(function: Path, given: str | None) -> str:
             return str(json.loads(manifest.read_text())["profile"]["name"])
         except (ValueError, KeyError, TypeError):
             pass
-    return "fast"
+    return DEFAULT_PROFILE.name
 
 
 def _read(path: str, what: str) -> bytes:

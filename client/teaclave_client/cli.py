@@ -35,12 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from .crypto import SCHEMAS, decrypt_file, encrypt_file, generate_key
+from .crypto import decrypt_file, encrypt_file, generate_key
 from .errors import TeaclaveClientError
 from .images import npy_bytes, prepare_for
 from .models import User, parse
 from .progress import Progress
 from .sdk import Client, DirectoryKeyStore, Function, Task, TaskResult, write_private
+from .vocabulary import DEFAULT_SCHEMA, Schema
 
 __all__ = ["main"]
 
@@ -494,7 +495,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(timeout=30.0)
     sub = parser.add_subparsers(dest="command_name", required=True)
-    schemas = sorted(SCHEMAS)
+    schemas = [s.value for s in Schema]
+    sealed = [s.value for s in Schema if s.sealed]
 
     def add(s: Any, name: str, command: Callable[[argparse.Namespace], Output], help: str) -> Any:
         p = s.add_parser(name, help=help, description=help, parents=[common])
@@ -502,13 +504,13 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     p = add(sub, "keygen", cmd_keygen, "make a random file key")
-    p.add_argument("--schema", choices=schemas, default="aes-gcm-128")
+    p.add_argument("--schema", choices=schemas, default=DEFAULT_SCHEMA.value)
     p.add_argument("--out", type=Path, help="write it to a key file (0600) instead of printing")
 
     p = add(sub, "encrypt", cmd_encrypt, "encrypt a file (Teaclave's layout)")
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
-    p.add_argument("--schema", choices=schemas, default="aes-gcm-128")
+    p.add_argument("--schema", choices=schemas, default=DEFAULT_SCHEMA.value)
     p.add_argument("--key", help="the key in hex (default: a fresh one)")
     p.add_argument("--key-file", type=Path, help="write schema, key, iv and cmac here (0600)")
 
@@ -572,12 +574,12 @@ def _parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="input and output files").add_subparsers(required=True)
     p = add(data, "register-input", cmd_data_register_input, "encrypt, upload, register")
     p.add_argument("file", type=Path, nargs="?")
-    p.add_argument("--schema", choices=schemas, default="aes-gcm-128")
+    p.add_argument("--schema", choices=schemas, default=DEFAULT_SCHEMA.value)
     p.add_argument("--at", help="the URL of a file you encrypted (`encrypt`) and placed there")
     p.add_argument("--key-file", type=Path, help="its key file (from `encrypt --key-file`)")
     p.add_argument("--owner", action="append", default=[], metavar="USER_ID")
     p = add(data, "register-output", cmd_data_register_output, "an output file (key kept here)")
-    p.add_argument("--schema", choices=["aes-gcm-128", "aes-gcm-256"], default="aes-gcm-128")
+    p.add_argument("--schema", choices=sealed, default=DEFAULT_SCHEMA.value)
     p.add_argument("--at", default="blob:", help="its URL (default: the platform's blob store)")
     p.add_argument("--owner", action="append", default=[], metavar="USER_ID")
     p = add(data, "fetch", cmd_data_fetch, "download and decrypt a written output")
@@ -613,7 +615,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add(sub, "infer", cmd_infer, "run a registered function on images, end to end")
     p.add_argument("images", type=Path, nargs="+", help="PNG, JPEG, or a ready .npy tensor")
     p.add_argument("--function", required=True, help="id or name")
-    p.add_argument("--schema", choices=["aes-gcm-128", "aes-gcm-256"], default="aes-gcm-128")
+    p.add_argument("--schema", choices=sealed, default=DEFAULT_SCHEMA.value)
     p.add_argument(
         "--input-owner",
         action="append",

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import IntegrityError
+from .vocabulary import SCHEMAS  # schema -> key bytes
 
 __all__ = [
     "SCHEMAS",
@@ -39,7 +40,6 @@ __all__ = [
     "stored_cmac",
 ]
 
-SCHEMAS = {"aes-gcm-128": 16, "aes-gcm-256": 32, "raw": 0}  # schema -> key bytes
 AAD = bytes(8)
 IV_BYTES, TAG_BYTES = 12, 16
 CHUNK = 1 << 20

@@ -9,13 +9,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .models import Function, Task, TaskResult
+from .vocabulary import BEFORE_INVOKE, DEFAULT_SCHEMA, TaskState
 
 if TYPE_CHECKING:
     from .sdk import Client
 
 __all__ = ["infer"]
 
-_BEFORE_INVOKE = {"Created": {"DataAssigned", "Approved"}, "DataAssigned": {"Approved"}}
+_LATER = {  # a state before the task is invoked -> the states that follow it
+    TaskState.CREATED: {TaskState.DATA_ASSIGNED, TaskState.APPROVED},
+    TaskState.DATA_ASSIGNED: {TaskState.APPROVED},
+}
 
 
 def _left(deadline: float | None) -> float | None:
@@ -27,7 +31,7 @@ def infer(
     function: Function | str,
     inputs: Mapping[str, bytes],
     *,
-    schema: str = "aes-gcm-128",
+    schema: str = DEFAULT_SCHEMA,
     others: Mapping[str, Sequence[str]] | None = None,
     timeout: float | None = 300.0,
     progress: Callable[[str], None] | None = None,
@@ -59,12 +63,12 @@ def until_invoked(
     """The creator's part while other owners assign and approve: approve once the data is
     complete (an assignment withdraws earlier approvals), invoke once everyone approved."""
     me = (client.user or client.me()).id
-    while task.state in ("Created", "DataAssigned", "Approved"):
-        if task.state == "Approved":
+    while task.state in BEFORE_INVOKE:
+        if task.state == TaskState.APPROVED:
             return client.invoke_task(task.id)
-        if task.state == "DataAssigned" and not task.approvals.get(me, True):
+        if task.state == TaskState.DATA_ASSIGNED and not task.approvals.get(me, True):
             task = client.approve_task(task.id, invoke=True)
             continue
         say(f"waiting: {task.stopped or 'the other owners have yet to act'}")
-        task = client.wait(task.id, _left(deadline), states=_BEFORE_INVOKE[task.state])
+        task = client.wait(task.id, _left(deadline), states=_LATER[TaskState(task.state)])
     return task

@@ -37,6 +37,7 @@ from .errors import TeaclaveClientError
 from .images import npy_bytes, prepare_for
 from .progress import Progress
 from .sdk import Client, FileInfo, Function
+from .vocabulary import Schema
 
 __all__ = ["DemoReport", "Row", "main", "run_demo"]
 
@@ -127,7 +128,7 @@ def _register(
     if manifest.get("weights", {}).get("mode") == "separate":
         if weights is None or not weights.exists():
             raise TeaclaveClientError(f"the function needs its weights file {weights}")
-        sealed_weights = owners.model.put_input(weights.read_bytes(), "aes-gcm-256")
+        sealed_weights = owners.model.put_input(weights.read_bytes(), Schema.AES_GCM_256)
     return function, sealed_weights
 
 

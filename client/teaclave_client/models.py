@@ -8,9 +8,10 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
+from .vocabulary import ENDED
+
 __all__ = ["ENDED", "FileInfo", "Function", "Task", "TaskResult", "User", "parse"]
 
-ENDED = frozenset({"Finished", "Failed", "Canceled"})
 T = TypeVar("T")
 
 

@@ -39,6 +39,7 @@ from .models import ENDED, FileInfo, Function, Task, TaskResult, User, parse
 from .sealing import verify_receipt, wrap_key
 from .transport import Transport
 from .verify import check_finished, check_input, check_receipt
+from .vocabulary import DEFAULT_SCHEMA
 
 MAX_WAIT_S = 60.0  # the longest long-poll the platform holds
 
@@ -266,7 +267,7 @@ class Client(Transport):
         return info
 
     def put_input(
-        self, plaintext: bytes, schema: str = "aes-gcm-128", owners: Sequence[str] = ()
+        self, plaintext: bytes, schema: str = DEFAULT_SCHEMA, owners: Sequence[str] = ()
     ) -> FileInfo:
         """Encrypts with a fresh key, uploads and registers: the usual way to give an input."""
         key = generate_key(schema)
@@ -278,7 +279,7 @@ class Client(Transport):
     def register_output_file(
         self,
         url: str = "blob:",
-        schema: str = "aes-gcm-128",
+        schema: str = DEFAULT_SCHEMA,
         key: bytes | None = None,
         *,
         file_id: str | None = None,
@@ -506,7 +507,7 @@ class Client(Transport):
         function: Function | str,
         inputs: Mapping[str, bytes],
         *,
-        schema: str = "aes-gcm-128",
+        schema: str = DEFAULT_SCHEMA,
         others: Mapping[str, Sequence[str]] | None = None,
         timeout: float | None = 300.0,
         progress: Callable[[str], None] | None = None,

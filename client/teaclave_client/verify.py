@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import ReceiptError, TaskFailed, TeaclaveClientError
 from .models import Task
+from .vocabulary import ResultKind, TaskState
 
 __all__ = ["check_finished", "check_input", "check_receipt"]
 
@@ -17,7 +18,7 @@ def check_finished(task: Task) -> dict[str, Any]:
     """The result of a Finished task; TaskFailed if it failed or was canceled, an error if it
     has not ended."""
     result = task.result or {}
-    if task.state == "Finished":
+    if task.state == TaskState.FINISHED:
         return result
     if not task.ended:
         raise TeaclaveClientError(f"task {task.id} has not ended: it is {task.state}")
@@ -31,7 +32,7 @@ def check_receipt(payload: Mapping[str, Any], task: Task, result: Mapping[str, A
         "task_id": task.id,
         "function_sha256": task.function_sha256,
         "return_value": result.get("return_value"),
-        "result_kind": "ok",
+        "result_kind": ResultKind.OK.value,
     }
     for name, value in expected.items():
         if payload.get(name) != value:

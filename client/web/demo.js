@@ -1,6 +1,7 @@
 // The /demo page: draw or drop a digit, run a digit model on it in this browser (teaclave-host.js)
 // or on the platform (teaclave-platform.js), show the prediction, the ten scores and the latency.
 
+import { DTYPE, STATUS_MEANINGS, WEIGHTS_ID } from "./teaclave-constants.js";
 import { loadFunction, runFunction } from "./teaclave-host.js";
 import { Platform } from "./teaclave-platform.js";
 import { npyBytes, parseNpy, prepareImage } from "./digit-image.js";
@@ -152,7 +153,7 @@ const mode = () => document.querySelector("input[name=mode]:checked").value;
 
 function isDigitModel(manifest) {
   const input = imageInput(manifest);
-  if (!input || input.dtype !== "float32" || manifest.outputs?.length !== 1) return false;
+  if (!input || input.dtype !== DTYPE.FLOAT32 || manifest.outputs?.length !== 1) return false;
   const s = input.shape;
   return s[0] === 1 && (s.length === 3 || s[1] === 1 || s[3] === 1);
 }
@@ -214,11 +215,15 @@ async function inBrowser(fn, manifest, input) {
   const slot = imageInput(manifest).id;
   const out = manifest.outputs[0].id;
   const inputs = { [slot]: input };
-  if (ready.weights) inputs.weights = ready.weights; // decrypted by the host as it opens them
+  if (ready.weights) inputs[WEIGHTS_ID] = ready.weights; // decrypted by the host as it opens them
   const args = Object.fromEntries(fn.arguments.map((a) => [a.name, a.default ?? ""]));
   status("Running in this browser…");
   const result = await runFunction(ready.module, { arguments: args, inputs, outputs: [out] });
   if (!result.ok) throw new Error(`the function failed: ${result.message}`);
+  if (result.returnValue < 0) {
+    const meaning = STATUS_MEANINGS[result.returnValue];
+    throw new Error(`the function returned ${result.returnValue}${meaning ? `: ${meaning}` : ""}`);
+  }
   return { scores: parseNpy(result.outputs[out]), receipt: null };
 }
 

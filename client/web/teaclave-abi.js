@@ -4,18 +4,11 @@
 // teaclave-host.js.
 // Written by hand: no library parses wasm sections in a browser without a build step.
 
+import { ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS } from './teaclave-constants.js';
+
+export { ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS };
 export const MAX_PAGES = 65536; // wasm32: 4 GiB
 export const MAX_TABLE_ELEMENTS = 0xffff_ffff; // wasm32 tables
-export const ENTRYPOINT = 'entrypoint';
-export const IMPORT_MODULE = 'env';
-// Import name -> number of i32 parameters; each returns one i32, -1 being the only error.
-export const TEACLAVE_IMPORTS = Object.freeze({
-  teaclave_open_input: 1,
-  teaclave_create_output: 1,
-  teaclave_read_file: 3,
-  teaclave_write_file: 3,
-  teaclave_close_file: 1,
-});
 
 export class InvalidModuleError extends Error {
   name = 'InvalidModuleError';

@@ -9,7 +9,9 @@
 //     signing key published at /v1/platform/keys.
 // Browsers expose WebCrypto in secure contexts only (https, or http://localhost).
 
-export const SCHEMAS = Object.freeze({ "aes-gcm-128": 16, "aes-gcm-256": 32, raw: 0 });
+import { SCHEMA_KEY_BYTES as SCHEMAS } from "./teaclave-constants.js";
+
+export { SCHEMAS };
 export const INFO_LABEL = "teaclave-infer/file-key/v1";
 
 const AAD = new Uint8Array(8);

@@ -11,10 +11,16 @@
 // the call (`Stop`), the main side decrypts the input and calls again from the start. The guest's
 // only imports are these five functions, so a call replays identically up to that point.
 
-export const WRITE_FLAG = 0x4000_0000;
+import {
+  IMPORT_ERROR as ERROR,
+  IMPORT_MODULE,
+  MAX_FILE_ID_BYTES as MAX_ID,
+  RESULT_KIND,
+  WRITE_FLAG,
+} from './teaclave-constants.js';
+
+export { WRITE_FLAG };
 export const PAGE = 65536;
-const ERROR = -1;
-const MAX_ID = 4096; // bytes of a file id read before giving up on finding its NUL
 const MIB = 1 << 20;
 const utf8 = new TextDecoder('utf-8', { ignoreBOM: true }); // replaces bad bytes, as Python's
 
@@ -214,19 +220,22 @@ function failure(kind, message, trapCode = null) {
 }
 
 function timedOut(limits) {
-  return failure('timeout', `the deadline of ${limits.deadlineMs / 1000} s passed`);
+  return failure(RESULT_KIND.TIMEOUT, `the deadline of ${limits.deadlineMs / 1000} s passed`);
 }
 
 /** How a call that threw (or whose host calls were stopped) ended. */
 function ended(call, err, limits) {
   if (call.stop?.needs !== undefined) return { needs: call.stop.needs };
   if (call.stop?.timeout) return timedOut(limits);
-  if (isStackOverflow(err)) return failure('stack_overflow', describe(err), 'stack_overflow');
+  if (isStackOverflow(err)) {
+    return failure(RESULT_KIND.STACK_OVERFLOW, describe(err), 'stack_overflow'); // wasmtime's code
+  }
   if (atMemoryCap(call, limits)) {
-    return failure('memory_limit', `${limits.memoryBytes} bytes, then ${describe(err)}`);
+    return failure(RESULT_KIND.MEMORY_LIMIT, `${limits.memoryBytes} bytes, then ${describe(err)}`);
   }
   const code = TRAP_CODES.find(([pattern]) => pattern.test(err?.message ?? ''))?.[1] ?? null;
-  return failure('trap', describe(err), err instanceof WebAssembly.RuntimeError ? code : null);
+  const trapCode = err instanceof WebAssembly.RuntimeError ? code : null;
+  return failure(RESULT_KIND.TRAP, describe(err), trapCode);
 }
 
 /** One call: instantiate (fresh memory), place argv, call `entrypoint`, collect outputs.
@@ -247,13 +256,14 @@ export async function attempt(module, request) {
   };
   let instance;
   try {
-    instance = await WebAssembly.instantiate(module, { env: hostFunctions(call) });
+    instance = await WebAssembly.instantiate(module, { [IMPORT_MODULE]: hostFunctions(call) });
   } catch (err) {
     lap('instantiate');
     if (err instanceof WebAssembly.RuntimeError || isStackOverflow(err) || call.stop) {
       return { ...ended(call, err, limits), timings }; // the start function trapped
     }
-    return { ...failure('memory_limit', `${limits.memoryBytes} bytes: ${describe(err)}`), timings };
+    const message = `${limits.memoryBytes} bytes: ${describe(err)}`;
+    return { ...failure(RESULT_KIND.MEMORY_LIMIT, message), timings };
   }
   call.memory = instance.exports.memory;
   let argvPtr;
@@ -261,7 +271,7 @@ export async function attempt(module, request) {
     argvPtr = placeArgv(call.memory, argv);
   } catch (err) {
     lap('instantiate');
-    return { ...failure('memory_limit', `no room for argv: ${describe(err)}`), timings };
+    return { ...failure(RESULT_KIND.MEMORY_LIMIT, `no room for argv: ${describe(err)}`), timings };
   }
   lap('instantiate');
   if (deadlineAt !== undefined && now() > deadlineAt) {
@@ -280,13 +290,14 @@ export async function attempt(module, request) {
     return { ...timedOut(limits), timings };
   }
   if (files.outputLimitHit) {
-    return { ...failure('output_limit', `outputs exceeded ${limits.outputBytes} bytes`), timings };
+    const message = `outputs exceeded ${limits.outputBytes} bytes`;
+    return { ...failure(RESULT_KIND.OUTPUT_LIMIT, message), timings };
   }
   if (returnValue < 0 && atMemoryCap(call, limits)) {
     const message = `the function hit ${limits.memoryBytes} bytes and failed`;
-    return { ...failure('memory_limit', message), timings };
+    return { ...failure(RESULT_KIND.MEMORY_LIMIT, message), timings };
   }
-  const outcome = { kind: 'ok', message: 'ok', trapCode: null };
+  const outcome = { kind: RESULT_KIND.OK, message: RESULT_KIND.OK, trapCode: null };
   return { ...outcome, returnValue, outputs: files.written, timings };
 }
 

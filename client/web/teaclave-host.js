@@ -70,16 +70,20 @@ import {
   parseModule,
   withCaps,
 } from './teaclave-abi.js';
+import {
+  DEFAULT_LIMITS,
+  FAILURE_KIND,
+  MAX_HANDLES,
+  MAX_TABLES,
+  RESULT_KIND,
+  TABLE_ELEMENT_BYTES,
+} from './teaclave-constants.js';
 import { decryptFile } from './teaclave-crypto.js';
 import { PAGE, WORKER_NAME, attempt } from './teaclave-host-worker.js';
 
+// The executor's defaults and table pricing (teaclave_client/vocabulary/limits.py says why).
+export { DEFAULT_LIMITS, MAX_TABLES, TABLE_ELEMENT_BYTES };
 export { ForbiddenImportError, InvalidModuleError, packArguments };
-
-const MIB = 1 << 20;
-// As the executor's (teaclave_infer/executor/_limits.py): what a table element costs the most
-// of the engines we run on, and how many tables a function may have.
-export const TABLE_ELEMENT_BYTES = 32;
-export const MAX_TABLES = 4;
 
 /** memoryBytes split as the executor splits it: whole pages for linear memory, at least 1/256
  * left for the tables, each table's share in elements. */
@@ -90,26 +94,7 @@ export function memoryShares(memoryBytes) {
   return { capPages, tableElements: Math.min(MAX_TABLE_ELEMENTS, tableElements) };
 }
 
-export const RESULT_KINDS = Object.freeze([
-  'ok',
-  'timeout',
-  'memory_limit',
-  'output_limit',
-  'stack_overflow',
-  'trap',
-  'invalid_module',
-  'forbidden_import',
-  'integrity',
-]);
-
-// Each default is the executor's (teaclave_infer/executor/_limits.py says why).
-export const DEFAULT_LIMITS = Object.freeze({
-  deadlineMs: 30_000,
-  memoryBytes: 256 * MIB,
-  outputBytes: 64 * MIB,
-  maxHandles: 1023,
-  maxInputBytes: 1024 * MIB,
-});
+export const RESULT_KINDS = Object.freeze([...Object.values(RESULT_KIND), FAILURE_KIND.INTEGRITY]);
 
 
 /** The request breaks a limit before anything runs (an input too large). */
@@ -191,7 +176,7 @@ function checkedLimits(given = {}) {
     deadlineMs: deadlineMs > 0 && deadlineMs <= 0x7fff_ffff, // setTimeout's longest delay
     memoryBytes: limits.memoryBytes > 0,
     outputBytes: limits.outputBytes >= 0,
-    maxHandles: Number.isInteger(maxHandles) && maxHandles >= 0 && maxHandles <= 1023,
+    maxHandles: Number.isInteger(maxHandles) && maxHandles >= 0 && maxHandles <= MAX_HANDLES,
     maxInputBytes: limits.maxInputBytes >= 0,
   };
   const bad = Object.keys(checks).filter((k) => typeof limits[k] !== 'number' || !checks[k]);
@@ -269,8 +254,9 @@ class WorkerSandbox {
     this.pending = null;
     this.closed = true;
     if (err?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-      const message = `memory_limit: the worker ran out of memory: ${err.message}`;
-      pending?.resolve({ kind: 'memory_limit', message, trapCode: null, timings: {} });
+      const kind = RESULT_KIND.MEMORY_LIMIT;
+      const message = `${kind}: the worker ran out of memory: ${err.message}`;
+      pending?.resolve({ kind, message, trapCode: null, timings: {} });
     } else {
       pending?.reject(err);
     }
@@ -304,7 +290,7 @@ function freshWorker() {
 // ---- the call -------------------------------------------------------------------------------
 
 function result(kind, message, fields = {}) {
-  const ok = kind === 'ok';
+  const ok = kind === RESULT_KIND.OK;
   return {
     ok,
     kind,
@@ -324,7 +310,8 @@ function addTimings(total, more = {}) {
 async function callWithReplay(sandbox, module, request, files, limits, timings) {
   const inputs = new Map([...files].map(([fid, f]) => [fid, f.plain ?? null]));
   const seconds = limits.deadlineMs / 1000;
-  const TIMEOUT = { kind: 'timeout', message: `timeout: the deadline of ${seconds} s passed` };
+  const kind = RESULT_KIND.TIMEOUT;
+  const TIMEOUT = { kind, message: `${kind}: the deadline of ${seconds} s passed` };
   const deadlineAt = now() + limits.deadlineMs;
   let timer;
   const expired = new Promise((resolve) => {
@@ -342,12 +329,12 @@ async function callWithReplay(sandbox, module, request, files, limits, timings) 
       const start = now();
       const opened = decryptFile(schema, key, iv, data, cmac ?? undefined).then(
         (plaintext) => ({ plaintext }),
-        (err) => ({ failed: `integrity: input ${outcome.needs}: ${err.message}` }),
+        (err) => ({ failed: `${FAILURE_KIND.INTEGRITY}: input ${outcome.needs}: ${err.message}` }),
       );
       const decrypted = await Promise.race([opened, expired]);
       addTimings(timings, { decrypt: (now() - start) / 1000 });
       if (decrypted === TIMEOUT) return result(TIMEOUT.kind, TIMEOUT.message, { timings });
-      if (decrypted.failed) return result('integrity', decrypted.failed, { timings });
+      if (decrypted.failed) return result(FAILURE_KIND.INTEGRITY, decrypted.failed, { timings });
       inputs.set(outcome.needs, decrypted.plaintext);
     }
   } finally {
@@ -376,13 +363,14 @@ export async function runFunction(fnOrBytes, options = {}) {
     module = await fn.compiledFor(limits.memoryBytes);
   } catch (err) {
     if (!(err instanceof InvalidModuleError)) throw err;
-    const kind = err instanceof ForbiddenImportError ? 'forbidden_import' : 'invalid_module';
+    const forbidden = err instanceof ForbiddenImportError;
+    const kind = forbidden ? RESULT_KIND.FORBIDDEN_IMPORT : RESULT_KIND.INVALID_MODULE;
     return result(kind, `${kind}: ${err.message}`, { timings });
   }
   timings.compile = (now() - start) / 1000;
   if (typeof module === 'string') {
-    const message = `memory_limit: ${limits.memoryBytes} bytes: ${module}`;
-    return result('memory_limit', message, { timings });
+    const message = `${RESULT_KIND.MEMORY_LIMIT}: ${limits.memoryBytes} bytes: ${module}`;
+    return result(RESULT_KIND.MEMORY_LIMIT, message, { timings });
   }
   const request = { argv, outputs, limits: { ...limits } };
   const sandbox = worker ? await freshWorker() : new ThreadSandbox();

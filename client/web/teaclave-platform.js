@@ -11,6 +11,13 @@
 //   run.outputs.scores                               // plaintext, its tag checked by the receipt
 
 import {
+  BEFORE_INVOKE_STATES,
+  DEFAULT_SCHEMA as SCHEMA,
+  ENDED_STATES,
+  RESULT_KIND,
+  TASK_STATE,
+} from "./teaclave-constants.js";
+import {
   decryptFile,
   encryptFile,
   generateKey,
@@ -18,10 +25,9 @@ import {
   wrapKey,
 } from "./teaclave-crypto.js";
 
-export const ENDED = new Set(["Finished", "Failed", "Canceled"]);
-const BEFORE_INVOKE = new Set(["Created", "DataAssigned", "Approved"]);
+export const ENDED = new Set(ENDED_STATES);
+const BEFORE_INVOKE = new Set(BEFORE_INVOKE_STATES);
 const MAX_WAIT_S = 60; // the longest long-poll the platform holds
-const SCHEMA = "aes-gcm-128";
 
 export class PlatformError extends Error {
   constructor(message, status) {
@@ -211,7 +217,7 @@ export class Platform {
       throw new PlatformError(`task ${task.id}: ${task.stopped ?? `it is ${task.state}`}`);
     }
     task = await this.wait(task.id, { onState, timeoutMs });
-    if (task.state !== "Finished") {
+    if (task.state !== TASK_STATE.FINISHED) {
       const result = task.result ?? {};
       throw new PlatformError(`task ${task.id} ${task.state}: ${result.message ?? result.kind ?? ""}`);
     }
@@ -246,7 +252,7 @@ export function checkReceipt(payload, task, result) {
     task_id: task.id,
     function_sha256: task.function_sha256,
     return_value: result.return_value,
-    result_kind: "ok",
+    result_kind: RESULT_KIND.OK,
   };
   for (const [name, value] of Object.entries(expected)) {
     if (payload[name] !== value) {

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query
 from pydantic import BaseModel, Field, model_validator
+from teaclave_client.vocabulary import FUEL
 
 __all__ = [
     "INT32_MAX",
@@ -43,7 +44,7 @@ Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$
 
 # Body fields.
 Quota = Annotated[int, Field(ge=-1, le=INT32_MAX)]  # invocations; -1: unlimited
-Fuel = Annotated[int, Field(gt=0, le=INT64_MAX)]  # set_fuel takes a u64: 2**64 would wrap to 0
+Fuel = Annotated[int, Field(gt=0, le=FUEL.function_max)]
 
 
 def _shown(key: str) -> str:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from teaclave_client.vocabulary import DEADLINE_S, MEMORY_BYTES, OUTPUT_BYTES, DType, Schema
 
-from ..abi import PROFILES
+from ..abi import DEFAULT_PROFILE, PROFILES
 from ..domain.models import Role
 from .bounded import INT32_MAX, Body, Fuel, Quota
 
 T = TypeVar("T")
+
+
+def _one_of(names: list[str]) -> str:
+    """A pattern matching exactly one of `names` (a vocabulary's values)."""
+    return "^(" + "|".join(re.escape(name) for name in names) + ")$"
+
 
 Username = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
 Password = Field(min_length=8, max_length=1024)
@@ -103,10 +111,10 @@ class FunctionLimits(Body):
     defaults. Bounded so that one function cannot take a worker's machine."""
 
     model_config = ConfigDict(extra="forbid")
-    deadline_s: float | None = Field(default=None, gt=0, le=600)
+    deadline_s: float | None = Field(default=None, gt=0, le=DEADLINE_S.function_max)
     fuel: Fuel | None = None
-    memory_bytes: int | None = Field(default=None, gt=0, le=4 << 30)
-    output_bytes: int | None = Field(default=None, ge=0, le=256 << 20)
+    memory_bytes: int | None = Field(default=None, gt=0, le=MEMORY_BYTES.function_max)
+    output_bytes: int | None = Field(default=None, ge=0, le=OUTPUT_BYTES.function_max)
 
 
 class FunctionSpec(Body):
@@ -130,7 +138,7 @@ class _Open(Body):
 
 
 class ManifestProfile(_Open):
-    name: str = "fast"
+    name: str = DEFAULT_PROFILE.name
 
     @field_validator("name")
     @classmethod
@@ -154,7 +162,7 @@ class ManifestTensor(_Open):
 
     id: str = Name
     shape: list[Annotated[int, Field(ge=0, le=INT32_MAX)]] | None = Field(None, max_length=64)
-    dtype: str | None = Field(default=None, max_length=32)
+    dtype: str | None = Field(default=None, pattern=_one_of(list(DType)))
     image: ManifestImage | None = None
 
 
@@ -239,17 +247,18 @@ class _Sealed(Body):
 
     @model_validator(mode="after")
     def _bound(self) -> _Sealed:
-        schema = getattr(self, "schema_", "raw")
-        if schema != "raw" and (self.id is None or not getattr(self, "wrapped_key", "")):
+        schema = getattr(self, "schema_", None)  # every subclass has one
+        sealed = schema is not None and Schema(schema).sealed
+        if sealed and (self.id is None or not getattr(self, "wrapped_key", "")):
             raise ValueError("an encrypted file needs `id` and `wrapped_key` (bound to that id)")
-        if schema == "raw" and getattr(self, "wrapped_key", ""):
+        if not sealed and bool(getattr(self, "wrapped_key", "")):
             raise ValueError("a raw file has no key")
         return self
 
 
 class InputFileCreate(_Sealed):
     url: str = Field(max_length=2048, pattern=r"^(blob:[0-9a-f]{32}|file://.+|https?://.+)$")
-    schema_: str = Field(alias="schema", pattern=r"^(aes-gcm-128|aes-gcm-256|raw)$")
+    schema_: str = Field(alias="schema", pattern=_one_of(list(Schema)))
     wrapped_key: str = Field(default="", max_length=4096)  # base64, sealed to the platform key
     iv: str = Hex
     cmac: str = Field(pattern=r"^[0-9a-fA-F]{32}$")
@@ -258,7 +267,7 @@ class InputFileCreate(_Sealed):
 
 class OutputFileCreate(_Sealed):
     url: str = Field(default="blob:", max_length=2048, pattern=r"^(blob:|file://.+|https?://.+)$")
-    schema_: str = Field(alias="schema", pattern=r"^(aes-gcm-128|aes-gcm-256)$")
+    schema_: str = Field(alias="schema", pattern=_one_of([s for s in Schema if s.sealed]))
     wrapped_key: str = Field(max_length=4096)
     owners: list[str] = Field(default_factory=list, max_length=100)
 

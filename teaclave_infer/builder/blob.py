@@ -13,6 +13,7 @@ import hashlib
 import struct
 
 import numpy as np
+from teaclave_client.vocabulary import MAX_NDIM
 
 from .arena import ALIGN, ArenaLayout
 from .plan import Plan, dl_dtype
@@ -21,7 +22,6 @@ __all__ = ["MAGIC", "VERSION", "pack_blob"]
 
 MAGIC = b"TIWB"
 VERSION = 1
-MAX_NDIM = 8
 _HEADER = struct.Struct("<4sI32s8I")
 _TENSOR = struct.Struct(f"<4B3I{MAX_NDIM}q")
 _CALL = struct.Struct("<3I")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import onnx
 import tvm
+from teaclave_client.vocabulary import DType
 from tvm.relax.frontend.onnx import from_onnx, onnx_frontend
 
 from ..errors import ModelLoadError, UnsupportedModelError
@@ -14,20 +15,7 @@ from ..errors import ModelLoadError, UnsupportedModelError
 __all__ = ["graph_inputs", "input_shapes", "load_onnx", "to_relax"]
 
 # ONNX element types the runtime can read and write (.npy descr and DLPack code exist for each).
-SUPPORTED_DTYPES = {
-    onnx.TensorProto.FLOAT: "float32",
-    onnx.TensorProto.DOUBLE: "float64",
-    onnx.TensorProto.FLOAT16: "float16",
-    onnx.TensorProto.INT8: "int8",
-    onnx.TensorProto.INT16: "int16",
-    onnx.TensorProto.INT32: "int32",
-    onnx.TensorProto.INT64: "int64",
-    onnx.TensorProto.UINT8: "uint8",
-    onnx.TensorProto.UINT16: "uint16",
-    onnx.TensorProto.UINT32: "uint32",
-    onnx.TensorProto.UINT64: "uint64",
-    onnx.TensorProto.BOOL: "bool",
-}
+SUPPORTED_DTYPES = {d.onnx_type: d for d in DType}
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:

@@ -25,6 +25,7 @@ import tvm
 import tvm_ffi
 import tvm_ffi.libinfo
 import wasmtime
+from teaclave_client.vocabulary import MAX_NDIM
 from tvm import tirx
 
 from ..abi import Profile
@@ -48,7 +49,6 @@ __all__ = [
 BENCH_SYMBOL = "ti_bench_kernel"
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 HARNESS_SOURCES = ("ti_bench.c", "ti_mem.c")
-MAX_NDIM = 8  # TI_MAX_NDIM in ti.h
 DEADLINE_S = 20.0  # one ti_bench_run call; a schedule this slow is not worth waiting for
 _MIN_REPEAT_S = 0.005  # each timed repeat runs the kernel at least this long
 

@@ -7,6 +7,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from teaclave_client.vocabulary import DType
+
 from ..abi import ENTRYPOINT, TEACLAVE_IMPORTS, WEIGHTS_ID, Profile, Status
 from .arena import ArenaLayout
 from .link import IoIds
@@ -39,7 +41,7 @@ def returns_argmax(spec: TensorSpec) -> bool:
         len(spec.shape) == 2
         and spec.shape[0] == 1
         and spec.shape[1] > 1
-        and spec.dtype in ("float32", "float64")
+        and spec.dtype in (DType.FLOAT32, DType.FLOAT64)
     )
 
 

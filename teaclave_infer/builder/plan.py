@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tvm
+from teaclave_client.vocabulary import DType
 from tvm import relax, tirx
 
 from ..errors import UnsupportedModelError
@@ -148,27 +149,12 @@ def read_plan(mod: tvm.IRModule) -> Plan:
     """Reads the execution plan off a lowered module's `main`."""
     plan = _Reader(mod).read()
     for tid, spec in enumerate(plan.tensors):
-        if spec.dtype not in _DL_DTYPES:
+        if spec.dtype not in {d.value for d in DType}:
             raise UnsupportedModelError(f"tensor {tid} {list(spec.shape)} has dtype {spec.dtype}")
     return plan
 
 
-# numpy dtype -> DLPack (code, bits): 0 int, 1 uint, 2 float, 6 bool.
-_DL_DTYPES = {
-    "int8": (0, 8),
-    "int16": (0, 16),
-    "int32": (0, 32),
-    "int64": (0, 64),
-    "uint8": (1, 8),
-    "uint16": (1, 16),
-    "uint32": (1, 32),
-    "uint64": (1, 64),
-    "float16": (2, 16),
-    "float32": (2, 32),
-    "float64": (2, 64),
-    "bool": (6, 8),
-}
-
-
 def dl_dtype(dtype: str) -> tuple[int, int]:
-    return _DL_DTYPES[dtype]
+    """numpy's dtype name -> DLPack (code, bits), as the runtime's tensor records carry them."""
+    code, bits = DType(dtype).dlpack
+    return int(code), bits

@@ -10,20 +10,11 @@ from __future__ import annotations
 
 import enum
 
+from teaclave_client.vocabulary import TaskState as State
+
 from .errors import Conflict
 
 __all__ = ["Action", "State", "next_state"]
-
-
-class State(enum.StrEnum):
-    CREATED = "Created"
-    DATA_ASSIGNED = "DataAssigned"
-    APPROVED = "Approved"
-    STAGED = "Staged"
-    RUNNING = "Running"
-    FINISHED = "Finished"
-    FAILED = "Failed"
-    CANCELED = "Canceled"
 
 
 class Action(enum.StrEnum):

@@ -25,6 +25,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, CursorResult, Table, bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from teaclave_client.vocabulary import FailureKind
 
 from .db import not_awaiting_disk
 from .leases import RENEWALS, Renewals, Renewing
@@ -164,9 +165,12 @@ def claim_next(
 
 
 def _give_up(connection: Connection, row: Any) -> None:
-    message = f"lost: the task's worker stopped {row.attempts} times before it ended"
+    kind = FailureKind.LOST
+    message = f"{kind}: the task's worker stopped {row.attempts} times before it ended"
     seen = {"task": row.id, "seen": row.state, "n": row.attempts}
-    connection.execute(_GIVE_UP, seen | _ended(State.FAILED, {"kind": "lost", "message": message}))
+    connection.execute(
+        _GIVE_UP, seen | _ended(State.FAILED, {"kind": kind.value, "message": message})
+    )
     log.warning("gave up", extra={"task_id": row.id, "attempts": row.attempts})
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import wasmtime
 
-from ..abi import PROFILES
+from ..abi import PROFILES, Profile, WasmFeature
 
 __all__ = ["EngineKey", "Ticker", "engine_for"]
 
@@ -30,25 +30,35 @@ class EngineKey:
 
     def describe(self) -> str:
         """Every config choice, for the module cache's key."""
-        fast = self.profile == "fast"
+        simd, bulk_memory = _switches(_profile(self.profile))
         return (
-            f"profile={self.profile};simd={fast};bulk_memory={fast};relaxed_simd=False;"
+            f"profile={self.profile};simd={simd};bulk_memory={bulk_memory};relaxed_simd=False;"
             f"multi_value=False;tail_call=False;threads=False;gc=False;memory64=False;"
             f"exceptions=False;fuel={self.fuel};epochs=True;stack={self.wasm_stack_bytes};"
             "table_grow=guarded-1"  # what compile_checked makes of the bytes (_tables.py)
         )
 
 
+def _profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}")
+    return PROFILES[name]
+
+
+def _switches(profile: Profile) -> tuple[bool, bool]:
+    """(SIMD, bulk memory): the profile's features that wasmtime can turn off. Sign extension
+    and non-trapping float-to-int have no switch in wasmtime-py: always on."""
+    return WasmFeature.SIMD128 in profile.features, WasmFeature.BULK_MEMORY in profile.features
+
+
 @functools.cache
 def engine_for(key: EngineKey) -> wasmtime.Engine:
     """The shared engine for a key; only the profile's features are on."""
-    if key.profile not in PROFILES:
-        raise ValueError(f"unknown profile {key.profile!r}")
-    fast = key.profile == "fast"
+    simd, bulk_memory = _switches(_profile(key.profile))
     config = wasmtime.Config()
-    config.wasm_simd = fast
+    config.wasm_simd = simd
     config.wasm_relaxed_simd = False
-    config.wasm_bulk_memory = fast
+    config.wasm_bulk_memory = bulk_memory
     config.wasm_multi_value = False
     config.wasm_tail_call = False
     config.wasm_threads = False

@@ -12,11 +12,10 @@ import ctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["ERROR", "FileContext", "GuestMemory"]
+from teaclave_client.vocabulary import HANDLES, MAX_FILE_ID_BYTES, OUTPUT_BYTES, WRITE_FLAG
+from teaclave_client.vocabulary import IMPORT_ERROR as ERROR
 
-WRITE_FLAG = 0x4000_0000
-ERROR = -1
-MAX_ID = 4096  # bytes of a file id the host reads before giving up on finding its NUL
+__all__ = ["ERROR", "FileContext", "GuestMemory"]
 
 
 @dataclass
@@ -46,7 +45,7 @@ class GuestMemory:
         ptr &= 0xFFFF_FFFF
         if ptr >= self.size:
             return None
-        raw = ctypes.string_at(self.base + ptr, min(MAX_ID, self.size - ptr))
+        raw = ctypes.string_at(self.base + ptr, min(MAX_FILE_ID_BYTES, self.size - ptr))
         end = raw.find(b"\0")
         return raw[:end].decode("utf-8", "replace") if end >= 0 else None
 
@@ -58,8 +57,8 @@ class FileContext:
         self,
         inputs: Mapping[str, bytes],
         outputs: Sequence[str],
-        max_handles: int = 1023,
-        output_bytes: int = 64 << 20,
+        max_handles: int = HANDLES.default,
+        output_bytes: int = OUTPUT_BYTES.default,
     ) -> None:
         self.inputs = dict(inputs)
         self.output_ids = set(outputs) - set(inputs)  # an input id is never an output

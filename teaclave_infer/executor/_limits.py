@@ -2,44 +2,41 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
+
+from teaclave_client.vocabulary import (
+    DEADLINE_S,
+    FUEL,
+    HANDLES,
+    MAX_HANDLES,
+    MAX_INPUT_BYTES,
+    MAX_TABLES,
+    MEMORY_BYTES,
+    MIB,
+    OUTPUT_BYTES,
+    TABLE_ELEMENT_BYTES,
+    WASM_STACK_BYTES,
+    ResultKind,
+)
 
 __all__ = ["MAX_TABLES", "TABLE_ELEMENT_BYTES", "Limits", "Result", "ResultKind"]
 
-MIB = 1 << 20
 PAGE = 65536
-# What one table element costs the host, the most of the engines we run on (RSS growth per
-# element, growing a 10M-element table): wasmtime 50 funcref 8.0 B, externref 4.0 B; V8 (Node
-# 20) funcref ~27 B. Tables count against `memory_bytes` at this price in both hosts.
-TABLE_ELEMENT_BYTES = 32
-# wasm-ld writes one table; reference types (always on in wasmtime 50) allow more, so a few are
-# allowed, each with an equal share of the tables' budget.
-MAX_TABLES = 4
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Hard limits of one invocation. Each default says why it is what it is."""
+    """Hard limits of one invocation; each default, and why it is what it is, is in
+    `teaclave_client.vocabulary.limits`."""
 
-    # Teaclave has no CPU-time limit: an endless loop would hold a worker forever. 30 s is ~1000x
-    # an MNIST inference and ~10x a ResNet-50 one with unscheduled kernels.
-    deadline_s: float = 30.0
-    # Instructions, counted by wasmtime: a deterministic budget, independent of machine load, for
-    # callers who need one. Off by default: counting costs run time.
-    fuel: int | None = None
-    # Linear memory and tables are host RAM: caps what one invocation can take, both together
-    # (see linear_memory_bytes, table_elements). ResNet-50 with embedded weights needs ~120 MiB;
-    # MNIST under 1 MiB.
-    memory_bytes: int = 256 * MIB
-    # Native stack for wasm frames: bounds recursion before it reaches the host's own stack.
-    wasm_stack_bytes: int = 512 * 1024
-    # Outputs are kept in host memory until the call returns, so they are capped too.
-    output_bytes: int = 64 * MIB
-    # Teaclave's own bound on handles per invocation (write handles are 0x4000_0000 | n).
-    max_handles: int = 1023
-    # Inputs are handed over in memory; a single file past this is refused before running.
-    max_input_bytes: int = 1024 * MIB
+    deadline_s: float = DEADLINE_S.default
+    fuel: int | None = FUEL.default
+    # Linear memory and tables together (see linear_memory_bytes, table_elements).
+    memory_bytes: int = MEMORY_BYTES.default
+    wasm_stack_bytes: int = WASM_STACK_BYTES.default
+    output_bytes: int = OUTPUT_BYTES.default
+    max_handles: int = HANDLES.default
+    max_input_bytes: int = MAX_INPUT_BYTES.default
 
     @property
     def linear_memory_bytes(self) -> int:
@@ -61,23 +58,12 @@ class Limits:
             "memory_bytes": self.memory_bytes > 0,
             "wasm_stack_bytes": 64 * 1024 <= self.wasm_stack_bytes <= 64 * MIB,
             "output_bytes": self.output_bytes >= 0,
-            "max_handles": 0 <= self.max_handles <= 1023,
+            "max_handles": 0 <= self.max_handles <= MAX_HANDLES,
             "max_input_bytes": self.max_input_bytes >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid limits: {', '.join(bad)}")
-
-
-class ResultKind(enum.StrEnum):
-    OK = "ok"
-    TIMEOUT = "timeout"
-    MEMORY_LIMIT = "memory_limit"
-    OUTPUT_LIMIT = "output_limit"
-    STACK_OVERFLOW = "stack_overflow"
-    TRAP = "trap"
-    INVALID_MODULE = "invalid_module"
-    FORBIDDEN_IMPORT = "forbidden_import"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import wasmtime
 
-from ..abi import ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS, pack_arguments
+from ..abi import DEFAULT_PROFILE, ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS, pack_arguments
 from ..errors import ForbiddenImportError, InvalidModuleError, LimitError
 from ..laps import Laps
 from ._cache import ModuleCache, Wasm
@@ -226,7 +226,7 @@ def run(
     outputs: Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
     *,
-    profile: str = "fast",
+    profile: str = DEFAULT_PROFILE.name,
     cache: ModuleCache = DEFAULT_CACHE,
 ) -> Result:
     """Runs the function's entrypoint once; every way it can end is a Result kind. Raises only
@@ -238,9 +238,11 @@ def run(
     try:
         module = cache.get(wasm, key)  # validate + compile, or load from the cache
     except ForbiddenImportError as err:
-        return Result(ResultKind.FORBIDDEN_IMPORT, message=f"forbidden_import: {err}")
+        kind = ResultKind.FORBIDDEN_IMPORT
+        return Result(kind, message=f"{kind}: {err}")
     except InvalidModuleError as err:
-        return Result(ResultKind.INVALID_MODULE, message=f"invalid_module: {err}")
+        kind = ResultKind.INVALID_MODULE
+        return Result(kind, message=f"{kind}: {err}")
     laps("compile")
     files = FileContext(inputs, outputs, limits.max_handles, limits.output_bytes)
     invocation = _Invocation(module, key, limits, files)
@@ -258,12 +260,15 @@ def run(
             ended.kind, message=ended.message, trap_code=ended.trap_code, timings=laps.times
         )
     if files.output_limit_hit:
-        message = f"output_limit: outputs exceeded {limits.output_bytes} bytes"
-        return Result(ResultKind.OUTPUT_LIMIT, message=message, timings=laps.times)
+        kind = ResultKind.OUTPUT_LIMIT
+        message = f"{kind}: outputs exceeded {limits.output_bytes} bytes"
+        return Result(kind, message=message, timings=laps.times)
     if return_value < 0 and invocation.at_memory_cap():
-        message = f"memory_limit: the function hit {limits.memory_bytes} bytes and failed"
-        return Result(ResultKind.MEMORY_LIMIT, message=message, timings=laps.times)
-    return Result(ResultKind.OK, return_value, dict(files.written), "ok", timings=laps.times)
+        kind = ResultKind.MEMORY_LIMIT
+        message = f"{kind}: the function hit {limits.memory_bytes} bytes and failed"
+        return Result(kind, message=message, timings=laps.times)
+    kind = ResultKind.OK
+    return Result(kind, return_value, dict(files.written), kind.value, timings=laps.times)
 
 
 def _describe(message: str) -> str:

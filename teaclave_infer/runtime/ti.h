@@ -7,22 +7,10 @@
 #include <stdint.h>
 #include <tvm/ffi/c_api.h>
 
-/* Status codes; entrypoint returns them negated-as-is. Keep in sync with abi.py (a test checks). */
-typedef enum {
-  TI_OK = 0,
-  TI_ERR_ARGUMENT = -2,      /* a task argument naming an input file is missing */
-  TI_ERR_OPEN_INPUT = -3,    /* teaclave_open_input failed */
-  TI_ERR_READ_INPUT = -4,    /* reading or closing an input failed */
-  TI_ERR_INPUT_FORMAT = -5,  /* bad .npy header, wrong dtype, shape or size */
-  TI_ERR_WEIGHTS = -6,       /* weights missing, malformed or of another model */
-  TI_ERR_MEMORY = -7,        /* linear memory could not grow */
-  TI_ERR_KERNEL = -8,        /* a kernel reported an error */
-  TI_ERR_WRITE_OUTPUT = -9,  /* creating, writing or closing an output failed */
-} ti_status;
+#include "ti_constants.h" /* ti_status, TI_MAX_NDIM: generated from the Python vocabulary */
 
 #define TI_MAGIC "TIWB"
 #define TI_VERSION 1u
-#define TI_MAX_NDIM 8
 #define TI_ALIGN 64u
 
 /* Blob layout (little-endian): header, tensors, calls, args, then constants at 64-byte offsets. */

@@ -16,7 +16,7 @@ __attribute__((export_name("ti_bench_init"))) int ti_bench_init(uint32_t n) {
   ti_bench_dl = ti_alloc((size_t)n * sizeof(DLTensor));
   ti_bench_args = ti_alloc((size_t)n * sizeof(TVMFFIAny));
   ti_bench_shapes = ti_alloc((size_t)n * TI_MAX_NDIM * sizeof(int64_t));
-  if (ti_bench_dl == NULL || ti_bench_args == NULL || ti_bench_shapes == NULL) return TI_ERR_MEMORY;
+  if (ti_bench_dl == NULL || ti_bench_args == NULL || ti_bench_shapes == NULL) return TI_ERR_OUT_OF_MEMORY;
   ti_bench_count = n;
   return TI_OK;
 }
@@ -49,12 +49,12 @@ __attribute__((export_name("ti_bench_tensor"))) uint8_t *ti_bench_tensor(uint32_
   return data;
 }
 
-/* Calls the kernel `iters` times; TI_ERR_KERNEL as soon as one call reports an error. */
+/* Calls the kernel `iters` times; TI_ERR_KERNEL_FAILED as soon as one call reports an error. */
 __attribute__((export_name("ti_bench_run"))) int ti_bench_run(uint32_t iters) {
   for (uint32_t k = 0; k < iters; k++) {
     TVMFFIAny ret = {0};
     if (__tvm_ffi_ti_bench_kernel(NULL, ti_bench_args, (int32_t)ti_bench_count, &ret) != 0)
-      return TI_ERR_KERNEL;
+      return TI_ERR_KERNEL_FAILED;
   }
   return TI_OK;
 }

@@ -24,8 +24,8 @@ static ti_status ti_load(int argc, char **argv, ti_model *m) {
   const uint8_t *blob = ti_embedded_blob;
   uint32_t size = ti_embedded_blob_size;
   if (blob == NULL) {
-    const char *fid = ti_arg(argc, argv, "weights");
-    ti_status st = ti_read_weights(fid ? fid : "weights", &blob, &size);
+    const char *fid = ti_arg(argc, argv, TI_WEIGHTS_ID);
+    ti_status st = ti_read_weights(fid ? fid : TI_WEIGHTS_ID, &blob, &size);
     if (st != TI_OK) return st;
   }
   return ti_model_load(m, blob, size);
@@ -34,7 +34,7 @@ static ti_status ti_load(int argc, char **argv, ti_model *m) {
 static ti_status ti_read_inputs(int argc, char **argv, const ti_model *m) {
   for (uint32_t i = 0; i < ti_input_count; i++) {
     const char *fid = ti_arg(argc, argv, ti_inputs[i].id);
-    if (fid == NULL) return TI_ERR_ARGUMENT;
+    if (fid == NULL) return TI_ERR_MISSING_ARGUMENT;
     uint32_t t = ti_inputs[i].tensor;
     ti_status st = ti_read_input(fid, &m->tensors[t], ti_tensor_data(m, t));
     if (st != TI_OK) return st;

@@ -30,37 +30,38 @@ static int64_t ti_read_full(int fd, uint8_t *dst, uint32_t n) {
 static ti_status ti_expect_eof(int fd) {
   uint8_t extra;
   int got = teaclave_read_file(fd, &extra, 1);
-  return got < 0 ? TI_ERR_READ_INPUT : got == 0 ? TI_OK : TI_ERR_INPUT_FORMAT;
+  return got < 0 ? TI_ERR_READ_INPUT_FAILED : got == 0 ? TI_OK : TI_ERR_BAD_INPUT_FORMAT;
 }
 
 ti_status ti_read_weights(const char *fid, const uint8_t **blob, uint32_t *size) {
   int fd = teaclave_open_input(fid);
-  if (fd < 0) return TI_ERR_WEIGHTS;
+  if (fd < 0) return TI_ERR_BAD_WEIGHTS;
   ti_header h;
-  ti_status st = TI_ERR_WEIGHTS;
+  ti_status st = TI_ERR_BAD_WEIGHTS;
   uint8_t *buf = NULL;
   if (ti_read_full(fd, (uint8_t *)&h, sizeof h) == sizeof h && h.blob_bytes >= sizeof h) {
     buf = ti_alloc(h.blob_bytes);
     if (buf == NULL) {
-      st = TI_ERR_MEMORY;
+      st = TI_ERR_OUT_OF_MEMORY;
     } else {
       memcpy(buf, &h, sizeof h);
       uint32_t rest = h.blob_bytes - sizeof h;
       if (ti_read_full(fd, buf + sizeof h, rest) == rest && ti_expect_eof(fd) == TI_OK) st = TI_OK;
     }
   }
-  if (teaclave_close_file(fd) != 0 && st == TI_OK) st = TI_ERR_WEIGHTS;
+  if (teaclave_close_file(fd) != 0 && st == TI_OK) st = TI_ERR_BAD_WEIGHTS;
   *blob = buf;
   *size = h.blob_bytes;
   return st;
 }
 
-/* The .npy "descr" of a tensor's dtype as numpy writes it, e.g. "<f4" or "|u1" (DLPack codes:
- * 0 int, 1 uint, 2 float, 6 bool; the builder admits no other). */
+/* The .npy "descr" of a tensor's dtype as numpy writes it, e.g. "<f4" or "|u1" (DLPack codes
+ * int, uint, float, bool: the builder admits no other). */
 static void ti_npy_descr(const ti_tensor *t, char out[4]) {
   int bytes = t->dtype_bits / 8;
+  int code = t->dtype_code;
   out[0] = bytes == 1 ? '|' : '<';
-  out[1] = t->dtype_code == 0 ? 'i' : t->dtype_code == 1 ? 'u' : t->dtype_code == 2 ? 'f' : 'b';
+  out[1] = code == kDLInt ? 'i' : code == kDLUInt ? 'u' : code == kDLFloat ? 'f' : 'b';
   out[2] = (char)('0' + bytes);
   out[3] = '\0';
 }
@@ -112,13 +113,13 @@ static ti_status ti_npy_check(const char *hdr, const ti_tensor *t) {
   char descr[4];
   const char *v;
   ti_npy_descr(t, descr);
-  if ((v = ti_npy_field(hdr, "'descr'")) == NULL || v[0] != '\'') return TI_ERR_INPUT_FORMAT;
+  if ((v = ti_npy_field(hdr, "'descr'")) == NULL || v[0] != '\'') return TI_ERR_BAD_INPUT_FORMAT;
   int order_ok = v[1] == descr[0] || (descr[0] == '|' && (v[1] == '<' || v[1] == '='));
-  if (!order_ok || strncmp(v + 2, descr + 1, 2) != 0 || v[4] != '\'') return TI_ERR_INPUT_FORMAT;
+  if (!order_ok || strncmp(v + 2, descr + 1, 2) != 0 || v[4] != '\'') return TI_ERR_BAD_INPUT_FORMAT;
   if ((v = ti_npy_field(hdr, "'fortran_order'")) == NULL || strncmp(v, "False", 5) != 0)
-    return TI_ERR_INPUT_FORMAT;
+    return TI_ERR_BAD_INPUT_FORMAT;
   if ((v = ti_npy_field(hdr, "'shape'")) == NULL || !ti_shape_matches(v, t))
-    return TI_ERR_INPUT_FORMAT;
+    return TI_ERR_BAD_INPUT_FORMAT;
   return TI_OK;
 }
 
@@ -127,20 +128,20 @@ static ti_status ti_read_tensor(int fd, const ti_tensor *t, uint8_t *dst) {
   char hdr[TI_NPY_HEADER_MAX + 1];
   uint32_t lead = t->nbytes < 10 ? t->nbytes : 10;
   int64_t got = ti_read_full(fd, (uint8_t *)hdr, lead);
-  if (got < 0) return TI_ERR_READ_INPUT;
+  if (got < 0) return TI_ERR_READ_INPUT_FAILED;
   if (got == 10 && memcmp(hdr, TI_NPY_MAGIC, 6) == 0) {
     uint32_t len = (uint8_t)hdr[8] | (uint32_t)(uint8_t)hdr[9] << 8;
     if (hdr[6] == 2 || hdr[6] == 3) { /* versions 2 and 3: a 4-byte header length */
       uint8_t high[2];
-      if (ti_read_full(fd, high, 2) != 2) return TI_ERR_INPUT_FORMAT;
+      if (ti_read_full(fd, high, 2) != 2) return TI_ERR_BAD_INPUT_FORMAT;
       len |= (uint32_t)high[0] << 16 | (uint32_t)high[1] << 24;
     } else if (hdr[6] != 1) {
-      return TI_ERR_INPUT_FORMAT;
+      return TI_ERR_BAD_INPUT_FORMAT;
     }
-    if (len > TI_NPY_HEADER_MAX) return TI_ERR_INPUT_FORMAT;
+    if (len > TI_NPY_HEADER_MAX) return TI_ERR_BAD_INPUT_FORMAT;
     got = ti_read_full(fd, (uint8_t *)hdr, len);
-    if (got < 0) return TI_ERR_READ_INPUT;
-    if (got != len) return TI_ERR_INPUT_FORMAT;
+    if (got < 0) return TI_ERR_READ_INPUT_FAILED;
+    if (got != len) return TI_ERR_BAD_INPUT_FORMAT;
     hdr[len] = '\0';
     ti_status st = ti_npy_check(hdr, t);
     if (st != TI_OK) return st;
@@ -150,15 +151,15 @@ static ti_status ti_read_tensor(int fd, const ti_tensor *t, uint8_t *dst) {
   }
   uint32_t rest = t->nbytes - (uint32_t)got;
   int64_t n = ti_read_full(fd, dst + got, rest);
-  if (n < 0) return TI_ERR_READ_INPUT;
-  return n == rest ? ti_expect_eof(fd) : TI_ERR_INPUT_FORMAT;
+  if (n < 0) return TI_ERR_READ_INPUT_FAILED;
+  return n == rest ? ti_expect_eof(fd) : TI_ERR_BAD_INPUT_FORMAT;
 }
 
 ti_status ti_read_input(const char *fid, const ti_tensor *t, uint8_t *dst) {
   int fd = teaclave_open_input(fid);
-  if (fd < 0) return TI_ERR_OPEN_INPUT;
+  if (fd < 0) return TI_ERR_OPEN_INPUT_FAILED;
   ti_status st = ti_read_tensor(fd, t, dst);
-  if (teaclave_close_file(fd) != 0 && st == TI_OK) st = TI_ERR_READ_INPUT;
+  if (teaclave_close_file(fd) != 0 && st == TI_OK) st = TI_ERR_READ_INPUT_FAILED;
   return st;
 }
 
@@ -192,9 +193,9 @@ ti_status ti_write_output(const char *fid, const ti_tensor *t, const uint8_t *sr
   hdr[9] = (char)((total - 10) >> 8);
 
   int fd = teaclave_create_output(fid);
-  if (fd < 0) return TI_ERR_WRITE_OUTPUT;
+  if (fd < 0) return TI_ERR_WRITE_OUTPUT_FAILED;
   int bad = ti_write_full(fd, (const uint8_t *)hdr, total) != 0 ||
             ti_write_full(fd, src, t->nbytes) != 0;
   bad |= teaclave_close_file(fd) != 0;
-  return bad ? TI_ERR_WRITE_OUTPUT : TI_OK;
+  return bad ? TI_ERR_WRITE_OUTPUT_FAILED : TI_OK;
 }

@@ -54,7 +54,7 @@ void *(*__TVMBackendAllocWorkspace)(int, int, uint64_t, int, int) = ti_workspace
 int (*__TVMBackendFreeWorkspace)(int, int, void *) = ti_workspace_free;
 
 /* A kernel that fails (a shape check, a failed workspace) reports here, then returns non-zero.
- * There is nowhere to print in the sandbox: the run ends with TI_ERR_KERNEL. */
+ * There is nowhere to print in the sandbox: the run ends with TI_ERR_KERNEL_FAILED. */
 void TVMFFIErrorSetRaisedFromCStrParts(const char *kind, const char **parts, int32_t n) {
   (void)kind, (void)parts, (void)n;
 }

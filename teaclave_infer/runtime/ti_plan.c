@@ -23,27 +23,27 @@ static ti_status ti_blob_check(const uint8_t *blob, uint32_t size) {
   const ti_header *h = (const ti_header *)blob;
   if (size < sizeof *h || memcmp(h->magic, TI_MAGIC, 4) != 0 || h->version != TI_VERSION ||
       h->blob_bytes != size || memcmp(h->model_id, ti_model_id, 32) != 0)
-    return TI_ERR_WEIGHTS;
+    return TI_ERR_BAD_WEIGHTS;
   uint64_t tables = sizeof *h + (uint64_t)h->n_tensors * sizeof(ti_tensor) +
                     (uint64_t)h->n_calls * sizeof(ti_call) + (uint64_t)h->n_args * 4;
-  if (tables > size) return TI_ERR_WEIGHTS;
+  if (tables > size) return TI_ERR_BAD_WEIGHTS;
   const ti_tensor *tensors = (const ti_tensor *)(blob + sizeof *h);
   for (uint32_t i = 0; i < h->n_tensors; i++)
-    if (!ti_tensor_valid(&tensors[i], h)) return TI_ERR_WEIGHTS;
+    if (!ti_tensor_valid(&tensors[i], h)) return TI_ERR_BAD_WEIGHTS;
   const ti_call *calls = (const ti_call *)(tensors + h->n_tensors);
   const uint32_t *args = (const uint32_t *)(calls + h->n_calls);
   for (uint32_t c = 0; c < h->n_calls; c++) {
     const ti_call *call = &calls[c];
     if (call->kernel >= ti_kernel_count || call->first_arg > h->n_args ||
         call->n_args > h->n_args - call->first_arg)
-      return TI_ERR_WEIGHTS;
+      return TI_ERR_BAD_WEIGHTS;
   }
   for (uint32_t a = 0; a < h->n_args; a++)
-    if (args[a] >= h->n_tensors) return TI_ERR_WEIGHTS;
+    if (args[a] >= h->n_tensors) return TI_ERR_BAD_WEIGHTS;
   for (uint32_t i = 0; i < ti_input_count; i++)
-    if (ti_inputs[i].tensor >= h->n_tensors) return TI_ERR_WEIGHTS;
+    if (ti_inputs[i].tensor >= h->n_tensors) return TI_ERR_BAD_WEIGHTS;
   for (uint32_t i = 0; i < ti_output_count; i++)
-    if (ti_outputs[i].tensor >= h->n_tensors) return TI_ERR_WEIGHTS;
+    if (ti_outputs[i].tensor >= h->n_tensors) return TI_ERR_BAD_WEIGHTS;
   return TI_OK;
 }
 
@@ -59,7 +59,7 @@ ti_status ti_model_load(ti_model *m, const uint8_t *blob, uint32_t size) {
   m->arena = ti_alloc(h->arena_bytes);
   m->dl = ti_alloc((size_t)h->n_tensors * sizeof(DLTensor));
   m->args = ti_alloc((size_t)h->n_args * sizeof(TVMFFIAny));
-  if (m->arena == NULL || m->dl == NULL || m->args == NULL) return TI_ERR_MEMORY;
+  if (m->arena == NULL || m->dl == NULL || m->args == NULL) return TI_ERR_OUT_OF_MEMORY;
   for (uint32_t i = 0; i < h->n_tensors; i++) {
     const ti_tensor *t = &m->tensors[i];
     DLTensor *dl = &m->dl[i];
@@ -92,7 +92,7 @@ ti_status ti_model_run(const ti_model *m) {
     TVMFFIAny ret;
     memset(&ret, 0, sizeof ret);
     if (ti_kernels[call->kernel](NULL, &m->args[call->first_arg], (int32_t)call->n_args, &ret) != 0)
-      return TI_ERR_KERNEL;
+      return TI_ERR_KERNEL_FAILED;
   }
   return TI_OK;
 }

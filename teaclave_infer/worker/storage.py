@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from teaclave_client.vocabulary import FailureKind
+
 from ..domain.blobs import BlobStore
 from ..errors import TaskFailed
 from . import transfer
@@ -58,7 +60,7 @@ class Storage:
             raise ValueError("unsupported URL scheme")
         except _FAILURES as err:
             log.debug("fetch failed", extra={"what": what, "error": repr(err)})
-            raise TaskFailed("fetch", f"{what}: cannot fetch it") from None
+            raise TaskFailed(FailureKind.FETCH, f"{what}: cannot fetch it") from None
 
     def store(self, url: str, data: bytes, what: str) -> str:
         """Writes an output; returns where it now is (`blob:` becomes `blob:<new id>`).
@@ -78,7 +80,7 @@ class Storage:
             raise ValueError("unsupported URL scheme")
         except _FAILURES as err:
             log.debug("store failed", extra={"what": what, "error": repr(err)})
-            raise TaskFailed("store", f"{what}: cannot store it") from None
+            raise TaskFailed(FailureKind.STORE, f"{what}: cannot store it") from None
 
     def _read_blob(self, blob_id: str) -> bytes:
         return self.blobs.get(blob_id, self.max_bytes)

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from teaclave_client.crypto import IntegrityError, decrypt, encrypt
+from teaclave_client.vocabulary import FailureKind, Schema
 
 from .. import __version__
 from ..abi import Status
@@ -83,13 +84,13 @@ def _runnable(work: Work) -> tuple[FunctionRow, Limits]:
     """The function and its limits; TaskFailed if it is gone, its limits do not hold, or an
     assigned file was deleted."""
     if work.function is None:
-        raise TaskFailed("function_unavailable", "the function was deleted or disabled")
+        raise TaskFailed(FailureKind.FUNCTION_UNAVAILABLE, "the function was deleted or disabled")
     try:
         limits = Limits(**work.function.limits)
     except (TypeError, ValueError) as err:
-        raise TaskFailed("invalid_limits", f"the function's limits: {err}") from None
+        raise TaskFailed(FailureKind.INVALID_LIMITS, f"the function's limits: {err}") from None
     if work.missing:
-        raise TaskFailed("fetch", f"{work.missing[0]} was deleted")
+        raise TaskFailed(FailureKind.FETCH, f"{work.missing[0]} was deleted")
     return work.function, limits
 
 
@@ -108,7 +109,7 @@ def _run(
             cache=ctx.cache,
         )
     except LimitError as err:  # an input over the function's limit
-        raise TaskFailed("input_limit", str(err)) from None
+        raise TaskFailed(FailureKind.INPUT_LIMIT, str(err)) from None
 
 
 def _wasm(ctx: Context, blob_id: str, sha256: str) -> bytes:
@@ -120,9 +121,13 @@ def _wasm(ctx: Context, blob_id: str, sha256: str) -> bytes:
     try:
         wasm = ctx.storage.blobs.get(blob_id)
     except (OSError, ValueError):
-        raise TaskFailed("function_unavailable", "the function's wasm is missing") from None
+        raise TaskFailed(
+            FailureKind.FUNCTION_UNAVAILABLE, "the function's wasm is missing"
+        ) from None
     if ctx.cache.digest(wasm) != sha256:
-        raise TaskFailed("integrity", "the stored wasm is not the function the task names")
+        raise TaskFailed(
+            FailureKind.INTEGRITY, "the stored wasm is not the function the task names"
+        )
     ctx.caches.wasm.put(sha256, wasm)
     return wasm
 
@@ -141,12 +146,12 @@ def _input(ctx: Context, work: Work, f: FileRow) -> bytes:
 
 
 def _key(ctx: Context, f: FileRow, what: str) -> bytes:
-    if f.schema == "raw":
+    if f.schema == Schema.RAW:  # an unknown schema fails as integrity, in unwrap
         return b""
     try:
         return ctx.keys.unwrap(f.wrapped_key, f.key_file_id, f.schema)
     except (IntegrityError, ValueError) as err:
-        raise TaskFailed("integrity", f"{what}: {err}") from None
+        raise TaskFailed(FailureKind.INTEGRITY, f"{what}: {err}") from None
 
 
 def _open_input(ctx: Context, f: FileRow) -> bytes:
@@ -160,20 +165,23 @@ def _open_input(ctx: Context, f: FileRow) -> bytes:
             bytes.fromhex(f.cmac or ""),
         )
     except IntegrityError as err:
-        raise TaskFailed("integrity", f"input {f.slot}: {err}") from None
+        raise TaskFailed(FailureKind.INTEGRITY, f"input {f.slot}: {err}") from None
 
 
 def _check(result: Result, work: Work) -> None:
     """A run that did not end well is a failure with its reason, never an empty success."""
     if not result.ok:
-        raise TaskFailed(result.kind.value, result.message, result.trap_code)
+        raise TaskFailed(result.kind, result.message, result.trap_code)
     assert result.return_value is not None
     if result.return_value < 0:
         known = result.return_value in Status._value2member_map_
         meaning = f": {Status(result.return_value).meaning}" if known else ""
-        raise TaskFailed("function_error", f"the function returned {result.return_value}{meaning}")
+        message = f"the function returned {result.return_value}{meaning}"
+        raise TaskFailed(FailureKind.FUNCTION_ERROR, message)
     if missing := [f.slot for f in work.outputs if f.slot not in result.outputs]:
-        raise TaskFailed("missing_output", f"the function did not write outputs {missing}")
+        raise TaskFailed(
+            FailureKind.MISSING_OUTPUT, f"the function did not write outputs {missing}"
+        )
 
 
 @dataclass(frozen=True)
@@ -202,7 +210,7 @@ def _finish(
             for s in sealed:  # each output is written once: a file already written is refused
                 if not queue.write_output(session, s.file.id, s.url, s.iv, s.cmac):
                     message = f"output {s.file.slot}: file {s.file.id} was already written"
-                    raise _Rollback(TaskFailed("output_conflict", message))
+                    raise _Rollback(TaskFailed(FailureKind.OUTPUT_CONFLICT, message))
     except _Rollback as rollback:
         _forget(ctx, sealed)
         if rollback.failure is None:
@@ -263,7 +271,7 @@ def _fail(ctx: Context, claim: Claim, failure: TaskFailed, laps: Laps, lost: boo
     if lost:
         return _discarded(claim, "the lease was lost")
     outcome = {
-        "kind": failure.kind,
+        "kind": failure.kind.value,
         "message": failure.message,
         "trap_code": failure.trap_code,
         "timings": laps.milliseconds("_ms"),
@@ -274,7 +282,7 @@ def _fail(ctx: Context, claim: Claim, failure: TaskFailed, laps: Laps, lost: boo
         if not queue.end(session, claim, State.FAILED, outcome):
             return _discarded(claim, "the task is no longer this worker's")
     _ended(ctx, claim)
-    log.info("failed", extra=claim.log() | {"kind": failure.kind})
+    log.info("failed", extra=claim.log() | {"kind": failure.kind.value})
     return State.FAILED
 
 

@@ -15,6 +15,7 @@ from guests import OUT, guest
 from helpers import npy
 from paths import MNIST, REPO
 from teaclave_client.images import prepare_image
+from teaclave_client.vocabulary import ResultKind
 
 from teaclave_infer.cli import main
 
@@ -65,7 +66,7 @@ def test_a_timeout_names_its_kind(tmp_path, capsys):
     wasm = tmp_path / "loop.wasm"
     wasm.write_bytes(guest("(loop (br 0)) (i32.const 0)"))
     assert main(["run", str(wasm), "--timeout", "0.2"]) == 2
-    assert "timeout" in capsys.readouterr().err
+    assert ResultKind.TIMEOUT in capsys.readouterr().err
 
 
 def test_a_missing_input_file_is_an_error(tmp_path, capsys):

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from guests import ECHO
 from platform_helpers import Platform, app_with_workers
+from teaclave_client.vocabulary import FailureKind
 
 from teaclave_infer.domain.blobs import LocalBlobStore
 from teaclave_infer.errors import TaskFailed
@@ -114,7 +115,7 @@ def storage(
 def fetch_failure(s: Storage, url: str) -> str:
     with pytest.raises(TaskFailed) as failed:
         s.fetch(url, "input x")
-    assert failed.value.kind == "fetch"
+    assert failed.value.kind == FailureKind.FETCH
     return failed.value.message
 
 
@@ -320,7 +321,7 @@ def test_open_and_closed_ports_fail_alike(tmp_path, server):
             with pytest.raises(TaskFailed) as failed:
                 s.store(url, b"sealed", "output y")
             stores.add((failed.value.kind, failed.value.message))
-    assert stores == {("store", "output y: cannot store it")}
+    assert stores == {(FailureKind.STORE, "output y: cannot store it")}
 
 
 class SteppingClock:
@@ -418,7 +419,7 @@ def root(tmp_path) -> Path:
 def store_failure(s: Storage, path: Path) -> str:
     with pytest.raises(TaskFailed) as failed:
         s.store(path.as_uri(), b"sealed", "output y")
-    assert failed.value.kind == "store"
+    assert failed.value.kind == FailureKind.STORE
     return failed.value.message
 
 
@@ -489,14 +490,14 @@ def test_a_task_cannot_reach_loopback_nor_overwrite_a_file(platform, server, tmp
     fid = p.register_guest(ECHO)
     local = p.input("do1", b"payload", url=server.url("/in.bin"))
     task = p.wait(p.submit(fid, {"in": ("do1", local)}, {"out": ("do1", p.output("do1"))}))
-    assert (task["state"], task["result_kind"]) == ("Failed", "fetch"), task["result"]
+    assert (task["state"], task["result_kind"]) == ("Failed", FailureKind.FETCH), task["result"]
     assert task["result"]["message"] == "input in: cannot fetch it"
     assert server.seen == []
     existing = tmp_path / "shared" / "out.bin"
     existing.write_bytes(b"precious")
     out = p.output("do1", url=existing.as_uri())
     task = p.wait(p.submit(fid, {"in": ("do1", p.input("do1", b"x"))}, {"out": ("do1", out)}))
-    assert (task["state"], task["result_kind"]) == ("Failed", "store"), task["result"]
+    assert (task["state"], task["result_kind"]) == ("Failed", FailureKind.STORE), task["result"]
     assert task["result"]["message"] == "output out: cannot store it"
     assert existing.read_bytes() == b"precious"
     assert sorted(f.name for f in existing.parent.iterdir()) == ["out.bin"]

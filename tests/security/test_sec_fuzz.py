@@ -129,6 +129,7 @@ def test_fuel_past_64_bits_is_a_422_not_a_wrap_to_zero(world):
         (b'{"weights": []}', "manifest.weights: Input should be an object"),
         (b'{"weights": {"mode": 1}}', "manifest.weights.mode: Input should be 'embedded'"),
         (b'{"inputs": [{"id": "a", "shape": ["x"]}]}', "manifest.inputs.0.shape.0"),
+        (b'{"outputs": [{"id": "a", "dtype": "complex64"}]}', "manifest.outputs.0.dtype"),
         (b'{"extra": NaN}', "extra: not a finite number"),
         (b'{"extra": "\\ud800"}', "manifest: Invalid JSON"),
         (b"\xff", "manifest: Invalid JSON"),

@@ -29,6 +29,7 @@ from service_helpers import (
     make_user,
 )
 from teaclave_client import Client, TeaclaveClientError
+from teaclave_client.vocabulary import FailureKind, ResultKind
 
 from teaclave_infer.local import local_service
 
@@ -253,7 +254,7 @@ def test_the_owner_of_a_private_function_does_not_see_the_return_value(live_serv
         p.task(task_id, "fo"),
         p.client.get("/v1/tasks", headers=p.auth["fo"]).json()["items"][0],
     ):
-        assert seen["state"] == "Finished" and seen["result_kind"] == "ok"
+        assert seen["state"] == "Finished" and seen["result_kind"] == ResultKind.OK
         assert seen["result"]["kind"] == "ok"
         assert not {"return_value", "receipt", "outputs"} & set(seen["result"]), seen["result"]
     with Client(live_service_with_workers) as fo:
@@ -268,11 +269,11 @@ def test_the_owner_of_a_private_function_does_not_see_the_return_value(live_serv
         leak, {"in": ("do1", p.input("do1", secret))}, {"out": ("do1", p.output("do1"))}
     )
     failed = p.wait(task_id)
-    assert failed["result"]["kind"] == "function_error"
+    assert failed["result"]["kind"] == FailureKind.FUNCTION_ERROR
     status = int.from_bytes(secret[:4], "little") | 1 << 31
     assert str(status - (1 << 32)) in failed["result"]["message"]  # the data owner sees it
     seen = p.task(task_id, "fo")
-    assert seen["result"] == {"kind": "function_error"}, seen["result"]
+    assert seen["result"] == {"kind": FailureKind.FUNCTION_ERROR}, seen["result"]
 
 
 def test_one_place_registered_by_four_users_at_once_goes_to_one(live):

@@ -27,6 +27,7 @@ from paths import MNIST, REPO
 from prebuilt import prebuilt
 from teaclave_client.crypto import encrypt, generate_key
 from teaclave_client.images import prepare_image
+from teaclave_client.vocabulary import FailureKind
 
 from teaclave_infer.abi import WEIGHTS_ID, pack_arguments
 from teaclave_infer.executor import Limits, Result, run
@@ -177,7 +178,7 @@ OUTS = ("out", "log")
 def guest_cases() -> list[Case]:
     abc = {"in": b"abc"}
     fail: dict[str, Any] = {
-        "kind": "integrity",
+        "kind": FailureKind.INTEGRITY,
         "returnValue": None,
         "outputs": {},
         "trapCode": None,

@@ -26,6 +26,7 @@ from service_helpers import HttpClient
 from sqlalchemy import MetaData, select
 from teaclave_client.images import npy_bytes, prepare_image
 from teaclave_client.sealing import ReceiptError, verify_receipt
+from teaclave_client.vocabulary import FailureKind, ResultKind
 
 from teaclave_infer.api import create_app
 from teaclave_infer.domain.db import make_engine
@@ -72,13 +73,13 @@ def test_mnist_on_encrypted_inputs_gives_the_right_digits_and_signed_receipts(
     for task_id, label in tasks.items():
         task = p.wait(task_id)
         assert task["state"] == "Finished", task["result"]
-        assert task["result_kind"] == "ok" and task["result"]["return_value"] == label
+        assert task["result_kind"] == ResultKind.OK and task["result"]["return_value"] == label
         out = task["result"]["outputs"]["scores"]
         scores = np.load(__import__("io").BytesIO(p.fetch_output("do1", out["file_id"])))
         assert scores.shape == (1, 10) and int(scores.argmax()) == label
         payload = p.verified_receipt(task)
         assert set(payload["inputs"]) == {"input_img", "weights"}
-        assert payload["result_kind"] == "ok" and "wasmtime" in payload["executor"]
+        assert payload["result_kind"] == ResultKind.OK and "wasmtime" in payload["executor"]
         assert task["attempts"] == 1 and task["finished_at"] >= task["invoked_at"]
         # the weights' owner may not read do1's result
         assert (
@@ -163,11 +164,16 @@ def test_the_echo_guest_round_trips_a_raw_and_an_encrypted_input(platform):
 @pytest.mark.parametrize(
     ("body", "spec", "kind", "words"),
     [
-        ("unreachable", {}, "trap", "unreachable"),
-        ("(loop $l (br $l)) (i32.const 0)", {"limits": {"deadline_s": 0.3}}, "timeout", "0.3"),
-        ("(i32.const -5)", {}, "function_error", "returned -5: an input is not .npy"),
-        ("(i32.const 1)", {}, "missing_output", "did not write outputs ['out']"),
-        (ECHO, {"limits": {"output_bytes": 2}}, "output_limit", "2 bytes"),
+        ("unreachable", {}, ResultKind.TRAP, "unreachable"),
+        (
+            "(loop $l (br $l)) (i32.const 0)",
+            {"limits": {"deadline_s": 0.3}},
+            ResultKind.TIMEOUT,
+            "0.3",
+        ),
+        ("(i32.const -5)", {}, FailureKind.FUNCTION_ERROR, "returned -5: an input is not .npy"),
+        ("(i32.const 1)", {}, FailureKind.MISSING_OUTPUT, "did not write outputs ['out']"),
+        (ECHO, {"limits": {"output_bytes": 2}}, ResultKind.OUTPUT_LIMIT, "2 bytes"),
     ],
 )
 def test_a_failing_function_ends_failed_with_its_kind(platform, body, spec, kind, words):
@@ -201,7 +207,9 @@ def test_a_tampered_or_misbound_input_ends_failed_with_integrity(platform, setti
         session.commit()
     for file_id, words in ((tampered, "authentication failed"), (other, "does not open")):
         task = p.wait(p.submit(fid, {"in": ("do1", file_id)}, {"out": ("do1", p.output("do1"))}))
-        assert task["state"] == "Failed" and task["result_kind"] == "integrity", task["result"]
+        assert task["state"] == "Failed" and task["result_kind"] == FailureKind.INTEGRITY, task[
+            "result"
+        ]
         assert words in task["result"]["message"] and "input in" in task["result"]["message"]
 
 
@@ -288,14 +296,14 @@ def test_inputs_and_outputs_at_http_and_allowed_file_urls(settings, tmp_path):
             task = p.wait(
                 p.submit(fid, {"in": ("do1", outside)}, {"out": ("do1", p.output("do1"))})
             )
-            assert task["result_kind"] == "fetch", task["result"]
+            assert task["result_kind"] == FailureKind.FETCH, task["result"]
             assert task["result"]["message"] == "input in: cannot fetch it"
             # an http input that is not there
             missing = p.input("do1", b"x", url=f"{base}/missing.bin")
             task = p.wait(
                 p.submit(fid, {"in": ("do1", missing)}, {"out": ("do1", p.output("do1"))})
             )
-            assert task["result_kind"] == "fetch", task["result"]
+            assert task["result_kind"] == FailureKind.FETCH, task["result"]
             assert task["result"]["message"] == "input in: cannot fetch it"
     finally:
         server.shutdown()

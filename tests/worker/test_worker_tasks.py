@@ -16,6 +16,7 @@ from guests import ECHO, IN, guest
 from platform_helpers import Platform
 from sqlalchemy import event, select, update
 from teaclave_client.crypto import encrypt
+from teaclave_client.vocabulary import FailureKind
 
 from teaclave_infer.api import create_app
 from teaclave_infer.domain.blobs import LocalBlobStore
@@ -131,7 +132,7 @@ def test_a_task_whose_function_is_gone_fails_in_two_transactions(world):
     assert world.run(task_id) == "Failed"
     assert len(world.transactions) == 2  # claim + load, end
     task = world.p.task(task_id)
-    assert task["result_kind"] == "function_unavailable", task["result"]
+    assert task["result_kind"] == FailureKind.FUNCTION_UNAVAILABLE, task["result"]
 
 
 def test_a_second_task_of_a_function_reads_no_wasm_and_compiles_nothing(world):
@@ -172,7 +173,7 @@ def test_tampered_wasm_fails_the_task_with_integrity_and_is_not_kept(world, sett
         task_id = echo_task(world.p, fid)
         assert world.run(task_id) == "Failed"
         task = world.p.task(task_id)
-        assert task["result_kind"] == "integrity", task["result"]
+        assert task["result_kind"] == FailureKind.INTEGRITY, task["result"]
     assert world.blobs.reads.count(fid) == 2  # read again: bad bytes are not kept
     assert world.ctx.caches.wasm.size == 0 and world.ctx.cache.stats["compiles"] == 0
 

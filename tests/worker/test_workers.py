@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from guests import ECHO
 from platform_helpers import Platform
 from sqlalchemy import update
+from teaclave_client.vocabulary import FailureKind, ResultKind
 from test_tasks_run import slow
 
 from teaclave_infer.api import create_app
@@ -73,9 +74,13 @@ def test_a_lease_is_exclusive_until_it_runs_out_and_a_stale_worker_cannot_write(
     with sessions.begin() as session:
         assert not end(session, a, State.FINISHED, {"kind": "ok"})
     with sessions.begin() as session:
-        assert end(session, b, State.FAILED, {"kind": "trap", "message": "x"})
+        assert end(session, b, State.FAILED, {"kind": ResultKind.TRAP, "message": "x"})
     task = task_row(app, task_id)
-    assert task.state == State.FAILED and task.result_kind == "trap" and task.lease_owner is None
+    assert (
+        task.state == State.FAILED
+        and task.result_kind == ResultKind.TRAP
+        and task.lease_owner is None
+    )
 
 
 def test_attempts_are_bounded_then_the_task_fails_as_lost(app):
@@ -86,7 +91,7 @@ def test_attempts_are_bounded_then_the_task_fails_as_lost(app):
         run_out(sessions, task_id)  # its worker died: nobody renews
     assert claim_next(sessions, "w3", lease_s=30, max_attempts=2) is None
     task = task_row(app, task_id)
-    assert task.state == State.FAILED and task.result_kind == "lost"
+    assert task.state == State.FAILED and task.result_kind == FailureKind.LOST
     assert "stopped 2 times" in (task.result or {})["message"]
 
 

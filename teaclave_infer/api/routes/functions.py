@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from ...abi import DEFAULT_PROFILE
 from ...domain import browser, files
 from ...domain import functions as domain
 from ...domain.errors import Invalid
@@ -79,7 +80,7 @@ def _parse(spec: str, manifest_bytes: bytes) -> tuple[domain.FunctionDraft, dict
 
 def _check_wasm(wasm: bytes, manifest: dict[str, Any]) -> None:
     """The executor's validator, before anything is stored."""
-    profile = str(manifest.get("profile", {}).get("name", "fast"))
+    profile = str(manifest.get("profile", {}).get("name", DEFAULT_PROFILE.name))
     try:
         key = EngineKey(profile, fuel=False, wasm_stack_bytes=Limits().wasm_stack_bytes)
         compile_checked(engine_for(key), wasm, profile)

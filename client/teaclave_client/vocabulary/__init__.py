@@ -1,0 +1,77 @@
+"""The one definition of each small vocabulary the platform, its hosts and its clients share:
+task states, result and failure kinds, crypto schemas, limit defaults, the function ABI's
+numbers.
+
+This is the bottom layer (it imports only the standard library), so the executor, the service
+and the client all take their names from here; the C runtime's `ti_constants.h`, the browser
+host's `teaclave-constants.js` and `docs/reference/vocabulary.md` are generated from it by
+`python -m teaclave_infer.generate`.
+"""
+
+from .abi import (
+    ENTRYPOINT,
+    IMPORT_ERROR,
+    IMPORT_MODULE,
+    MAX_FILE_ID_BYTES,
+    MAX_NDIM,
+    TEACLAVE_IMPORTS,
+    WEIGHTS_ID,
+    WRITE_FLAG,
+    DLPackCode,
+    DType,
+    Status,
+)
+from .kinds import FailureKind, ResultKind, TaskKind
+from .limits import (
+    DEADLINE_S,
+    FUEL,
+    HANDLES,
+    LIMITS,
+    MAX_HANDLES,
+    MAX_INPUT_BYTES,
+    MAX_TABLES,
+    MEMORY_BYTES,
+    MIB,
+    OUTPUT_BYTES,
+    TABLE_ELEMENT_BYTES,
+    WASM_STACK_BYTES,
+    Limit,
+)
+from .schemas import DEFAULT_SCHEMA, SCHEMAS, Schema
+from .states import BEFORE_INVOKE, ENDED, TaskState
+
+__all__ = [
+    "BEFORE_INVOKE",
+    "DEADLINE_S",
+    "DEFAULT_SCHEMA",
+    "ENDED",
+    "ENTRYPOINT",
+    "FUEL",
+    "HANDLES",
+    "IMPORT_ERROR",
+    "IMPORT_MODULE",
+    "LIMITS",
+    "MAX_FILE_ID_BYTES",
+    "MAX_HANDLES",
+    "MAX_INPUT_BYTES",
+    "MAX_NDIM",
+    "MAX_TABLES",
+    "MEMORY_BYTES",
+    "MIB",
+    "OUTPUT_BYTES",
+    "SCHEMAS",
+    "TABLE_ELEMENT_BYTES",
+    "TEACLAVE_IMPORTS",
+    "WASM_STACK_BYTES",
+    "WEIGHTS_ID",
+    "WRITE_FLAG",
+    "DLPackCode",
+    "DType",
+    "FailureKind",
+    "Limit",
+    "ResultKind",
+    "Schema",
+    "Status",
+    "TaskKind",
+    "TaskState",
+]

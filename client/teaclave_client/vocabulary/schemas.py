@@ -1,0 +1,42 @@
+"""Teaclave's file crypto schemas. Adding one is a member here plus its cipher in `crypto.py`
+(and `teaclave-crypto.js`); the API, the CLI and the web constants take the list from here."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["DEFAULT_SCHEMA", "SCHEMAS", "Schema"]
+
+
+class Schema(enum.StrEnum):
+    """How a file is encrypted: AES-GCM with a 128- or 256-bit key, or `raw` (plaintext)."""
+
+    AES_GCM_128 = "aes-gcm-128"
+    AES_GCM_256 = "aes-gcm-256"
+    RAW = "raw"
+
+    @property
+    def key_bytes(self) -> int:
+        """The length of a file key; 0 for `raw`, which has none."""
+        return _KEY_BYTES[self]
+
+    @property
+    def sealed(self) -> bool:
+        """Whether a file of this schema is encrypted (and has a key to wrap)."""
+        return self.key_bytes > 0
+
+    @property
+    def meaning(self) -> str:
+        if not self.sealed:
+            return "plaintext; its cmac is the first 16 bytes of its SHA-256"
+        return (
+            f"AES-GCM, {8 * self.key_bytes}-bit key, 12-byte iv, AAD = 8 zero bytes, "
+            "ciphertext ‖ 16-byte tag (the cmac)"
+        )
+
+
+_KEY_BYTES = {Schema.AES_GCM_128: 16, Schema.AES_GCM_256: 32, Schema.RAW: 0}
+
+DEFAULT_SCHEMA = Schema.AES_GCM_128
+# schema name -> key bytes, as `teaclave_client.SCHEMAS` has always been.
+SCHEMAS: dict[str, int] = {s.value: s.key_bytes for s in Schema}
