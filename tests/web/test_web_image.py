@@ -1,5 +1,5 @@
 """The page's image preparation (client/web/digit-image.js) against the Python client's
-prepare-image, on the redrawn samples of test_client_images (other sizes, polarity, JPEG,
+prepare-image, on the redrawn samples of tests/redrawn.py (other sizes, polarity, JPEG,
 transparency): the same decoded pixels give the same tensor in Node as in Python. (Decoding itself
 is the browser's; the Chromium test checks predictions on the samples end to end.)"""
 
@@ -13,10 +13,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from paths import WEB
+from paths import MNIST, WEB
 from PIL import Image, ImageOps
+from redrawn import LABELS, SHAPE, VARIANTS
 from teaclave_client.images import prepare_image
-from test_client_images import LABELS, MNIST, SHAPE, VARIANTS
 
 SCRIPT = f"""
 import {{ readFileSync }} from "node:fs";
