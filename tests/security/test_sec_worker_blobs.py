@@ -46,7 +46,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def small(settings):
-    return replace(settings, max_upload_bytes=4096)
+    return settings.model_copy(update={"max_upload_bytes": 4096})
 
 
 @pytest.fixture
@@ -243,7 +243,7 @@ def test_the_remote_blob_store_against_a_live_service(live, settings):
 def test_blob_store_for_uses_the_api_only_without_a_shared_directory(settings, tmp_path):
     create_app(settings)  # makes the keys
     assert isinstance(blob_store_for(settings), LocalBlobStore)
-    remote = replace(settings, platform_url="http://platform.invalid")
+    remote = settings.model_copy(update={"platform_url": "http://platform.invalid"})
     assert isinstance(blob_store_for(remote), RemoteBlobStore)
     shared = replace(remote, blob_path=tmp_path / "shared")
     store = blob_store_for(shared)
