@@ -120,7 +120,10 @@ def _server_class() -> type:
         `ready`."""
 
         def __init__(
-            self, config: uvicorn.Config, finish: Callable[[], None], ready: Callable[[], None]
+            self,
+            config: uvicorn.Config,
+            finish: Callable[[], None],
+            ready: Callable[[], None] = lambda: None,
         ) -> None:
             super().__init__(config)
             self.finish, self.ready = finish, ready
@@ -166,9 +169,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from .logs import configure
     from .supervisor import Supervisor
 
+    settings = settings_from(args)
     configure()
     os.umask(0o077)  # whatever the service writes (logs, caches, temporary files) is owner-only
-    settings = settings_from(args)
     with _listener(settings.host, settings.port) as sock:
         app = create_app(settings)  # the schema migrated, the admin and the keys made
         supervisor = Supervisor(worker_command(settings), settings.workers)
@@ -196,9 +199,9 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     from .logs import configure
 
+    settings = settings_from(args)
     configure()
     os.umask(0o077)
-    settings = settings_from(args)
     if args.concurrency > 1 and not args.threads:
         return _supervise_workers(settings, args.concurrency)
     from .worker import run_standalone
