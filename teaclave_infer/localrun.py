@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,11 +55,10 @@ def _report(result: Result, outputs: dict[str, str]) -> dict[str, Any]:
 
 
 def _write_outputs(result: Result, outputs: dict[str, str]) -> None:
+    from teaclave_client.files import write_atomic  # the client's __init__ is slow: when needed
+
     for fid, data in result.outputs.items():
-        path = Path(outputs[fid])
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_atomic(Path(outputs[fid]), data)
 
 
 def run_local(args: argparse.Namespace) -> int:

@@ -64,6 +64,8 @@ FORBIDDEN = {
     ),
     "teaclave_client": ("teaclave_infer",),
 }
+# Exceptions to the above: the client's atomic writes (standard library only) serve everyone.
+ALLOWED = {"teaclave_infer.executor": ("teaclave_client.files",)}
 
 
 def _module_name(path: Path) -> str:
@@ -111,7 +113,7 @@ def test_imports_go_one_way(package: str) -> None:
         f"{_module_name(path)} imports {module}"
         for path in sources
         for module in imports_of(path, _module_name(path))
-        if _hits(module, FORBIDDEN[package])
+        if _hits(module, FORBIDDEN[package]) and not _hits(module, ALLOWED.get(package, ()))
     }
     assert not wrong, "\n".join(sorted(wrong))
 

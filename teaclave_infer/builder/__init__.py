@@ -8,7 +8,6 @@ writes `mnist.wasm`, `mnist.json` (the manifest) and, with separate weights, `mn
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import time
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 import onnx
 import tvm
+from teaclave_client.files import write_atomic
 
 from ..abi import PROFILES, WEIGHTS_ID, Profile, safe_id
 from ..errors import BuildError, UnsupportedModelError
@@ -210,19 +210,12 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Writes a file whole or not at all."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write(out_dir: Path, artifacts: dict[str, bytes], manifest: dict[str, Any]) -> BuildResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     for file, data in artifacts.items():
-        _replace(out_dir / file, data)
+        write_atomic(out_dir / file, data)
     manifest_path = out_dir / f"{manifest['name']}.json"
-    _replace(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_atomic(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
     paths = [out_dir / file for file in artifacts]
     weights = next((p for p in paths if p.suffix == ".weights"), None)
     return BuildResult(paths[0], manifest_path, weights, manifest)
