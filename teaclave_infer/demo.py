@@ -21,6 +21,7 @@ from teaclave_client.mnist_demo import run_demo as run_client_demo
 from teaclave_client.sdk import Client
 
 from .builder import BuildOptions
+from .cli import build_progress
 from .errors import TeaclaveInferError
 from .local import local_service
 
@@ -50,7 +51,7 @@ def built(model: Path, out: Path, options: BuildOptions = DEMO_BUILD) -> Path:
     from .builder import build  # TVM only when a build is needed
 
     print(f"building {model} -> {out}")
-    return build(model, out, options, progress=lambda line: print(f"  {line}")).wasm
+    return build(model, out, options, progress=build_progress).wasm
 
 
 def run_demo(
