@@ -7,6 +7,8 @@ Every import statement counts, also one inside a function: a lazy import is stil
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,14 @@ def test_each_file_is_owned_by_one_wheel() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"teaclave-client' in pyproject
     assert '"teaclave_client*"' not in pyproject
+
+
+@pytest.mark.parametrize("pyproject", ["pyproject.toml", "client/pyproject.toml"])
+def test_the_build_backend_reads_the_license_field(pyproject: str) -> None:
+    """`license = "Apache-2.0"` is a PEP 639 expression: setuptools reads it from 77 on, and an
+    older one (allowed by a lower minimum) refuses to build the wheel."""
+    config = tomllib.loads((ROOT / pyproject).read_text())
+    assert isinstance(config["project"]["license"], str)
+    (requirement,) = [r for r in config["build-system"]["requires"] if r.startswith("setuptools")]
+    minimum = re.fullmatch(r"setuptools>=(\d+)(\.\d+)*", requirement)
+    assert minimum is not None and int(minimum.group(1)) >= 77, requirement
