@@ -52,7 +52,7 @@ def _add_settings(parser: argparse.ArgumentParser, command: Command) -> None:
             action="append" if s.repeatable else "store",
             default=argparse.SUPPRESS,
             metavar=s.metavar,
-            help=f"{s.help} (default: {s.default}; or set {s.env})",
+            help=f"{s.help} (default: {s.default}; or set {s.env})".replace("%", "%%"),
         )
 
 

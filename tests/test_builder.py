@@ -175,6 +175,8 @@ def test_build_model_py_errors_are_one_line(tmp_path, setup, message):
         check=False,
     )
     assert proc.returncode == 1
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    *progress, error = proc.stderr.strip("\n").splitlines()  # the stages it began, then why
+    assert error.startswith("build_model.py: error: ") and message in error
+    assert all(line.startswith("  ") and line.endswith("...") for line in progress)
+    assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()

@@ -107,8 +107,10 @@ class Settings(BaseSettings):
         "DIR",
         shown="DATA/blobs",
     )
-    host: str = _setting("127.0.0.1", "HOST", "the address the API listens on", SERVE)
-    port: int = _setting(8000, "PORT", "the API's port", SERVE, ge=0, le=65535)
+    host: str = _setting("127.0.0.1", "HOST", "the address the API listens on", SERVE, "HOST")
+    port: int = _setting(
+        8000, "PORT", "the API's port (0: any free one)", SERVE, "PORT", ge=0, le=65535
+    )
     admin_password_file: Path | None = _setting(
         None,
         "ADMIN_PASSWORD_FILE",
