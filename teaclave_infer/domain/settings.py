@@ -192,7 +192,7 @@ class Settings(BaseSettings):
     max_input_bytes: Bytes = _setting(
         ByteSize(256 * MIB),
         "MAX_INPUT_BYTES",
-        "largest input or output fetched from or sent to a URL",
+        "largest input file a worker reads (from the blob store or a URL)",
         BOTH,
         "BYTES",
     )
