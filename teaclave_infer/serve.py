@@ -23,7 +23,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from .domain.settings import Command, Settings, definitions, from_sources
+from .domain.setting_sources import definitions, from_sources
+from .domain.settings import Command, Settings
 from .errors import TeaclaveInferError
 
 __all__ = [

@@ -16,7 +16,8 @@ import pytest
 from conftest import ADMIN_PASSWORD
 
 from teaclave_infer.cli import main
-from teaclave_infer.domain.settings import Settings, definitions, from_sources, table
+from teaclave_infer.domain.setting_sources import definitions, from_sources, table
+from teaclave_infer.domain.settings import Settings
 from teaclave_infer.serve import (
     DB_ENV,
     add_serve_arguments,
