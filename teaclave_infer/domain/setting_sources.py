@@ -56,7 +56,7 @@ def definitions() -> Iterator[Setting]:
             default=_shown(field),
             commands=tuple(extra["commands"]),  # type: ignore[arg-type]
             metavar=extra["metavar"],  # type: ignore[arg-type]
-            repeatable=name in ("file_roots", "fetch_allow"),
+            repeatable=isinstance(field.get_default(call_default_factory=True), tuple),
         )
 
 
@@ -82,7 +82,8 @@ def _described(err: ValidationError) -> str:
     setting = names.get(str(first["loc"][0])) if first["loc"] else None
     if setting is None:
         return f"settings: {first['msg']}"
-    shown = "" if setting.name == "db_url" else f" (got {first['input']!r})"  # a password
+    secret = setting.name in ("db_url", "platform_url")  # URLs may hold a password
+    shown = "" if secret else f" (got {first['input']!r})"
     return f"{setting.flag} / {setting.env}: {first['msg']}{shown}"
 
 
