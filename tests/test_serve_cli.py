@@ -122,9 +122,12 @@ def test_a_worker_process_gets_every_worker_setting(tmp_path, monkeypatch):
 # --- `teaclave-infer serve` as a process ------------------------------------------------------
 
 
-def _serve(tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+def _serve(
+    tmp_path: Path, *flags: str, env: dict[str, str] | None = None, command: str = "serve"
+) -> subprocess.Popen:
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
-    cmd = [sys.executable, "-m", "teaclave_infer.cli", "serve", "--workers", "0"]
+    cmd = [sys.executable, "-m", "teaclave_infer.cli", command]
+    cmd += ["--workers", "0"] if command == "serve" else []
     cmd += ["--data-dir", str(tmp_path / "data"), *flags]
     return subprocess.Popen(
         cmd,
@@ -162,12 +165,14 @@ def test_a_busy_port_fails_before_the_admin_is_made(tmp_path):
     assert not (tmp_path / "data" / "teaclave.db").exists()
 
 
-def test_a_database_that_is_down_is_one_line_without_its_password(tmp_path):
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_database_that_is_down_is_one_line_without_its_password(tmp_path, command):
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     url = f"postgresql://teaclave:hunter2secret@127.0.0.1:{port}/teaclave"
-    process = _serve(tmp_path, "--port", "0", env={DB_ENV: url})
+    flags = ("--port", "0") if command == "serve" else ()
+    process = _serve(tmp_path, *flags, env={DB_ENV: url}, command=command)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 1
     lines = err.strip().splitlines()
