@@ -35,6 +35,7 @@ __all__ = [
     "Profile",
     "Status",
     "WasmFeature",
+    "explain_status",
     "pack_arguments",
     "safe_id",
 ]
@@ -47,6 +48,15 @@ class WasmFeature(enum.StrEnum):
     NONTRAPPING_FPTOINT = "nontrapping-fptoint"
     SIMD128 = "simd128"
     BULK_MEMORY = "bulk-memory"
+
+
+def explain_status(value: int, error_codes: Mapping[str, str] | None = None) -> str:
+    """A negative return value in words: "the function returned -6: the weights file ...",
+    from the function's manifest's `error_codes` where given (a function built by another
+    version may number them otherwise), else from this version's Status."""
+    known = {str(int(s)): s.meaning for s in Status} if error_codes is None else error_codes
+    meaning = known.get(str(value))
+    return f"the function returned {value}" + (f": {meaning}" if meaning else "")
 
 
 @dataclass(frozen=True)

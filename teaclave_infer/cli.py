@@ -109,6 +109,16 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def build_progress(line: str) -> None:
+    """A build's progress on stderr (stdout says what was written): each stage as it starts,
+    then its time, over the same line on a terminal."""
+    from .builder import STARTED
+
+    started = line.endswith(STARTED)
+    overwrite = started and sys.stderr.isatty()
+    print(f"  {line}", end="\r" if overwrite else "\n", file=sys.stderr, flush=True)
+
+
 def run_build(args: argparse.Namespace) -> int:
     from .builder import BuildOptions, build  # imports TVM: only when building
 
@@ -126,7 +136,7 @@ def run_build(args: argparse.Namespace) -> int:
         tuning_db=args.tuning_db,
         winograd=args.winograd,
     )
-    result = build(args.model, args.out, options, progress=lambda line: print(f"  {line}"))
+    result = build(args.model, args.out, options, progress=build_progress)
     memory = result.manifest["memory"]
     print(
         f"wrote {result.wasm} ({result.wasm.stat().st_size} bytes), {result.manifest_path}"

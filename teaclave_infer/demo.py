@@ -16,10 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from teaclave_client.files import write_private
 from teaclave_client.mnist_demo import run_demo as run_client_demo
 from teaclave_client.sdk import Client
 
 from .builder import BuildOptions
+from .cli import build_progress
 from .errors import TeaclaveInferError
 from .local import local_service
 
@@ -49,7 +51,7 @@ def built(model: Path, out: Path, options: BuildOptions = DEMO_BUILD) -> Path:
     from .builder import build  # TVM only when a build is needed
 
     print(f"building {model} -> {out}")
-    return build(model, out, options, progress=lambda line: print(f"  {line}")).wasm
+    return build(model, out, options, progress=build_progress).wasm
 
 
 def run_demo(
@@ -73,8 +75,7 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="teaclave-demo-") as tmp:
         password_file = Path(tmp) / "admin.txt"
         password = secrets.token_urlsafe(18)
-        password_file.write_text(password)
-        password_file.chmod(0o600)
+        write_private(password_file, password.encode())
         with local_service(Path(tmp) / "data", password_file, workers) as local_url:
             print(f"service: {local_url} (SQLite in a temporary folder, {workers} workers)")
             report = run_client_demo(local_url, password, wasm, images)

@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
-from .domain.settings import Settings
+from .domain.setting_sources import definitions, from_sources
+from .domain.settings import Command, Settings
+from .errors import TeaclaveInferError
 
 __all__ = [
     "add_serve_arguments",
@@ -40,76 +41,24 @@ STOPPING = {signal.SIGTERM, signal.SIGINT}
 DB_ENV = "TEACLAVE_DB"  # the database URL: as a flag, its password would show in the process list
 
 
-def _url(text: str) -> str:
-    if urlsplit(text).scheme not in ("http", "https") or not urlsplit(text).netloc:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected http(s)://HOST[:PORT]")
-    return text.rstrip("/")
-
-
-def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of serve and worker alike: where the data is, and how workers behave."""
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("teaclave-data"),
-        help="the data directory: the SQLite database, blobs and keys unless placed elsewhere, "
-        "and a worker's module cache (default: ./teaclave-data)",
-    )
-    parser.add_argument(
-        "--db",
-        default=os.environ.get(DB_ENV) or None,
-        help="database URL (default: SQLite in the data dir); "
-        f"postgresql://user:pass@host/db for PostgreSQL. Or set {DB_ENV}: unlike a flag, it "
-        "does not show the password to every local user in the process list",
-    )
-    parser.add_argument(
-        "--keys", type=Path, metavar="DIR", help="the platform's key files (default: DATA/keys)"
-    )
-    parser.add_argument(
-        "--blobs",
-        type=Path,
-        metavar="DIR",
-        help="the blob store's directory (default: DATA/blobs; a worker given --platform and "
-        "no --blobs reads and writes blobs through the API)",
-    )
-    parser.add_argument(
-        "--lease", type=float, default=30.0, metavar="S", help="a worker's lease on a task"
-    )
-    parser.add_argument(
-        "--poll",
-        type=float,
-        default=Settings.poll_s,
-        metavar="S",
-        help="an idle worker, woken when a task is staged, also looks every S seconds (for "
-        f"leases that ran out and lost wake-ups; default {Settings.poll_s:g})",
-    )
-    parser.add_argument(
-        "--allow-file-root",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="file:// input and output URLs may lie under DIR (repeatable; default: none)",
-    )
-    parser.add_argument(
-        "--allow-fetch",
-        action="append",
-        default=[],
-        metavar="HOST_OR_CIDR",
-        help="http(s):// input and output URLs may reach this host name (any port) or these "
-        "addresses, besides public ones (repeatable; e.g. localhost, 10.0.0.0/8; default: none)",
-    )
+def _add_settings(parser: argparse.ArgumentParser, command: Command) -> None:
+    """A flag for each of the command's settings (domain/settings.py defines them). A flag not
+    given leaves no attribute, so that the variable or the default applies (settings_from)."""
+    for s in definitions():
+        if command not in s.commands:
+            continue
+        parser.add_argument(
+            s.flag,
+            dest=s.name,
+            action="append" if s.repeatable else "store",
+            default=argparse.SUPPRESS,
+            metavar=s.metavar,
+            help=f"{s.help} (default: {s.default}; or set {s.env})".replace("%", "%%"),
+        )
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_common_arguments(parser)
-    parser.add_argument(
-        "--platform",
-        type=_url,
-        metavar="URL",
-        help="the platform's address, e.g. https://platform.example:8000 (without --blobs, the "
-        "worker reads and writes blobs through it)",
-    )
+    _add_settings(parser, "worker")
     parser.add_argument(
         "--concurrency", type=int, default=1, metavar="N", help="tasks at once (default 1)"
     )
@@ -122,50 +71,26 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_common_arguments(parser)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument(
-        "--admin-password-file",
-        type=Path,
-        help="the first admin's password (else a one-time one is printed)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help="worker processes to start and keep running (default: one per core; 0: only "
-        "standalone workers)",
-    )
+    _add_settings(parser, "serve")
 
 
-def settings_from(args: argparse.Namespace, **more: Any) -> Settings:
-    return Settings(
-        data_dir=args.data_dir,
-        db_url=args.db,
-        keys_path=args.keys,
-        blob_path=args.blobs,
-        lease_s=args.lease,
-        poll_s=args.poll,
-        file_roots=tuple(args.allow_file_root),
-        fetch_allow=tuple(args.allow_fetch),
-        platform_url=getattr(args, "platform", None),
-        **more,
-    )
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings the flags give, else the TEACLAVE_* variables, else the defaults; a value
+    that does not hold is a TeaclaveInferError naming it."""
+    names = {s.name for s in definitions()}
+    return from_sources({k: v for k, v in vars(args).items() if k in names})
 
 
 def worker_argv(settings: Settings) -> list[str]:
-    """The `worker` flags that give a worker process these settings (settings_from's inverse)."""
-    argv = ["--data-dir", str(settings.data_dir), "--lease", repr(settings.lease_s)]
-    argv += ["--poll", repr(settings.poll_s)]
-    argv += ["--keys", str(settings.keys_path)] if settings.keys_path else []
-    argv += ["--blobs", str(settings.blob_path)] if settings.blob_path else []
-    argv += ["--platform", settings.platform_url] if settings.platform_url else []
-    for root in settings.file_roots:
-        argv += ["--allow-file-root", str(root)]
-    for allowed in settings.fetch_allow:
-        argv += ["--allow-fetch", allowed]
+    """The `worker` flags that give a worker process these settings (settings_from's inverse),
+    but for the database URL, which may hold a password (worker_command)."""
+    argv = []
+    for s in definitions():
+        value = getattr(settings, s.name)
+        if "worker" not in s.commands or s.name == "db_url" or value is None:
+            continue
+        for one in value if s.repeatable else (value,):
+            argv += [s.flag, repr(one) if isinstance(one, float) else str(one)]
     return argv
 
 
@@ -192,11 +117,22 @@ def _server_class() -> type:
 
     class Server(uvicorn.Server):
         """uvicorn's server, which first answers every long-poll when asked to stop: it waits
-        for requests in flight, and a long-poll may take a minute."""
+        for requests in flight, and a long-poll may take a minute. Once it listens it calls
+        `ready`."""
 
-        def __init__(self, config: uvicorn.Config, finish: Callable[[], None]) -> None:
+        def __init__(
+            self,
+            config: uvicorn.Config,
+            finish: Callable[[], None],
+            ready: Callable[[], None] = lambda: None,
+        ) -> None:
             super().__init__(config)
-            self.finish = finish
+            self.finish, self.ready = finish, ready
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if not self.should_exit:
+                self.ready()
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             self.finish()
@@ -205,47 +141,68 @@ def _server_class() -> type:
     return Server
 
 
+def _listener(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, first of all: a port in use is one line, before the admin
+    and its one-time password are made."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise TeaclaveInferError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise TeaclaveInferError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+    return sock
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
-
-    _Server = _server_class()
 
     from .api import create_app
     from .logs import configure
     from .supervisor import Supervisor
 
+    settings = settings_from(args)
     configure()
     os.umask(0o077)  # whatever the service writes (logs, caches, temporary files) is owner-only
-    settings = settings_from(
-        args, admin_password_file=args.admin_password_file, workers=args.workers
-    )
-    app = create_app(settings)  # the schema migrated, the admin and the keys made
-    supervisor = Supervisor(worker_command(settings), settings.workers)
-    _on_stop_signals(_exit)  # uvicorn takes the signals while it serves, then raises them again
-    try:
-        supervisor.start()
-        # proxy_headers off: uvicorn would otherwise take the client's address from
-        # X-Forwarded-For sent by any local peer, and the login throttle counts by that address.
-        config = uvicorn.Config(
-            app, host=args.host, port=args.port, log_config=None, proxy_headers=False
-        )
-        _Server(config, app.state.platform.waits.finish).run()
-    finally:
+    with _listener(settings.host, settings.port) as sock:
+        app = create_app(settings)  # the schema migrated, the admin and the keys made
+        supervisor = Supervisor(worker_command(settings), settings.workers)
+        _on_stop_signals(_exit)  # uvicorn takes the signals while it serves, then raises them
+        try:
+            supervisor.start()
+            # proxy_headers off: uvicorn would otherwise take the client's address from
+            # X-Forwarded-For sent by any local peer, and the login throttle counts by it.
+            config = uvicorn.Config(app, log_config=None, proxy_headers=False)
 
-        def kill(signum: int, frame: FrameType | None) -> None:
-            supervisor.kill()  # a second signal: no more patience
+            def ready() -> None:
+                print(f"teaclave-infer: serving on {_address(sock)}", flush=True)
 
-        _on_stop_signals(kill)
-        supervisor.stop()
+            _server_class()(config, app.state.platform.waits.finish, ready).run([sock])
+        finally:
+
+            def kill(signum: int, frame: FrameType | None) -> None:
+                supervisor.kill()  # a second signal: no more patience
+
+            _on_stop_signals(kill)
+            supervisor.stop()
     return 0
 
 
 def run_worker(args: argparse.Namespace) -> int:
     from .logs import configure
 
+    settings = settings_from(args)
     configure()
     os.umask(0o077)
-    settings = settings_from(args)
     if args.concurrency > 1 and not args.threads:
         return _supervise_workers(settings, args.concurrency)
     from .worker import run_standalone

@@ -3,7 +3,6 @@ keys to the published platform key, upload, register, submit, wait, fetch and de
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import uuid
@@ -28,7 +27,7 @@ ENDED = {"Finished", "Failed", "Canceled"}
 def app_with_workers(settings: Settings, workers: int = 2) -> Iterator[TestClient]:
     """The app in a TestClient (its lifespan run) and `workers` workers beside it, as threads of
     the test's process where `serve --workers N` starts processes; /v1/health reports them."""
-    settings = dataclasses.replace(settings, workers=workers)
+    settings = settings.model_copy(update={"workers": workers})
     with TestClient(create_app(settings)) as client, in_threads(settings, workers):
         yield client
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import IntegrityError
+from .files import PRIVATE, atomic_file
 from .vocabulary import SCHEMAS  # schema -> key bytes
 
 __all__ = [
@@ -167,13 +167,7 @@ def decrypt_file(
 
 
 def _replace_with(dst: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Runs write(file) on a temporary file beside dst, then moves it into place; on any error
-    the temporary file (and what it holds) is deleted."""
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Runs write(file) on a temporary file beside dst (0600: it may be plaintext), then moves
+    it into place; on any error the temporary file (and what it holds) is deleted."""
+    with atomic_file(dst, PRIVATE) as out:
+        write(out)

@@ -4,26 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Protocol
 
+from .files import write_private
+
 __all__ = ["DirectoryKeyStore", "KeyStore", "MemoryKeyStore", "write_private"]
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Writes a secret: the file is created 0600 (in a directory made 0700) and replaced whole."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class KeyStore(Protocol):

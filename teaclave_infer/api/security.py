@@ -3,7 +3,7 @@ service's token secret, kept owner-only in the data dir. Passwords are in passwo
 
 from __future__ import annotations
 
-import os
+import contextlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
+from teaclave_client.files import write_private
 
 __all__ = [
     "TokenClaims",
@@ -25,10 +26,8 @@ _ALGORITHM = "HS256"
 def load_secret(path: Path) -> bytes:
     """The token secret, created on first start with owner-only permissions."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
+        with contextlib.suppress(FileExistsError):  # another process made it first: theirs
+            write_private(path, secrets.token_bytes(32), replace=False)
     return path.read_bytes()
 
 

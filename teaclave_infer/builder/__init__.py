@@ -8,7 +8,6 @@ writes `mnist.wasm`, `mnist.json` (the manifest) and, with separate weights, `mn
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import time
@@ -19,13 +18,14 @@ from typing import Any, TypeVar
 
 import onnx
 import tvm
+from teaclave_client.files import write_atomic
 
 from ..abi import PROFILES, WEIGHTS_ID, Profile, safe_id
 from ..errors import BuildError, UnsupportedModelError
 from .arena import ArenaLayout, plan_arena
 from .blob import pack_blob
 from .codegen import compile_kernels
-from .importer import graph_inputs, input_shapes, load_onnx, to_relax
+from .importer import graph_inputs, input_shapes, load_onnx, named_by_onnx, to_relax
 from .link import BLOB_FILE, IoIds, LinkInputs, link, model_source
 from .lower import lower
 from .manifest import make_manifest
@@ -33,13 +33,14 @@ from .plan import Plan, kernel_functions, read_plan
 from .schedule import schedule_kernels
 from .tune import TunedKernel, lookup, tune
 
-__all__ = ["SHIPPED_TUNING", "BuildOptions", "BuildResult", "build"]
+__all__ = ["SHIPPED_TUNING", "STARTED", "BuildOptions", "BuildResult", "build"]
 
 # Tuning records made with `--tune` for the shipped MNIST model (the command is in
 # docs/guide/build.md); any model whose kernels have the same computation reuses them.
 SHIPPED_TUNING = Path(__file__).resolve().parent / "tuning"
 
 T = TypeVar("T")
+STARTED = "..."  # a progress line that ends so says a stage started; its time follows
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -68,12 +69,15 @@ class BuildResult:
 
 
 class _Stages:
-    """Runs named stages, reporting each one's time."""
+    """Runs named stages, reporting each one as it starts ("link     ...": the first link takes
+    25 s) and its time when it ends."""
 
     def __init__(self, progress: Callable[[str], None] | None) -> None:
         self.progress = progress
 
     def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        if self.progress:
+            self.progress(f"{name:<8} {STARTED}")
         start = time.perf_counter()
         result = fn(*args)
         if self.progress:
@@ -96,8 +100,11 @@ def build(
     io = stage("names", _io_ids, model, options)  # function-level ids of inputs and outputs
     shapes = input_shapes(model, options.shapes)  # every input dimension static
     mod = stage("import", to_relax, model, shapes)  # ONNX -> Relax
-    mod = stage("lower", lower, mod, options.winograd)  # legalize + fuse -> call_tir per kernel
-    plan = stage("plan", read_plan, mod)  # tensors, constants, calls, graph inputs/outputs
+    try:
+        mod = stage("lower", lower, mod, options.winograd)  # legalize + fuse -> call_tir
+        plan = stage("plan", read_plan, mod)  # tensors, constants, calls, graph inputs/outputs
+    except UnsupportedModelError as err:  # Relax's words: say it in the model's
+        raise named_by_onnx(err, model, shapes) from err
     layout = stage("memory", plan_arena, plan)  # liveness-based offsets in one arena
     _check_fits(plan, layout, profile, io)
     blob, model_id = stage("pack", pack_blob, plan, layout)  # plan + constants, the weights
@@ -210,19 +217,12 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Writes a file whole or not at all."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write(out_dir: Path, artifacts: dict[str, bytes], manifest: dict[str, Any]) -> BuildResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     for file, data in artifacts.items():
-        _replace(out_dir / file, data)
+        write_atomic(out_dir / file, data)
     manifest_path = out_dir / f"{manifest['name']}.json"
-    _replace(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_atomic(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
     paths = [out_dir / file for file in artifacts]
     weights = next((p for p in paths if p.suffix == ".weights"), None)
     return BuildResult(paths[0], manifest_path, weights, manifest)

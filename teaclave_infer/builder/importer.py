@@ -12,7 +12,7 @@ from tvm.relax.frontend.onnx import from_onnx, onnx_frontend
 
 from ..errors import ModelLoadError, UnsupportedModelError
 
-__all__ = ["graph_inputs", "input_shapes", "load_onnx", "to_relax"]
+__all__ = ["graph_inputs", "input_shapes", "load_onnx", "named_by_onnx", "to_relax"]
 
 # ONNX element types the runtime can read and write (.npy descr and DLPack code exist for each).
 SUPPORTED_DTYPES = {d.onnx_type: d for d in DType}
@@ -86,3 +86,47 @@ def to_relax(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> tvm
     except Exception as err:  # the frontend raises bare TVMError/ValueError/KeyError
         first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise UnsupportedModelError(f"the ONNX importer rejected the model: {first}") from err
+
+
+def _static(info: onnx.ValueInfoProto) -> bool:
+    tensor = info.type.tensor_type
+    return tensor.HasField("shape") and all(d.HasField("dim_value") for d in tensor.shape.dim)
+
+
+def data_dependent_nodes(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]
+) -> list[onnx.NodeProto]:
+    """The nodes, in graph order, whose output shape ONNX's shape inference cannot tell from
+    the static input shapes: the size of their output depends on the data (NonMaxSuppression,
+    NonZero...), and a function's tensors all have static shapes."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for info in fixed.graph.input:
+        for dim, size in zip(
+            info.type.tensor_type.shape.dim, shapes.get(info.name, ()), strict=False
+        ):
+            dim.Clear()
+            dim.dim_value = size
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed)
+    except Exception:  # onnx raises several kinds; inference is only a hint here
+        return []
+    graph = inferred.graph
+    infos = {v.name: v for v in (*graph.value_info, *graph.output)}
+    return [n for n in graph.node if any(o in infos and not _static(infos[o]) for o in n.output)]
+
+
+def named_by_onnx(
+    err: UnsupportedModelError, model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]
+) -> UnsupportedModelError:
+    """A failure of lowering or planning, which names Relax's ops (`relax.tensor_to_shape`),
+    said in the model's words: the ONNX operator and node at fault, where one is found."""
+    nodes = data_dependent_nodes(model, shapes)
+    if not nodes:
+        return err
+    node = nodes[0]
+    return UnsupportedModelError(
+        f"ONNX operator {node.op_type} (node {node.name or node.output[0]!r}) is not supported: "
+        f"the shape of its output depends on the input data, and a function's tensors have "
+        f"static shapes ({err})"
+    )

@@ -378,8 +378,9 @@ def compact(database_dir: Path, profile: Profile, keep: int = KEEP_RECORDS) -> N
             record = ms.database.TuningRecord(r.trace, committed, r.run_secs, r.target, r.args_info)
             fresh.commit_tuning_record(record)
     for fresh_path, path in zip(fresh_paths, paths, strict=True):
-        # Each file is replaced whole; the pair is not atomic (records name workloads by line),
-        # so a crash between the two replaces leaves a database to delete.
+        # Each file is replaced whole (TVM wrote it: teaclave_client.files cannot); the pair is
+        # not atomic (records name workloads by line), so a crash between the two replaces
+        # leaves a database to delete.
         os.replace(fresh_path, path)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from teaclave_client.files import PRIVATE, write_atomic
 
 __all__ = ["BlobMissing", "BlobStore", "LocalBlobStore", "valid_blob_id"]
 
@@ -64,14 +64,7 @@ class LocalBlobStore:
 
     def put(self, data: bytes) -> tuple[str, str]:
         blob_id = uuid.uuid4().hex
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, self._path(blob_id))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(blob_id), data, PRIVATE, replace=False)
         return blob_id, hashlib.sha256(data).hexdigest()
 
     def get(self, blob_id: str, max_bytes: int | None = None) -> bytes:

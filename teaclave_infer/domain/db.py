@@ -10,14 +10,17 @@ from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, CursorResult, Engine, Update, create_engine, event
+from sqlalchemy import URL, Connection, CursorResult, Engine, Update, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import TeaclaveInferError
+from .errors import Unavailable
 
 __all__ = [
     "LostSwap",
     "changed",
+    "describe",
     "make_engine",
     "migrate",
     "not_awaiting_disk",
@@ -63,11 +66,25 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def describe(url: URL) -> str:
+    """Where a database is, for a message: never its password."""
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite database {url.database}"
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return f"PostgreSQL at {where} (database {url.database!r}, user {url.username!r})"
+
+
 def migrate(engine: Engine) -> None:
-    """Brings the schema to the newest revision (Alembic)."""
+    """Brings the schema to the newest revision (Alembic); Unavailable, one line naming the
+    database, if it cannot be reached (the first connection a process makes is this one)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    try:
+        connection = engine.connect()
+    except OperationalError as err:
+        reason = str(err.orig).strip().splitlines()[0] if str(err.orig).strip() else "refused"
+        raise Unavailable(f"cannot connect to the {describe(engine.url)}: {reason}") from None
+    with connection, connection.begin():
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -5,7 +5,6 @@ only; a worker on another machine is given a copy of the same directory."""
 from __future__ import annotations
 
 import base64
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from teaclave_client.files import PRIVATE, write_atomic
 from teaclave_client.sealing import INFO_LABEL, canonical_json, key_id, unwrap_key
 
 from ..errors import TeaclaveInferError
@@ -30,9 +30,7 @@ def _write_private(path: Path, key: X25519PrivateKey | Ed25519PrivateKey) -> Non
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_atomic(path, pem, PRIVATE, replace=False)
 
 
 def _read_private(path: Path) -> Any:

@@ -12,8 +12,6 @@ must be writable only by the platform: the hash guards against corruption, not a
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -147,7 +145,10 @@ class ModuleCache:
             return
         payload = bytes(module.serialize())
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + VERSION + hashlib.sha256(payload).digest() + payload)
-        os.replace(tmp, path)
+        # Imported here: the client package's __init__ costs ~1 s, paid once a module is stored.
+        from teaclave_client.files import PRIVATE, atomic_file
+
+        header = MAGIC + VERSION + hashlib.sha256(payload).digest()
+        with atomic_file(path, PRIVATE) as f:
+            f.write(header)
+            f.write(payload)

@@ -33,7 +33,11 @@ static ti_status ti_expect_eof(int fd) {
   return got < 0 ? TI_ERR_READ_INPUT_FAILED : got == 0 ? TI_OK : TI_ERR_BAD_INPUT_FORMAT;
 }
 
+/* On success *blob and *size hold the whole weights file; on failure they are NULL and 0 (the
+ * header may not have been read at all, so its size is never passed on). */
 ti_status ti_read_weights(const char *fid, const uint8_t **blob, uint32_t *size) {
+  *blob = NULL;
+  *size = 0;
   int fd = teaclave_open_input(fid);
   if (fd < 0) return TI_ERR_BAD_WEIGHTS;
   ti_header h;
@@ -50,8 +54,10 @@ ti_status ti_read_weights(const char *fid, const uint8_t **blob, uint32_t *size)
     }
   }
   if (teaclave_close_file(fd) != 0 && st == TI_OK) st = TI_ERR_BAD_WEIGHTS;
-  *blob = buf;
-  *size = h.blob_bytes;
+  if (st == TI_OK) {
+    *blob = buf;
+    *size = h.blob_bytes;
+  }
   return st;
 }
 
@@ -123,11 +129,13 @@ static ti_status ti_npy_check(const char *hdr, const ti_tensor *t) {
   return TI_OK;
 }
 
-/* Reads a .npy file, or a file of exactly the tensor's raw bytes, into dst. */
+/* Reads a .npy file, or a file of exactly the tensor's raw bytes, into dst. The first 10 bytes
+ * (a .npy preamble) are read whatever the tensor's size: a .npy of a tensor under 10 bytes is
+ * still longer than 10; a raw file under 10 bytes ends early, and no more than the tensor's
+ * bytes of it may be kept. */
 static ti_status ti_read_tensor(int fd, const ti_tensor *t, uint8_t *dst) {
   char hdr[TI_NPY_HEADER_MAX + 1];
-  uint32_t lead = t->nbytes < 10 ? t->nbytes : 10;
-  int64_t got = ti_read_full(fd, (uint8_t *)hdr, lead);
+  int64_t got = ti_read_full(fd, (uint8_t *)hdr, 10);
   if (got < 0) return TI_ERR_READ_INPUT_FAILED;
   if (got == 10 && memcmp(hdr, TI_NPY_MAGIC, 6) == 0) {
     uint32_t len = (uint8_t)hdr[8] | (uint32_t)(uint8_t)hdr[9] << 8;
@@ -147,6 +155,7 @@ static ti_status ti_read_tensor(int fd, const ti_tensor *t, uint8_t *dst) {
     if (st != TI_OK) return st;
     got = 0;
   } else {
+    if (got > t->nbytes) return TI_ERR_BAD_INPUT_FORMAT; /* raw bytes, more than the tensor's */
     memcpy(dst, hdr, (size_t)got); /* raw bytes: what was read is the tensor's start */
   }
   uint32_t rest = t->nbytes - (uint32_t)got;

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import secrets
 import stat
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from teaclave_client.files import PRIVATE, write_atomic
 from teaclave_client.vocabulary import FailureKind
 
 from ..domain.blobs import BlobStore
@@ -111,19 +111,8 @@ class Storage:
         if path.name in ("", ".", ".."):
             raise ValueError(f"{path}: not a file name")
         dir_fd = _open_directory(root, directory)
-        try:
-            temp = f".{path.name}.{secrets.token_hex(8)}.part"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                # atomic, and refused if the name exists (link never follows the new name)
-                os.link(temp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            finally:
-                os.unlink(temp, dir_fd=dir_fd)
+        try:  # refused if the name exists (a link never follows the new name)
+            write_atomic(Path(path.name), data, PRIVATE, replace=False, dir_fd=dir_fd)
         finally:
             os.close(dir_fd)
 

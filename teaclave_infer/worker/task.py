@@ -23,7 +23,7 @@ from teaclave_client.crypto import IntegrityError, decrypt, encrypt
 from teaclave_client.vocabulary import FailureKind, Schema
 
 from .. import __version__
-from ..abi import Status
+from ..abi import explain_status
 from ..domain import queue
 from ..domain.keys import PlatformKeys
 from ..domain.lifecycle import Action, State, next_state
@@ -174,10 +174,7 @@ def _check(result: Result, work: Work) -> None:
         raise TaskFailed(result.kind, result.message, result.trap_code)
     assert result.return_value is not None
     if result.return_value < 0:
-        known = result.return_value in Status._value2member_map_
-        meaning = f": {Status(result.return_value).meaning}" if known else ""
-        message = f"the function returned {result.return_value}{meaning}"
-        raise TaskFailed(FailureKind.FUNCTION_ERROR, message)
+        raise TaskFailed(FailureKind.FUNCTION_ERROR, explain_status(result.return_value))
     if missing := [f.slot for f in work.outputs if f.slot not in result.outputs]:
         raise TaskFailed(
             FailureKind.MISSING_OUTPUT, f"the function did not write outputs {missing}"

@@ -207,6 +207,38 @@ def test_a_single_participant_task_is_approved_at_once(world, mnist):
     assert task.json()["arguments"] == {"input_img": "x"}
 
 
+def test_approving_an_approved_task_is_harmless(world, mnist):
+    """The README's flow, assign then approve, on a task its one participant's assignment
+    approved: 200 and nothing changed; a stranger still gets 404, and a cancelled task 409."""
+    w = world
+    fid = w.register(
+        "fo",
+        *mnist,
+        public=True,
+        inputs=[{"name": "input_img"}],
+        outputs=[],
+        arguments=[{"name": "input_img", "default": "input_img"}],
+    ).json()["id"]
+    body = {
+        "function_id": fid,
+        "arguments": {"input_img": "x"},
+        "inputs_ownership": [{"name": "input_img", "owners": [w.ids["do1"]]}],
+    }
+    tid = w.post("do1", "/v1/tasks", body).json()["id"]
+    assigned = w.post(
+        "do1", f"/v1/tasks/{tid}/assign", {"inputs": {"input_img": w.input_file("do1")}}
+    )
+    assert assigned.json()["state"] == "Approved"
+    before = w.client.get(f"/v1/tasks/{tid}", headers=w.auth["do1"]).json()
+    for _ in range(2):
+        approved = w.post("do1", f"/v1/tasks/{tid}/approve")
+        assert approved.status_code == 200 and approved.json()["state"] == "Approved"
+    assert w.client.get(f"/v1/tasks/{tid}", headers=w.auth["do1"]).json() == before
+    assert_problem(w.post("eve", f"/v1/tasks/{tid}/approve"), 404, "no task")
+    assert w.post("do1", f"/v1/tasks/{tid}/cancel").json()["state"] == "Canceled"
+    assert_problem(w.post("do1", f"/v1/tasks/{tid}/approve"), 409, "Canceled")
+
+
 def test_quota_is_checked_and_counted(world, mnist):
     w = world
     fid = private_mnist(w, mnist, quota=1)

@@ -41,12 +41,17 @@ def save(model: onnx.ModelProto, path: Path) -> Path:
     return path
 
 
-def test_cli_builds_and_prints_a_line_per_stage(tmp_path, capsys):
+def test_cli_builds_and_prints_each_stage_as_it_starts(tmp_path, capsys):
+    """Progress on stderr: a stage's name before it runs (the first link takes 25 s), then its
+    time; stdout says only what was written."""
     model = save(tiny(), tmp_path / "tiny.onnx")
     assert main(["build", str(model), "--out", str(tmp_path / "out")]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr()
+    lines = [line.strip() for line in printed.err.splitlines()]
     for stage in ("load", "import", "lower", "plan", "memory", "kernels", "link", "write"):
-        assert f"  {stage} " in printed
+        started = lines.index(f"{stage:<8} ...")
+        assert lines[started + 1].startswith(f"{stage} ") and lines[started + 1].endswith("s")
+    assert printed.out.startswith("wrote ") and len(printed.out.splitlines()) == 1
     assert (tmp_path / "out" / "tiny.wasm").exists()
 
 
@@ -133,6 +138,26 @@ def test_unsupported_operator_is_named(tmp_path):
         build_model(tmp_path, model, "celu")
 
 
+def test_a_data_dependent_operator_is_named_as_in_the_model(tmp_path):
+    """NonMaxSuppression is imported, then fails as Relax's `relax.tensor_to_shape`: the error
+    names the ONNX operator and its node instead."""
+    model = make_model(
+        [
+            helper.make_node("Relu", ["boxes"], ["positive"], name="relu_0"),
+            helper.make_node(
+                "NonMaxSuppression", ["positive", "scores", "k"], ["selected"], name="nms_1"
+            ),
+        ],
+        [vi("boxes", TP.FLOAT, [1, 4, 4]), vi("scores", TP.FLOAT, [1, 1, 4])],
+        [vi("selected", TP.INT64, None)],
+        [init("k", np.array([2], dtype=np.int64))],
+    )
+    with pytest.raises(UnsupportedModelError) as caught:
+        build_model(tmp_path, model, "nms")
+    assert str(caught.value).startswith("ONNX operator NonMaxSuppression (node 'nms_1')")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
@@ -149,6 +174,8 @@ def test_build_model_py_errors_are_one_line(tmp_path, setup, message):
         check=False,
     )
     assert proc.returncode == 1
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    *progress, error = proc.stderr.strip("\n").splitlines()  # the stages it began, then why
+    assert error.startswith("build_model.py: error: ") and message in error
+    assert all(line.startswith("  ") and line.endswith("...") for line in progress)
+    assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()

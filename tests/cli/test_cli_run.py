@@ -103,3 +103,32 @@ def test_the_documented_example_writes_only_into_a_temp_folder(tmp_path, mnist_w
     assert sorted(repo.rglob("*")) == before
     (scores,) = temp.glob("*/scores.npy")
     assert int(np.argmax(np.load(scores))) == 7
+
+
+def test_a_negative_return_value_is_explained_by_the_manifest_and_fails(tmp_path, capsys):
+    """A function's own error code is not `ok`: the manifest's `error_codes` say what it means,
+    the exit status is not 0, and no output is written."""
+    wasm = tmp_path / "neg.wasm"
+    wasm.write_bytes(guest(f"(drop (call $create (i32.const {OUT}))) (i32.const -6)"))
+    codes = {"-6": "the weights file is missing (as this function's manifest words it)"}
+    (tmp_path / "neg.json").write_text(json.dumps({"name": "neg", "error_codes": codes}))
+    out = tmp_path / "out.bin"
+    argv = ["run", str(wasm), "--output", f"out={out}"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert captured.out == "" and len(err) == 1
+    assert "-6" in err[0] and codes["-6"] in err[0] and "function_error" in err[0]
+    assert main([*argv, "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"] == "function_error" and report["return_value"] == -6
+    assert codes["-6"] in report["message"] and report["outputs"] == {}
+    assert not out.exists()
+
+
+def test_a_negative_return_value_without_a_manifest_still_fails(tmp_path, capsys):
+    wasm = tmp_path / "bare.wasm"
+    wasm.write_bytes(guest("(i32.const -5)"))
+    assert main(["run", str(wasm)]) == 2
+    err = capsys.readouterr().err
+    assert "returned -5" in err and "not .npy" in err  # this version's meaning of -5

@@ -149,12 +149,13 @@ def test_separate_weights_are_read_from_the_weights_input(functions):
     [
         lambda b: b"",  # missing
         lambda b: b[:-1],  # truncated
+        lambda b: b[:5],  # shorter than its header: no size is read, none is passed on
         lambda b: b + b"\0",  # trailing
         lambda b: b"XXXX" + b[4:],  # magic
         lambda b: b[:8] + bytes([b[8] ^ 1]) + b[9:],  # model id of another model
         lambda b: b[:72] + b"\xff" * 8 + b[80:],  # first tensor record
     ],
-    ids=["missing", "truncated", "trailing", "magic", "model-id", "tensor-record"],
+    ids=["missing", "truncated", "short-header", "trailing", "magic", "model-id", "tensor-record"],
 )
 def test_bad_weights_are_refused(functions, damage):
     fn = functions["separate"]
@@ -180,3 +181,32 @@ def test_imports_are_only_teaclave_file_functions(functions):
             ("env", n) for n in TEACLAVE_IMPORTS
         }
         assert sorted(e.name for e in module.exports) == ["entrypoint", "memory"]
+
+
+@pytest.fixture(scope="module")
+def tiny_tensor(tmp_path_factory) -> BuildResult:
+    """A function whose input is 2 float32s: 8 bytes, fewer than a .npy file's 10-byte preamble."""
+    model = make_model(
+        [helper.make_node("Add", ["x", "one"], ["y"])],
+        [vi("x", TP.FLOAT, [2])],
+        [vi("y", TP.FLOAT, [2])],
+        [init("one", np.ones(2, dtype=np.float32))],
+    )
+    return build_model(tmp_path_factory.mktemp("tiny"), model, "tiny")
+
+
+def test_a_tensor_under_10_bytes_is_read_from_npy_and_raw(tiny_tensor):
+    x = np.array([0.5, -2.0], dtype=np.float32)
+    for given in (npy(x), x.tobytes()):
+        _, out = call(tiny_tensor, {"x": "in", "y": "out"}, {"in": given}, ("out",))
+        np.testing.assert_array_equal(np.load(io.BytesIO(out["out"])), x + 1)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [b"", b"\0" * 7, b"\0" * 9, npy(np.zeros(2, np.float32))[:-1]],
+    ids=["empty", "7-bytes", "9-bytes", "truncated-npy"],
+)
+def test_a_tensor_under_10_bytes_takes_exactly_its_bytes(tiny_tensor, given):
+    rv, out = call(tiny_tensor, {"x": "in", "y": "out"}, {"in": given}, ("out",))
+    assert rv == Status.BAD_INPUT_FORMAT and out == {}

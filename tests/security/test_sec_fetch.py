@@ -7,7 +7,6 @@ task run by the platform's workers at the end. No TVM, no model."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import http.server
 import os
@@ -477,7 +476,7 @@ def test_a_refused_file_output_fails_as_store_and_inputs_alike(tmp_path, root):
 
 @pytest.fixture
 def platform(settings, tmp_path) -> Iterator[Platform]:
-    settings = dataclasses.replace(settings, file_roots=(tmp_path / "shared",))
+    settings = settings.model_copy(update={"file_roots": (tmp_path / "shared",)})
     (tmp_path / "shared").mkdir()
     with app_with_workers(settings, workers=1) as client:
         yield Platform(client)

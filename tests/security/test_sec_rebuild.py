@@ -16,7 +16,6 @@ import queue
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -353,7 +352,7 @@ BLOBS = "/v1/worker/blobs"
 
 @pytest.fixture
 def worker_api(settings) -> tuple[TestClient, PlatformKeys]:
-    small = replace(settings, max_upload_bytes=4096)
+    small = settings.model_copy(update={"max_upload_bytes": 4096})
     app = create_app(small)
     app.dependency_overrides[wall_clock] = lambda: lambda: NOW
     return TestClient(app), PlatformKeys.load_or_create(small.keys_dir, create=False)

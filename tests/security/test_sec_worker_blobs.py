@@ -46,7 +46,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def small(settings):
-    return replace(settings, max_upload_bytes=4096)
+    return settings.model_copy(update={"max_upload_bytes": 4096})
 
 
 @pytest.fixture
@@ -243,9 +243,9 @@ def test_the_remote_blob_store_against_a_live_service(live, settings):
 def test_blob_store_for_uses_the_api_only_without_a_shared_directory(settings, tmp_path):
     create_app(settings)  # makes the keys
     assert isinstance(blob_store_for(settings), LocalBlobStore)
-    remote = replace(settings, platform_url="http://platform.invalid")
+    remote = settings.model_copy(update={"platform_url": "http://platform.invalid"})
     assert isinstance(blob_store_for(remote), RemoteBlobStore)
-    shared = replace(remote, blob_path=tmp_path / "shared")
+    shared = remote.model_copy(update={"blob_path": tmp_path / "shared"})
     store = blob_store_for(shared)
     assert isinstance(store, LocalBlobStore) and store.root == tmp_path / "shared"
 
@@ -256,8 +256,12 @@ def test_a_task_runs_on_a_worker_that_reaches_blobs_only_through_the_api(live, s
     out = p.output("do1")
     task_id = p.submit(fid, {"in": ("do1", p.input("do1", b"remote"))}, {"out": ("do1", out)})
     # the worker's data dir has no blobs; it has the platform's keys, and the database
-    remote = replace(
-        settings, data_dir=tmp_path / "elsewhere", platform_url=live, keys_path=settings.keys_dir
+    remote = settings.model_copy(
+        update={
+            "data_dir": tmp_path / "elsewhere",
+            "platform_url": live,
+            "keys_path": settings.keys_dir,
+        }
     )
     engine = make_engine(settings.database_url)
     try:

@@ -5,7 +5,6 @@ file:// data, and the platform's keys, health and metrics."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import http.server
 import json
 import logging
@@ -274,7 +273,7 @@ def test_inputs_and_outputs_at_http_and_allowed_file_urls(settings, tmp_path):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     root = tmp_path / "shared"
     root.mkdir()
-    settings = dataclasses.replace(settings, file_roots=(root,), fetch_allow=("127.0.0.1/32",))
+    settings = settings.model_copy(update={"file_roots": (root,), "fetch_allow": ("127.0.0.1/32",)})
     try:
         with app_with_workers(settings, workers=1) as client:
             p = Platform(client)

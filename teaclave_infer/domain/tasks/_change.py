@@ -92,9 +92,14 @@ def assign_in(session: Session, user: User, task: Task, files: Files) -> None:
 
 
 def approve_in(session: Session, user: User, task: Task) -> None:
-    """`approve` in the caller's transaction, on the task as read (LostSwap if it changed)."""
-    next_state(task.state, Action.APPROVE)
+    """`approve` in the caller's transaction, on the task as read (LostSwap if it changed).
+    Approving an Approved task the caller approved changes nothing: a single participant's
+    assignment approved it already, and a retried request must not fail. Every other state
+    past DataAssigned (staged, ended, cancelled) is a Conflict, as before."""
     given = approvals(session, [task.id])[task.id]
+    if task.state == State.APPROVED and given.get(user.id):
+        return
+    next_state(task.state, Action.APPROVE)
     last = all(ok for who, ok in given.items() if who != user.id)
     _swap(
         session,
@@ -133,8 +138,9 @@ def assign(
 
 def approve(session: Session, user: User, task_id: str, invoke: bool = False) -> Progress:
     """Records the caller's approval; the last one moves the task to Approved, exactly once
-    however many approve at the same moment (each approval raises the task's version). With
-    `invoke`, an approval that completes the task also stages it, in the same transaction;
+    however many approve at the same moment (each approval raises the task's version); an
+    Approved task stays as it is. With `invoke`, an approval that leaves the task Approved
+    also stages it, in the same transaction;
     only the creator may ask that (a Forbidden before anything is written), and a refused
     invocation (the quota) refuses the approval too. Committed."""
     task = participant_task(session, task_id, user)
