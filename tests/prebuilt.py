@@ -3,7 +3,7 @@ client and web tests run a real function without importing TVM.
 
 Two variants, as the tests need them: `separate` (weights in their own file, the input
 `weights`) and `embedded` (weights inside, the pixel range in the manifest: what `infer` runs).
-The full tier's `tests/builder/test_prebuilt.py` builds both afresh and fails when the committed
+The full tier (`tests/builder/test_mnist.py`) builds both afresh and fails when the committed
 ones no longer give a fresh build's manifest and scores; `python tests/prebuilt.py` rebuilds them.
 """
 
