@@ -1,15 +1,19 @@
-// Teaclave's client crypto for browsers and Node >= 20, with no dependency: only WebCrypto
-// (globalThis.crypto), TextEncoder and atob/btoa. Byte-compatible with the Python client:
+// Teaclave's client crypto for browsers and Node >= 20: WebCrypto (globalThis.crypto), TextEncoder,
+// atob/btoa, and the vendored modules of vendor/ (loaded as they are, no build step; the page's
+// import map resolves their imports of each other). Byte-compatible with the Python client:
 //   - files (client/teaclave_client/crypto.py): AES-GCM with a fresh random 12-byte iv and
 //     AAD = 8 zero bytes; the file is ciphertext || 16-byte tag, and the tag is its `cmac`.
 //     A `raw` file is plaintext; its cmac is the first 16 bytes of its SHA-256.
-//   - file keys (sealing.py wrap_key): HPKE sealed to the platform's X25519 key, `info` binding
-//     the file id and schema.
-//   - receipts (sealing.py verify_receipt): Ed25519 over canonical JSON, checked against the
-//     signing key published at /v1/platform/keys.
+//   - file keys (sealing.py wrap_key): HPKE (@hpke/core) sealed to the platform's X25519 key,
+//     `info` binding the file id and schema.
+//   - receipts (sealing.py verify_receipt): Ed25519 over RFC 8785 canonical JSON (canonicalize),
+//     checked against the signing key published at /v1/platform/keys.
 // Browsers expose WebCrypto in secure contexts only (https, or http://localhost).
 
 import { SCHEMA_KEY_BYTES as SCHEMAS } from "./teaclave-constants.js";
+import { Aes128Gcm, CipherSuite, HkdfSha256 } from "./vendor/node_modules/@hpke/core/esm/mod.js";
+import { DhkemX25519HkdfSha256 } from "./vendor/node_modules/@hpke/dhkem-x25519/esm/mod.js";
+import canonicalize from "./vendor/node_modules/canonicalize/lib/canonicalize.js";
 
 export { SCHEMAS };
 export const INFO_LABEL = "teaclave-infer/file-key/v1";
@@ -174,86 +178,31 @@ export async function decryptFile(schema, key, iv, data, cmac) {
 }
 
 // ---- HPKE ----------------------------------------------------------------------------------
-// RFC 9180 written here because WebCrypto has X25519, HMAC and AES-GCM but no HPKE (and the page
-// takes no dependency). Only what wrap_key needs: base mode, DHKEM(X25519, HKDF-SHA256),
-// HKDF-SHA256, AES-128-GCM, one single-shot seal (sequence number 0).
+// RFC 9180 from the vendored @hpke packages (vendor/README.md), the suite of sealing.HPKE_SUITE:
+// base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM. The KEM is
+// @hpke/dhkem-x25519's (X25519 in JS) rather than @hpke/core's (WebCrypto's X25519, missing from
+// Safari before 17 and Chrome before 133), so that any browser with WebCrypto can wrap a key.
 
-const HPKE_V1 = utf8("HPKE-v1");
-const KEM_SUITE = concatBytes(utf8("KEM"), [0x00, 0x20]); // DHKEM(X25519, HKDF-SHA256)
-const HPKE_SUITE = concatBytes(utf8("HPKE"), [0x00, 0x20, 0x00, 0x01, 0x00, 0x01]); // + KDF, AEAD
-const MODE_BASE = 0x00;
-const N_SECRET = 32;
-const N_KEY = 16;
-const N_NONCE = 12;
-
-async function hmacSha256(key, data) {
-  const hmacKey = await subtle().importKey(
-    "raw",
-    key,
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return new Uint8Array(await subtle().sign("HMAC", hmacKey, data));
-}
-
-// HKDF-Extract with the RFC's labelled input. WebCrypto refuses an empty HMAC key; an absent salt
-// is HashLen zero bytes (RFC 5869), the same HMAC key once padded to the block.
-async function labeledExtract(suite, salt, label, ikm) {
-  const key = salt.length ? salt : new Uint8Array(32);
-  return hmacSha256(key, concatBytes(HPKE_V1, suite, utf8(label), ikm));
-}
-
-// HKDF-Expand (RFC 5869) by hand: WebCrypto's HKDF always extracts first.
-async function labeledExpand(suite, prk, label, info, length) {
-  const labeledInfo = concatBytes([length >> 8, length & 0xff], HPKE_V1, suite, utf8(label), info);
-  let out = EMPTY;
-  let block = EMPTY;
-  for (let i = 1; out.length < length; i++) {
-    block = await hmacSha256(prk, concatBytes(block, labeledInfo, [i]));
-    out = concatBytes(out, block);
-  }
-  return out.slice(0, length);
-}
-
-async function encap(recipientRaw, ephemeral) {
-  const x25519 = { name: "X25519" };
-  const recipient = await subtle().importKey("raw", recipientRaw, x25519, true, []);
-  const pair = ephemeral ?? (await subtle().generateKey(x25519, false, ["deriveBits"]));
-  const dh = new Uint8Array(
-    await subtle().deriveBits({ name: "X25519", public: recipient }, pair.privateKey, 256),
-  );
-  if (dh.every((b) => b === 0)) throw new RangeError("the platform key is a low-order point");
-  const enc = new Uint8Array(await subtle().exportKey("raw", pair.publicKey));
-  const eaePrk = await labeledExtract(KEM_SUITE, EMPTY, "eae_prk", dh);
-  const kemContext = concatBytes(enc, recipientRaw);
-  return {
-    enc,
-    sharedSecret: await labeledExpand(KEM_SUITE, eaePrk, "shared_secret", kemContext, N_SECRET),
-  };
-}
-
-async function keyScheduleBase(sharedSecret, info) {
-  const pskIdHash = await labeledExtract(HPKE_SUITE, EMPTY, "psk_id_hash", EMPTY);
-  const infoHash = await labeledExtract(HPKE_SUITE, EMPTY, "info_hash", info);
-  const context = concatBytes([MODE_BASE], pskIdHash, infoHash);
-  const secret = await labeledExtract(HPKE_SUITE, sharedSecret, "secret", EMPTY); // psk = ""
-  return {
-    key: await labeledExpand(HPKE_SUITE, secret, "key", context, N_KEY),
-    baseNonce: await labeledExpand(HPKE_SUITE, secret, "base_nonce", context, N_NONCE),
-  };
-}
+const HPKE = new CipherSuite({
+  kem: new DhkemX25519HkdfSha256(),
+  kdf: new HkdfSha256(),
+  aead: new Aes128Gcm(),
+});
 
 /** HPKE single-shot seal, base mode, to a raw 32-byte X25519 public key: {enc, ciphertext}.
- * `ephemeral` (a WebCrypto X25519 CryptoKeyPair) and `aad` exist for the RFC's test vectors;
- * wrapKey uses a fresh ephemeral key and no aad. */
-export async function hpkeSealBase(recipientPublicKey, info, plaintext, { aad, ephemeral } = {}) {
-  const { enc, sharedSecret } = await encap(recipientPublicKey, ephemeral);
-  const { key, baseNonce } = await keyScheduleBase(sharedSecret, info);
-  // Sequence number 0: the nonce is base_nonce itself.
-  const params = { name: "AES-GCM", iv: baseNonce, additionalData: aad ?? EMPTY };
-  const ciphertext = await subtle().encrypt(params, await aesKey(key, "encrypt"), plaintext);
-  return { enc, ciphertext: new Uint8Array(ciphertext) };
+ * `ikm` (the ephemeral key's seed) and `aad` exist for the RFC's test vectors; wrapKey uses a
+ * fresh ephemeral key and no aad. RangeError for a key that is not a usable X25519 key. */
+export async function hpkeSealBase(recipientPublicKey, info, plaintext, { aad, ikm } = {}) {
+  subtle(); // the message that says why, before the library's own
+  let sealed;
+  try {
+    const recipient = await HPKE.kem.deserializePublicKey(recipientPublicKey);
+    const params = { recipientPublicKey: recipient, info, ekm: ikm };
+    sealed = await HPKE.seal(params, plaintext, aad ?? EMPTY);
+  } catch (err) {
+    throw new RangeError(`cannot seal to the platform key: ${err.message}`, { cause: err });
+  }
+  return { enc: new Uint8Array(sealed.enc), ciphertext: new Uint8Array(sealed.ct) };
 }
 
 /** HPKE `info` for a file key: label \0 file id \0 schema (sealing._info). */
@@ -288,47 +237,47 @@ export async function keyId(publicKeyRaw) {
   return toHex(await sha256(publicKeyRaw)).slice(0, 16);
 }
 
-// Python compares str keys by code point; JS's default sort compares UTF-16 units.
-function byCodePoint(a, b) {
-  const x = Array.from(a, (c) => c.codePointAt(0));
-  const y = Array.from(b, (c) => c.codePointAt(0));
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return x[i] - y[i];
-  }
-  return x.length - y.length;
+// What a receipt's signature covers, by the payload's `receipt_version` (sealing.RECEIPT_FORMATS):
+// 2 is RFC 8785 canonical JSON; a payload without the field is v1, signed before receipts had
+// versions over Python's json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False).
+// That text is RFC 8785's whenever every number is a safe integer and no key holds a character
+// beyond U+FFFF (sorting by UTF-16 unit is then sorting by code point), as in every v1 receipt the
+// platform made; any other v1 payload is refused here, not guessed at.
+export const RECEIPT_VERSION = 2;
+
+function checkableAsV1(value) {
+  if (typeof value === "number") return Number.isSafeInteger(value);
+  if (typeof value !== "object" || value === null) return true;
+  const keys = Array.isArray(value) ? [] : Object.keys(value);
+  return keys.every((k) => !/[\uD800-\uDFFF]/.test(k)) && Object.values(value).every(checkableAsV1);
 }
 
-// A number as Python's json writes it. JSON.parse has already merged 2 and 2.0, so an integral
-// number is written as an int: a receipt holding an integral float (or an int beyond 2^53) does
-// not verify here, safely. Non-integers: the same shortest digits, Python's exponent style.
-function pythonNumber(n) {
-  if (Number.isInteger(n)) {
-    if (!Number.isSafeInteger(n)) throw new ReceiptError(`${n} is too large to check exactly`);
-    return String(n);
+/** The UTF-8 bytes the platform signed for `payload`; ReceiptError for an unknown version or a
+ * payload that has no canonical form. */
+export function receiptBody(payload) {
+  const versioned = Object.hasOwn(payload, "receipt_version");
+  const version = payload.receipt_version;
+  if (versioned && version !== RECEIPT_VERSION) {
+    const known = `${RECEIPT_VERSION}, or none (v1)`;
+    throw new ReceiptError(`unknown receipt version ${JSON.stringify(version)}: known are ${known}`);
   }
-  if (!Number.isFinite(n)) throw new ReceiptError(`${n} is not JSON`);
-  const [mantissa, exponent] = n.toExponential().split("e");
-  return Number(exponent) < -4 ? `${mantissa}e-${exponent.slice(1).padStart(2, "0")}` : String(n);
-}
-
-/** What the platform signs: JSON with sorted keys and no spaces, as Python's
- * json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False); a string (sign its
- * UTF-8). ReceiptError for values JSON cannot carry. */
-export function canonicalJson(value) {
-  if (value === null || typeof value === "boolean") return String(value);
-  if (typeof value === "number") return pythonNumber(value);
-  if (typeof value === "string") return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (typeof value === "object") {
-    const keys = Object.keys(value).sort(byCodePoint);
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+  if (!versioned && !checkableAsV1(payload)) {
+    throw new ReceiptError(
+      "a v1 receipt with a number other than a safe integer, or a key beyond U+FFFF: not checkable",
+    );
   }
-  throw new ReceiptError(`a ${typeof value} is not JSON`);
+  try {
+    return utf8(canonicalize(payload));
+  } catch (err) {
+    throw new ReceiptError(`the receipt's payload has no canonical JSON: ${err.message}`, {
+      cause: err,
+    });
+  }
 }
 
 function sameJson(a, b) {
   try {
-    return a !== undefined && b !== undefined && canonicalJson(a) === canonicalJson(b);
+    return a !== undefined && b !== undefined && canonicalize(a) === canonicalize(b);
   } catch {
     return false;
   }
@@ -362,9 +311,10 @@ export async function verifyReceipt(receipt, platformKeys, expected = {}) {
   if (receipt.key_id !== id) {
     throw new ReceiptError(`the receipt names key ${receipt.key_id}, not ${id}`);
   }
-  const signed = utf8(canonicalJson(payload));
+  const signed = receiptBody(payload);
   if (!(await subtle().verify(ED25519, publicKey, signature, signed))) {
-    throw new ReceiptError("the receipt's signature does not match its contents");
+    const format = payload.receipt_version ? `v${payload.receipt_version}` : "v1";
+    throw new ReceiptError(`the receipt's signature does not match its contents (format ${format})`);
   }
   for (const [name, value] of Object.entries(expected)) {
     if (!sameJson(payload[name], value)) {

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import {
   IntegrityError,
   ReceiptError,
-  canonicalJson,
+  RECEIPT_VERSION,
   decryptFile,
   encryptFile,
   fromBase64,
@@ -16,6 +16,7 @@ import {
   hpkeSealBase,
   keyId,
   rawCmac,
+  receiptBody,
   toBase64,
   toHex,
   verifyReceipt,
@@ -102,26 +103,26 @@ test("base64 and hex are strict", () => {
 
 // RFC 9180, A.1.1: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, base mode, sequence 0.
 test("HPKE matches the RFC 9180 A.1.1 test vector", async () => {
-  const skEm = fromHex("52c4a758a802cd8b936eceea314432798d5baf2d7e9235dc084ab1b9cfa2f736");
-  const pkEm = fromHex("37fda3567bdbd628e88668c3c8d7e97d1d1253b6d4ea6d44c150f741f1bf4431");
-  const pkRm = fromHex("3948cfe0ad1ddb695d780e59077195da6c56506b027329794ab02bca80815c4d");
-  const pkcs8 = fromHex(`302e020100300506032b656e04220420${toHex(skEm)}`);
-  const x25519 = { name: "X25519" };
-  const ephemeral = {
-    privateKey: await crypto.subtle.importKey("pkcs8", pkcs8, x25519, false, ["deriveBits"]),
-    publicKey: await crypto.subtle.importKey("raw", pkEm, x25519, true, []),
-  };
   const { enc, ciphertext } = await hpkeSealBase(
-    pkRm,
+    fromHex("3948cfe0ad1ddb695d780e59077195da6c56506b027329794ab02bca80815c4d"), // pkRm
     fromHex("4f6465206f6e2061204772656369616e2055726e"), // "Ode on a Grecian Urn"
     fromHex("4265617574792069732074727574682c20747275746820626561757479"),
-    { aad: fromHex("436f756e742d30"), ephemeral },
+    {
+      aad: fromHex("436f756e742d30"),
+      ikm: fromHex("7268600d403fce431561aef583ee1613527cff655c1343f29812e66706df3234"), // ikmE
+    },
   );
-  assert.equal(toHex(enc), toHex(pkEm));
+  assert.equal(toHex(enc), "37fda3567bdbd628e88668c3c8d7e97d1d1253b6d4ea6d44c150f741f1bf4431");
   assert.equal(
     toHex(ciphertext),
     "f938558b5d72f1a23810b4be2ab4f84331acc02fc97babc53a52ae8218a355a96d8770ac83d07bea87e13c512a",
   );
+});
+
+test("a key is never sealed to a low-order point (the shared secret would be zero)", async () => {
+  for (const point of [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))]) {
+    await assert.rejects(wrapKey(new Uint8Array(16), toBase64(point), "f", "aes-gcm-128"), RangeError);
+  }
 });
 
 test("a wrapped key is enc (32 bytes) || the sealed key and its tag, fresh each time", async () => {
@@ -134,25 +135,34 @@ test("a wrapped key is enc (32 bytes) || the sealed key and its tag, fresh each 
   assert.equal(fromBase64(await wrapKey(new Uint8Array(0), platform, "f", "raw")).length, 48);
 });
 
-test('canonical JSON is Python json.dumps(sort_keys=True, separators=(",", ":"))', () => {
+test("receipts are signed over RFC 8785 JSON: sorted by UTF-16 units, ECMAScript numbers", () => {
   const value = {
-    b: [1, -2.5, 1e-7, 0.0001, true, null],
+    b: [1, -2.5, 1e-7, 0.0001, 1e21, true, null],
     a: 'é"\\\n\u0001/',
     "\u{1F600}": 0,
     "\uffff": 1,
+    receipt_version: RECEIPT_VERSION,
   };
-  assert.equal(
-    canonicalJson(value),
-    '{"a":"é\\"\\\\\\n\\u0001/","b":[1,-2.5,1e-07,0.0001,true,null],"\uffff":1,"\u{1F600}":0}',
-  );
-  assert.throws(() => canonicalJson({ big: 2 ** 60 }), ReceiptError);
-  assert.throws(() => canonicalJson({ f: () => 0 }), ReceiptError);
+  const text =
+    '{"a":"é\\"\\\\\\n\\u0001/","b":[1,-2.5,1e-7,0.0001,1e+21,true,null],' +
+    '"receipt_version":2,"\u{1F600}":0,"\uffff":1}';
+  assert.equal(new TextDecoder().decode(receiptBody(value)), text);
+});
+
+test("a receipt of an unknown version, or a v1 one this page cannot check, is refused", () => {
+  for (const receipt_version of [1, 3, "2", null, 2.5]) {
+    assert.throws(() => receiptBody({ receipt_version, task_id: "t" }), /unknown receipt version/);
+  }
+  assert.throws(() => receiptBody({ return_value: 2 ** 60 }), /v1 receipt/);
+  assert.throws(() => receiptBody({ outputs: { x: [0.5] } }), /v1 receipt/);
+  assert.throws(() => receiptBody({ receipt_version: 2, x: "\ud800" }), /no canonical JSON/);
+  assert.ok(receiptBody({ receipt_version: 2, x: 2 ** 60, y: 0.5 }).length > 0);
 });
 
 async function signedReceipt(payload) {
   const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
   const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
-  const data = new TextEncoder().encode(canonicalJson(payload));
+  const data = receiptBody(payload);
   const signed = await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, data);
   const signature = new Uint8Array(signed);
   const keys = { signing: { public_key: toBase64(raw), key_id: await keyId(raw) } };
@@ -160,7 +170,9 @@ async function signedReceipt(payload) {
 }
 
 test("a receipt verifies, and nothing else does", async () => {
-  const payload = { task_id: "t1", return_value: 7, outputs: { out: "ab" }, result_kind: "ok" };
+  const payload = {
+    task_id: "t1", return_value: 7, outputs: { out: "ab" }, result_kind: "ok", receipt_version: 2,
+  };
   const { keys, receipt } = await signedReceipt(payload);
   assert.deepEqual(await verifyReceipt(receipt, keys), payload);
   const expected = { task_id: "t1", outputs: { out: "ab" } };
