@@ -14,7 +14,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from teaclave_client.files import PRIVATE, write_atomic
-from teaclave_client.sealing import INFO_LABEL, canonical_json, key_id, unwrap_key
+from teaclave_client.sealing import (
+    INFO_LABEL,
+    RECEIPT_VERSION,
+    key_id,
+    receipt_body,
+    unwrap_key,
+)
 
 from ..errors import TeaclaveInferError
 
@@ -80,7 +86,8 @@ class PlatformKeys:
                 "info": INFO_LABEL.decode() + "\\0<file id>\\0<schema>",
             },
             "signing": {
-                "algorithm": "Ed25519 over canonical JSON (sorted keys, no spaces, UTF-8)",
+                "algorithm": "Ed25519 over RFC 8785 canonical JSON of the receipt's payload",
+                "receipt_version": RECEIPT_VERSION,
                 "public_key": _b64(signing),
                 "key_id": key_id(signing),
             },
@@ -90,7 +97,9 @@ class PlatformKeys:
         return unwrap_key(wrapped, self.sealing, file_id, schema)
 
     def sign(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """A receipt: the payload, its Ed25519 signature and the signing key's id."""
+        """A receipt: the payload with its `receipt_version`, the Ed25519 signature of its
+        canonical bytes (sealing.receipt_body) and the signing key's id."""
+        payload = {**payload, "receipt_version": RECEIPT_VERSION}
         raw = self.signing.public_key().public_bytes(*_RAW)
-        signature = self.signing.sign(canonical_json(payload))
+        signature = self.signing.sign(receipt_body(payload))
         return {"payload": payload, "signature": _b64(signature), "key_id": key_id(raw)}

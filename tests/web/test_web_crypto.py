@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from node_suites import SuiteRun, listed
 from paths import WEB
 from teaclave_client.crypto import IntegrityError, decrypt, encrypt, generate_key
-from teaclave_client.sealing import canonical_json, unwrap_key, verify_receipt
+from teaclave_client.sealing import _legacy_json, canonical_json, unwrap_key, verify_receipt
 
 from teaclave_infer.domain.keys import PlatformKeys
 
@@ -33,6 +33,9 @@ const hex = (text) => tc.fromHex(text);
 const out = (value) => process.stdout.write(JSON.stringify(value));
 const errorName = async (promise) => {{
   try {{ await promise; return null; }} catch (err) {{ return err.name; }}
+}};
+const errorText = async (promise) => {{
+  try {{ await promise; return null; }} catch (err) {{ return `${{err.name}}: ${{err.message}}`; }}
 }};
 """
 
@@ -184,6 +187,7 @@ def test_platform_receipts_verify_in_js_and_altered_ones_do_not(node: str, tmp_p
         "finished_at": "2025-01-02T03:04:05.123456+00:00",
     }
     receipt = keys.sign(payload)
+    payload = receipt["payload"]  # with its receipt_version
     assert verify_receipt(receipt, keys.public()["signing"]["public_key"]) == payload
     bad_signature = flipped(base64.b64decode(receipt["signature"]), 10)
     results = run_js(
@@ -212,13 +216,85 @@ def test_platform_receipts_verify_in_js_and_altered_ones_do_not(node: str, tmp_p
     }
 
 
-def test_canonical_json_is_what_python_signs(node: str) -> None:
+def test_receipt_bodies_are_the_rfc8785_bytes_python_signs(node: str) -> None:
     values: list[Any] = [
         {"b": 1, "a": [True, False, None], "A": {}, "": []},
-        {"\uffff": 1, "\U0001f600": 2, "é": 3, "z": 4},  # code point order, not UTF-16's
-        ['\x00\x01\x1f\x7f\u2028"\\/\n\r\t\b\f', "</script>", "🙂 ünïcödé"],
-        [0, -1, 2**53 - 1, -(2**53 - 1), 0.5, -2.5, 123.456, 0.1 + 0.2, 1e-4, 1e-5, 1.5e-7],
-        [5e-324, 2.2250738585072014e-308, 1 / 3, 4503599627370495.5],
+        {"\uffff": 1, "\U0001f600": 2, "é": 3, "z": 4},  # UTF-16 order, not code points'
+        {"s": ['\x00\x01\x1f\x7f\u2028"\\/\n\r\t\b\f', "</script>", "🙂 ünïcödé"]},
+        {"n": [0, -1, 2**53 - 1, -(2**53 - 1), 0.5, -2.5, 123.456, 0.1 + 0.2, 1e-4, 1e-7, 1e21]},
+        {"n": [5e-324, 2.2250738585072014e-308, 1 / 3, 4503599627370495.5, 2.0, -0.0]},
     ]
-    ours = run_js(node, "out(input.values.map((v) => tc.canonicalJson(v)));", values=values)
+    values = [{**v, "receipt_version": 2} for v in values]
+    ours = run_js(
+        node,
+        "out(input.values.map((v) => new TextDecoder().decode(tc.receiptBody(v))));",
+        values=values,
+    )
     assert ours == [canonical_json(v).decode() for v in values]
+
+
+VECTOR_V1 = json.loads((Path(__file__).parent / "vectors" / "receipt-v1.json").read_text("utf-8"))
+
+
+def test_a_receipt_made_before_versions_verifies_in_js_and_altered_does_not(node: str) -> None:
+    results = run_js(
+        node,
+        """const {receipt, signing} = input.vector;
+        const keys = {signing};
+        const changed = (fields) => ({...receipt, payload: {...receipt.payload, ...fields}});
+        out({
+          payload: await tc.verifyReceipt(receipt, keys, {return_value: 7}),
+          altered: await errorText(tc.verifyReceipt(changed({return_value: 8}), keys)),
+          upgraded: await errorText(tc.verifyReceipt(changed({receipt_version: 2}), keys)),
+        });""",
+        vector=VECTOR_V1,
+    )
+    assert results["payload"] == VECTOR_V1["receipt"]["payload"]
+    mismatch = "ReceiptError: the receipt's signature does not match its contents"
+    assert results["altered"] == f"{mismatch} (format v1)"
+    assert results["upgraded"] == f"{mismatch} (format v2)"
+
+
+def test_receipts_that_lie_about_their_format_or_name_no_known_one_are_refused_in_js(
+    node: str, tmp_path: Path
+) -> None:
+    keys = PlatformKeys.load_or_create(tmp_path / "keys")
+    key_id = keys.public()["signing"]["key_id"]
+
+    def signed_over(payload: dict[str, Any], body: bytes) -> dict[str, Any]:
+        signature = base64.b64encode(keys.signing.sign(body)).decode()
+        return {"payload": payload, "signature": signature, "key_id": key_id}
+
+    # where the two formats write different bytes: a float's exponent, a key beyond U+FFFF
+    differing = {"task_id": "t", "score": 1e-7, "outputs": {"\U0001f600": "33", "\uffff": "44"}}
+    v2 = {**differing, "receipt_version": 2}
+    receipts = {
+        "v2_signed_as_v1": signed_over(v2, _legacy_json(v2)),
+        "v1_signed_as_v2": signed_over(differing, canonical_json(differing)),
+        "v1_float_signed_as_v2": signed_over({"score": 1e-7}, canonical_json({"score": 1e-7})),
+        **{
+            f"version_{json.dumps(v)}": signed_over(p, canonical_json(p))
+            for v in (1, 3, "2", None, 2.5)
+            for p in [{"task_id": "t", "receipt_version": v}]
+        },
+    }
+    errors = run_js(
+        node,
+        """const errors = {};
+        for (const [what, receipt] of Object.entries(input.receipts)) {
+          errors[what] = await errorText(tc.verifyReceipt(receipt, input.keys));
+        }
+        out(errors);""",
+        receipts=receipts,
+        keys=keys.public(),
+    )
+    mismatch = "ReceiptError: the receipt's signature does not match its contents"
+    assert errors.pop("v2_signed_as_v1") == f"{mismatch} (format v2)"
+    not_checkable = "ReceiptError: a v1 receipt with a number other than a safe integer"
+    assert errors.pop("v1_signed_as_v2").startswith(not_checkable)
+    assert errors.pop("v1_float_signed_as_v2").startswith(not_checkable)
+    assert errors == {
+        what: f"ReceiptError: unknown receipt version {what[8:]}: known are 2, or none (v1)"
+        for what in errors
+    }
+    assert len(errors) == 5
