@@ -11,10 +11,12 @@ pairs sorted by key; the returned i32 is the task's return value.
 from __future__ import annotations
 
 import enum
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import rfc8785
 
 # The ABI's numbers live with the client, the bottom layer, since the browser host needs them.
 from teaclave_client.vocabulary import (
@@ -35,6 +37,7 @@ __all__ = [
     "Profile",
     "Status",
     "WasmFeature",
+    "argument_text",
     "explain_status",
     "pack_arguments",
     "safe_id",
@@ -109,11 +112,22 @@ def safe_id(name: str) -> str:
     return ident + "_" if ident == WEIGHTS_ID else ident
 
 
+def argument_text(name: str, value: Any) -> str:
+    """An argument's argv text: a string as it is, any other value its RFC 8785 canonical JSON
+    (what the browser host writes too, with `canonicalize`); ValueError naming the argument for
+    a value that has none (NaN, an infinity, an integer beyond 2**53, a non-string key)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return rfc8785.dumps(value).decode()
+    except rfc8785.CanonicalizationError as err:
+        raise ValueError(f"argument {name}: {err}") from None
+
+
 def pack_arguments(arguments: Mapping[str, object]) -> list[bytes]:
     """argv for `entrypoint`: key then value for each argument, pairs sorted by key (byte order);
-    non-string values as their JSON text."""
+    non-string values as their canonical JSON (argument_text)."""
     pairs = sorted(
-        (key.encode(), (value if isinstance(value, str) else json.dumps(value)).encode())
-        for key, value in arguments.items()
+        (key.encode(), argument_text(key, value).encode()) for key, value in arguments.items()
     )
     return [item for pair in pairs for item in pair]

@@ -18,9 +18,15 @@ def test_status_codes_match_the_runtime_header():
     assert in_c == {s.name: int(s) for s in Status}
 
 
-def test_arguments_are_sorted_pairs_with_json_for_non_strings():
-    argv = pack_arguments({"b": "2", "a": 1, "c": [1, "x"]})
-    assert argv == [b"a", b"1", b"b", b"2", b"c", b'[1, "x"]']
+def test_arguments_are_sorted_pairs_with_canonical_json_for_non_strings():
+    argv = pack_arguments({"b": "2", "a": 1, "c": [1, "x", {"z": 1e-7, "y": "é"}]})
+    assert argv == [b"a", b"1", b"b", b"2", b"c", '[1,"x",{"y":"é","z":1e-7}]'.encode()]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 2**53, [-(2**60)], {1: "x"}])
+def test_an_argument_with_no_canonical_json_is_refused_by_name(value):
+    with pytest.raises(ValueError, match=r"^argument x: "):
+        pack_arguments({"a": "fine", "x": value})
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@
 // Written by hand: no library parses wasm sections in a browser without a build step.
 
 import { ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS } from './teaclave-constants.js';
+import canonicalize from './vendor/node_modules/canonicalize/lib/canonicalize.js';
 
 export { ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS };
 export const MAX_PAGES = 65536; // wasm32: 4 GiB
@@ -244,37 +245,18 @@ export function checkAbi(layout) {
 
 // ---- arguments, as abi.pack_arguments --------------------------------------------------------
 
-// A number as Python's json.dumps writes it (repr): exponent below 1e-4, two-digit exponent.
-function pythonNumber(n) {
-  if (Number.isNaN(n)) return 'NaN';
-  if (!Number.isFinite(n)) return n > 0 ? 'Infinity' : '-Infinity';
-  if (Object.is(n, -0)) return '-0.0';
-  if (Number.isInteger(n)) return BigInt(n).toString();
-  if (Math.abs(n) >= 1e-4) return String(n);
-  const [mantissa, exponent] = n.toExponential().split('e');
-  return `${mantissa}e-${exponent.slice(1).padStart(2, '0')}`;
-}
-
-// A string as json.dumps (ensure_ascii) writes it: every character outside ' '..'~' escaped.
-const SHORT_ESCAPES = {
-  '"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f',
-};
-const escape = (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-const pythonString = (s) => `"${s.replace(/[\\"]|[^ -~]/g, escape)}"`;
-
-/** JSON text as Python's json.dumps(value) with its default separators ", " and ": ". */
-function pythonJson(value, key) {
-  if (value === null) return 'null';
-  if (typeof value === 'boolean') return String(value);
-  if (typeof value === 'number') return pythonNumber(value);
-  if (typeof value === 'bigint') return value.toString();
-  if (typeof value === 'string') return pythonString(value);
-  if (Array.isArray(value)) return `[${value.map((v) => pythonJson(v, key)).join(', ')}]`;
-  if (typeof value === 'object' && !ArrayBuffer.isView(value)) {
-    const items = Object.entries(value).map(([k, v]) => [pythonString(k), pythonJson(v, key)]);
-    return `{${items.map((item) => item.join(': ')).join(', ')}}`;
+/** An argument's argv text, as abi.argument_text: a string as it is, any other value its RFC 8785
+ * canonical JSON; TypeError naming the argument for a value that has none. */
+function argumentText(key, value) {
+  if (typeof value === 'string') return value;
+  let text;
+  try {
+    text = ArrayBuffer.isView(value) ? undefined : canonicalize(value);
+  } catch (err) {
+    throw new TypeError(`argument ${key}: ${err.message}`, { cause: err });
   }
-  throw new TypeError(`argument ${key}: a ${typeof value} is not JSON`);
+  if (typeof text !== 'string') throw new TypeError(`argument ${key}: a ${typeof value} is not JSON`);
+  return text;
 }
 
 function compareBytes(a, b) {
@@ -283,11 +265,11 @@ function compareBytes(a, b) {
 }
 
 /** argv for `entrypoint`: key then value for each argument, pairs sorted by key (UTF-8 byte
- * order); non-string values as their JSON text. */
+ * order); non-string values as their canonical JSON (argumentText). */
 export function packArguments(args = {}) {
   const encoder = new TextEncoder();
   return Object.entries(args)
-    .map(([k, v]) => [k, typeof v === 'string' ? v : pythonJson(v, k)])
+    .map(([k, v]) => [k, argumentText(k, v)])
     .map((pair) => pair.map((text) => encoder.encode(text)))
     .sort(([a], [b]) => compareBytes(a, b))
     .flat();

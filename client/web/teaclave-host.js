@@ -53,8 +53,8 @@
 // worker: false the call runs in this thread and the deadline is only enforced by refusing: a
 // host call after it stops the call, and a call that returns after it is 'timeout'; a guest
 // that loops without calling the host is never stopped. The deadline covers instantiation,
-// decryption and every replay. Numbers in `arguments` are written as Python's json.dumps writes
-// them, except that JS cannot tell 2.0 from 2: integral numbers are written as integers.
+// decryption and every replay. Non-string `arguments` are written as RFC 8785 canonical JSON, as
+// the executor writes them (abi.argument_text), so 2.0 and 2 are both `2` on either side.
 // Not enforced here, unlike the executor: the wasm stack size (the engine's own applies), fuel,
 // and the profiles' feature sets (the engine's features apply; shared or 64-bit memories and
 // multi-memory are refused).

@@ -295,11 +295,12 @@ def guest_cases() -> list[Case]:
 
 
 def argv_cases() -> list[dict[str, Any]]:
-    """abi.pack_arguments on values whose JSON text Python writes its own way."""
+    """abi.pack_arguments on values whose canonical JSON (RFC 8785) is easy to get wrong."""
     samples: list[Mapping[str, object]] = [
         {"b": "2", "a": "1", "ä": "x", "Z": "y", "\U0001f600": "e", "\uffff": "f"},
-        {"f": [1.5, 0.1, 1e-5, 2.5e-7, 123456.789, -0.0001, 1e-4], "n": None, "t": True},
-        {"s": {"k": "é\u2028\x7f\t", "nested": {"a": [1, [2, {}]]}, "e": []}},
+        {"f": [1.5, 0.1, 1e-5, 2.5e-7, 123456.789, -0.0001, 1e-4, 1e21, 2.0], "n": None},
+        {"s": {"k": "é\u2028\x7f\t", "nested": {"a": [1, [2, {}]]}, "e": []}, "t": True},
+        {"o": {"\uffff": 1, "\U0001f600": 2, "b": -(2**53 - 1), "a": 2**53 - 1}},
     ]
     return [{"arguments": a, "argv": [b64(x) for x in pack_arguments(a)]} for a in samples]
 

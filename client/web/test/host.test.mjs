@@ -161,6 +161,13 @@ for (const c of guests?.cases ?? []) {
   }
 }
 
+test('an argument with no canonical JSON is a TypeError naming it', () => {
+  for (const value of [NaN, -Infinity, undefined, () => 0, new Uint8Array(2), { s: '\ud800' }]) {
+    const refused = { name: 'TypeError', message: /^argument x: / };
+    assert.throws(() => packArguments({ a: 'fine', x: value }), refused, String(value));
+  }
+});
+
 if (guests) {
   test('guests: argv packed byte for byte as abi.pack_arguments', () => {
     for (const { arguments: args, argv } of guests.argv) {

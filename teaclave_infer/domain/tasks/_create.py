@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...abi import argument_text
 from ..errors import Conflict, Invalid, NotFound
 from ..lifecycle import State
 from ..models import Function, Task, TaskParticipant, User
@@ -35,7 +36,13 @@ def _merged_arguments(function: Function, given: Mapping[str, Any]) -> dict[str,
             f"give exactly the overwritable arguments {sorted(overwritable)}, not {sorted(given)}",
             title="Wrong arguments",
         )
-    return {a["name"]: given.get(a["name"], a["default"]) for a in function.arguments}
+    merged = {a["name"]: given.get(a["name"], a["default"]) for a in function.arguments}
+    for name, value in merged.items():  # refused now rather than when a worker packs argv
+        try:
+            argument_text(name, value)
+        except ValueError as err:
+            raise Invalid(str(err), title="Wrong arguments") from None
+    return merged
 
 
 def _ownership(
