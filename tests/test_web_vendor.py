@@ -76,5 +76,7 @@ def test_the_vendored_modules_are_served_and_nothing_else(client: TestClient) ->
         "..%2Fteaclave-crypto.js",
         "node_modules/..%2F..%2Fteaclave-crypto.js",
         "%2Fetc%2Fpasswd",
+        "%00.js",
+        "x" * 5000 + ".js",
     ):
         assert client.get(f"/demo/vendor/{path}").status_code == 404, path

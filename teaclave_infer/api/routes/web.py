@@ -66,9 +66,13 @@ def demo_index() -> FileResponse:
 @router.api_route("/demo/vendor/{path:path}", methods=["GET", "HEAD"])
 def demo_vendor(path: str) -> FileResponse:
     """A vendored module; 404 for anything else, a path that leaves vendor/ included."""
-    file = (VENDOR / path).resolve()
-    if file.suffix != ".js" or not file.is_relative_to(VENDOR) or not file.is_file():
-        raise Problem(404, "Not found", f"no vendored module {path}")
+    try:
+        file = (VENDOR / path).resolve()
+        found = file.suffix == ".js" and file.is_relative_to(VENDOR) and file.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        found = False
+    if not found:
+        raise Problem(404, "Not found", f"no vendored module {path!r}")
     return FileResponse(file, media_type=TYPES[".js"], headers=HEADERS)
 
 
