@@ -255,7 +255,9 @@ function argumentText(key, value) {
   } catch (err) {
     throw new TypeError(`argument ${key}: ${err.message}`, { cause: err });
   }
-  if (typeof text !== 'string') throw new TypeError(`argument ${key}: a ${typeof value} is not JSON`);
+  if (typeof text !== 'string') {
+    throw new TypeError(`argument ${key}: a ${typeof value} is not JSON`);
+  }
   return text;
 }
 

@@ -258,8 +258,8 @@ export function receiptBody(payload) {
   const versioned = Object.hasOwn(payload, "receipt_version");
   const version = payload.receipt_version;
   if (versioned && version !== RECEIPT_VERSION) {
-    const known = `${RECEIPT_VERSION}, or none (v1)`;
-    throw new ReceiptError(`unknown receipt version ${JSON.stringify(version)}: known are ${known}`);
+    const known = `known are ${RECEIPT_VERSION}, or none (v1)`;
+    throw new ReceiptError(`unknown receipt version ${JSON.stringify(version)}: ${known}`);
   }
   if (!versioned && !checkableAsV1(payload)) {
     throw new ReceiptError(
@@ -313,8 +313,9 @@ export async function verifyReceipt(receipt, platformKeys, expected = {}) {
   }
   const signed = receiptBody(payload);
   if (!(await subtle().verify(ED25519, publicKey, signature, signed))) {
-    const format = payload.receipt_version ? `v${payload.receipt_version}` : "v1";
-    throw new ReceiptError(`the receipt's signature does not match its contents (format ${format})`);
+    const format = `v${Object.hasOwn(payload, "receipt_version") ? payload.receipt_version : 1}`;
+    const mismatch = "the receipt's signature does not match its contents";
+    throw new ReceiptError(`${mismatch} (format ${format})`);
   }
   for (const [name, value] of Object.entries(expected)) {
     if (!sameJson(payload[name], value)) {
