@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from teaclave_infer.api.routes.web import POLICY
+from teaclave_infer.api.routes.web import IMPORT_MAP, POLICY
 
 WEB = Path(__file__).resolve().parents[1] / "client" / "web"
 MODULES = WEB / "vendor" / "node_modules"
 PACKAGES = ["@hpke/core", "@hpke/common", "@hpke/dhkem-x25519", "canonicalize"]
-IMPORT_MAP = re.compile(r'<script type="importmap">(.*?)</script>', re.S)
 BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)  # their doc comments show imports too
 BARE_IMPORT = re.compile(r'^(?:import|export)\s[^;"\']*?\bfrom\s*"([^"./][^"]*)"', re.M)
 
