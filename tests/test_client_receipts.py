@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from teaclave_client.errors import ReceiptError
 from teaclave_client.sealing import (
+    RECEIPT_FORMATS,
     RECEIPT_VERSION,
-    _legacy_json,
+    UNVERSIONED,
     canonical_json,
     receipt_body,
     verify_receipt,
@@ -101,8 +102,8 @@ DIFFERING = {**PAYLOAD, "score": 1e-7, "outputs": {"\U0001f600": "33" * 16, "\uf
 
 def test_a_receipt_whose_version_names_the_other_format_is_refused(keys: PlatformKeys) -> None:
     v2 = {**DIFFERING, "receipt_version": 2}
-    assert _legacy_json(v2) != canonical_json(v2)
-    lying_v2 = signed_over(keys, v2, _legacy_json(v2))  # says v2, signed as v1
+    assert RECEIPT_FORMATS[UNVERSIONED](v2) != canonical_json(v2)
+    lying_v2 = signed_over(keys, v2, RECEIPT_FORMATS[UNVERSIONED](v2))  # says v2, signed as v1
     with pytest.raises(ReceiptError, match=r"does not match its contents \(format v2\)"):
         verify_receipt(lying_v2, public(keys))
     lying_v1 = signed_over(keys, DIFFERING, canonical_json(DIFFERING))  # no version, RFC 8785

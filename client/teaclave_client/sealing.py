@@ -33,7 +33,9 @@ from .errors import IntegrityError, ReceiptError
 __all__ = [
     "HPKE_SUITE",
     "INFO_LABEL",
+    "RECEIPT_FORMATS",
     "RECEIPT_VERSION",
+    "UNVERSIONED",
     "ReceiptError",
     "canonical_json",
     "key_id",

@@ -17,7 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from node_suites import SuiteRun, listed
 from paths import WEB
 from teaclave_client.crypto import IntegrityError, decrypt, encrypt, generate_key
-from teaclave_client.sealing import _legacy_json, canonical_json, unwrap_key, verify_receipt
+from teaclave_client.sealing import (
+    RECEIPT_FORMATS,
+    UNVERSIONED,
+    canonical_json,
+    unwrap_key,
+    verify_receipt,
+)
 
 from teaclave_infer.domain.keys import PlatformKeys
 
@@ -269,7 +275,7 @@ def test_receipts_that_lie_about_their_format_or_name_no_known_one_are_refused_i
     differing = {"task_id": "t", "score": 1e-7, "outputs": {"\U0001f600": "33", "\uffff": "44"}}
     v2 = {**differing, "receipt_version": 2}
     receipts = {
-        "v2_signed_as_v1": signed_over(v2, _legacy_json(v2)),
+        "v2_signed_as_v1": signed_over(v2, RECEIPT_FORMATS[UNVERSIONED](v2)),
         "v1_signed_as_v2": signed_over(differing, canonical_json(differing)),
         "v1_float_signed_as_v2": signed_over({"score": 1e-7}, canonical_json({"score": 1e-7})),
         **{
