@@ -6,3 +6,4 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 MNIST = REPO / "functions" / "mnist"
 WEB = REPO / "client" / "web"
+VECTORS = REPO / "tests" / "data" / "vectors"  # artifacts made by earlier code, to stay readable

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from node_suites import SuiteRun, listed
-from paths import WEB
+from paths import VECTORS, WEB
 from teaclave_client.crypto import IntegrityError, decrypt, encrypt, generate_key
 from teaclave_client.sealing import (
     RECEIPT_FORMATS,
@@ -239,7 +239,7 @@ def test_receipt_bodies_are_the_rfc8785_bytes_python_signs(node: str) -> None:
     assert ours == [canonical_json(v).decode() for v in values]
 
 
-VECTOR_V1 = json.loads((Path(__file__).parent / "vectors" / "receipt-v1.json").read_text("utf-8"))
+VECTOR_V1 = json.loads((VECTORS / "receipt-v1.json").read_text("utf-8"))
 
 
 def test_a_receipt_made_before_versions_verifies_in_js_and_altered_does_not(node: str) -> None:

@@ -9,14 +9,13 @@ import base64
 import hashlib
 import json
 import re
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from paths import WEB
 
 from teaclave_infer.api.routes.web import IMPORT_MAP, POLICY
 
-WEB = Path(__file__).resolve().parents[1] / "client" / "web"
 MODULES = WEB / "vendor" / "node_modules"
 PACKAGES = ["@hpke/core", "@hpke/common", "@hpke/dhkem-x25519", "canonicalize"]
 BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)  # their doc comments show imports too

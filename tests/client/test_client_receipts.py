@@ -1,6 +1,6 @@
 """Receipts in the Python client (teaclave_client.sealing): the platform signs RFC 8785 JSON with
 `receipt_version` 2 inside the signed payload; an unversioned (v1) receipt made before, such as
-tests/vectors/receipt-v1.json (made by the code of that time), still verifies; a receipt that
+tests/data/vectors/receipt-v1.json (made by the code of that time), still verifies; a receipt that
 lies about its format, names a version no one knows, or was altered, is refused with a clear
 message. test_web_crypto.py checks the same against the browser's code."""
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import VECTORS
 from teaclave_client.errors import ReceiptError
 from teaclave_client.sealing import (
     RECEIPT_FORMATS,
@@ -24,9 +24,7 @@ from teaclave_client.sealing import (
 
 from teaclave_infer.domain.keys import PlatformKeys
 
-VECTOR_V1: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "vectors" / "receipt-v1.json").read_text(encoding="utf-8")
-)
+VECTOR_V1: dict[str, Any] = json.loads((VECTORS / "receipt-v1.json").read_text(encoding="utf-8"))
 PAYLOAD = {  # the shape the worker signs (teaclave_infer/worker/task.py)
     "task_id": "5f0c",
     "function_sha256": "ab" * 32,
