@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from .crypto import SCHEMAS
 from .errors import IntegrityError, ReceiptError
+from .vocabulary import RECEIPT_VERSION
 
 __all__ = [
     "HPKE_SUITE",
@@ -106,7 +107,6 @@ def _legacy_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-RECEIPT_VERSION = 2  # what the platform signs now, as `receipt_version` in the payload
 UNVERSIONED = 1  # a payload without `receipt_version`: signed before receipts had versions
 RECEIPT_FORMATS: dict[int, Callable[[Any], bytes]] = {UNVERSIONED: _legacy_json, 2: canonical_json}
 

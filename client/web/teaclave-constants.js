@@ -61,6 +61,9 @@ export const SCHEMA_KEY_BYTES = Object.freeze({
 // The schema clients use unless told.
 export const DEFAULT_SCHEMA = "aes-gcm-128";
 
+// The receipt format the platform signs.
+export const RECEIPT_VERSION = 2;
+
 // The executor's defaults.
 export const DEFAULT_LIMITS = Object.freeze({
   deadlineMs: 30000,

@@ -10,12 +10,12 @@
 //     checked against the signing key published at /v1/platform/keys.
 // Browsers expose WebCrypto in secure contexts only (https, or http://localhost).
 
-import { SCHEMA_KEY_BYTES as SCHEMAS } from "./teaclave-constants.js";
+import { RECEIPT_VERSION, SCHEMA_KEY_BYTES as SCHEMAS } from "./teaclave-constants.js";
 import { Aes128Gcm, CipherSuite, HkdfSha256 } from "./vendor/node_modules/@hpke/core/esm/mod.js";
 import { DhkemX25519HkdfSha256 } from "./vendor/node_modules/@hpke/dhkem-x25519/esm/mod.js";
 import canonicalize from "./vendor/node_modules/canonicalize/lib/canonicalize.js";
 
-export { SCHEMAS };
+export { RECEIPT_VERSION, SCHEMAS };
 export const INFO_LABEL = "teaclave-infer/file-key/v1";
 
 const AAD = new Uint8Array(8);
@@ -243,7 +243,6 @@ export async function keyId(publicKeyRaw) {
 // That text is RFC 8785's whenever every number is a safe integer and no key holds a character
 // beyond U+FFFF (sorting by UTF-16 unit is then sorting by code point), as in every v1 receipt the
 // platform made; any other v1 payload is refused here, not guessed at.
-export const RECEIPT_VERSION = 2;
 
 function checkableAsV1(value) {
   if (typeof value === "number") return Number.isSafeInteger(value);

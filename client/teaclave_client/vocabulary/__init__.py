@@ -37,7 +37,7 @@ from .limits import (
     WASM_STACK_BYTES,
     Limit,
 )
-from .schemas import DEFAULT_SCHEMA, SCHEMAS, Schema
+from .schemas import DEFAULT_SCHEMA, RECEIPT_VERSION, SCHEMAS, Schema
 from .states import BEFORE_INVOKE, ENDED, TaskState
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "MEMORY_BYTES",
     "MIB",
     "OUTPUT_BYTES",
+    "RECEIPT_VERSION",
     "SCHEMAS",
     "TABLE_ELEMENT_BYTES",
     "TEACLAVE_IMPORTS",

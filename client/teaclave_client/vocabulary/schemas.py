@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMAS", "Schema"]
+__all__ = ["DEFAULT_SCHEMA", "RECEIPT_VERSION", "SCHEMAS", "Schema"]
 
 
 class Schema(enum.StrEnum):
@@ -40,3 +40,8 @@ _KEY_BYTES = {Schema.AES_GCM_128: 16, Schema.AES_GCM_256: 32, Schema.RAW: 0}
 DEFAULT_SCHEMA = Schema.AES_GCM_128
 # schema name -> key bytes, as `teaclave_client.SCHEMAS` has always been.
 SCHEMAS: dict[str, int] = {s.value: s.key_bytes for s in Schema}
+
+# The format the platform signs receipts in, as `receipt_version` in the signed payload: 2 is
+# RFC 8785 canonical JSON. A new one is a number here plus its bytes in sealing.RECEIPT_FORMATS
+# (and teaclave-crypto.js's receiptBody); receipts without the field are v1 (json.dumps text).
+RECEIPT_VERSION = 2
