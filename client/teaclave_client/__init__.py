@@ -1,8 +1,15 @@
 """teaclave-client: what a data or model owner installs. The SDK (`Client`) and the
 `teaclave-client` CLI for the platform's verbs; file crypto compatible with Teaclave; file keys
 sealed to the platform (HPKE); receipts verified against its published key; images prepared as
-a model's input; the MNIST demo."""
+a model's input.
 
+Laid out like requests: `client` (the `Client` class) whose verbs live by concern in
+`accounts`, `functions`, `data` (files) and `tasks`, with `flows` for the whole data owner's flow;
+`transport` (session, retries, problem+json -> the typed errors of `errors`); `models`;
+`keystore`; `verify` (what a result must show before it is believed); `crypto` and `sealing`
+(file crypto, key wrapping, receipts); `images`; and `cli/`, one module per command group."""
+
+from .client import Client
 from .crypto import SCHEMAS, Encrypted, decrypt, decrypt_file, encrypt, encrypt_file, generate_key
 from .errors import (
     ApiError,
@@ -17,16 +24,8 @@ from .errors import (
     TeaclaveClientError,
 )
 from .images import npy_bytes, prepare_for, prepare_image
-from .sdk import (
-    Client,
-    DirectoryKeyStore,
-    FileInfo,
-    Function,
-    MemoryKeyStore,
-    Task,
-    TaskResult,
-    User,
-)
+from .keystore import DirectoryKeyStore, MemoryKeyStore
+from .models import FileInfo, Function, Task, TaskResult, User
 from .sealing import unwrap_key, verify_receipt, wrap_key
 
 __version__ = "0.1.0"

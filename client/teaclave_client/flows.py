@@ -12,7 +12,7 @@ from .models import Function, Task, TaskResult
 from .vocabulary import BEFORE_INVOKE, DEFAULT_SCHEMA, TaskState
 
 if TYPE_CHECKING:
-    from .sdk import Client
+    from .client import Client
 
 __all__ = ["infer"]
 
@@ -62,7 +62,7 @@ def until_invoked(
 ) -> Task:
     """The creator's part while other owners assign and approve: approve once the data is
     complete (an assignment withdraws earlier approvals), invoke once everyone approved."""
-    me = (client.user or client.me()).id
+    me = client.my_id()
     while task.state in BEFORE_INVOKE:
         if task.state == TaskState.APPROVED:
             return client.invoke_task(task.id)

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import TeaclaveClientError
 
-__all__ = ["ImageError", "image_input", "npy_bytes", "prepare_for", "prepare_image"]
+__all__ = ["ImageError", "image_input", "is_blank", "npy_bytes", "prepare_for", "prepare_image"]
 
 DIGIT_BOX = 20 / 28  # MNIST: a digit's longer side in its 28-pixel frame
 INK = 0.1  # a pixel brighter than this (after the stretch) is part of the digit
@@ -37,6 +37,11 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
+
+
+def is_blank(tensor: np.ndarray) -> bool:
+    """All one colour: nothing for a model to see, yet it answers as confidently as ever."""
+    return tensor.size > 0 and bool(np.all(tensor == tensor.flat[0]))
 
 
 def image_input(manifest: dict[str, Any], input_id: str | None = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ token, and the platform's problem+json answers raised as the client's typed erro
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -46,7 +46,7 @@ class Transport:
         self.timeout = timeout  # seconds to wait for an answer (a long-poll adds its own)
         self._http = retrying_session(retries)
 
-    def __enter__(self) -> Transport:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

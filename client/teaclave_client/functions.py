@@ -1,0 +1,86 @@
+"""The client's verbs on functions: register a built function, change it, list and find
+functions, read a function's manifest."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .accounts import Accounts
+from .errors import TeaclaveClientError
+from .models import Function, parse
+
+__all__ = ["FunctionVerbs"]
+
+
+class FunctionVerbs(Accounts):
+    def register_function(
+        self,
+        wasm: bytes | Path,
+        manifest: Mapping[str, Any] | Path,
+        name: str | None = None,
+        *,
+        public: bool = False,
+        description: str = "",
+        allowlist: Sequence[str] = (),
+        quota: int = -1,
+        limits: Mapping[str, Any] | None = None,
+        **spec: Any,
+    ) -> Function:
+        """(FunctionOwner) Uploads a built function: its .wasm and NAME.json. `spec` may add
+        `arguments`, `inputs`, `outputs` (see the service's FunctionSpec)."""
+        payload = wasm.read_bytes() if isinstance(wasm, Path) else wasm
+        manifest_dict = (
+            json.loads(manifest.read_text()) if isinstance(manifest, Path) else dict(manifest)
+        )
+        body = {
+            "name": name or manifest_dict.get("name") or "function",
+            "public": public,
+            "description": description,
+            "allowlist": list(allowlist),
+            "quota": quota,
+            "limits": dict(limits or {}),
+            **spec,
+        }
+        files = {
+            "wasm": ("function.wasm", payload, "application/wasm"),
+            "manifest": ("function.json", json.dumps(manifest_dict), "application/json"),
+        }
+        data = {"spec": json.dumps(body)}
+        return parse(Function, self._json("POST", "/v1/functions", files=files, data=data))
+
+    def update_function(self, function_id: str, **changes: Any) -> Function:
+        """(Its owner) Changes `description`, `public`, `allowlist`, `quota`, `disabled`,
+        `limits`, `browser` or `browser_weights` (an input file id of yours; "" for none)."""
+        return parse(Function, self._json("PATCH", f"/v1/functions/{function_id}", json=changes))
+
+    def list_functions(self, scope: str = "allowed", name: str | None = None) -> list[Function]:
+        """`allowed`: every function the caller may use; `mine`: the caller's own."""
+        params = {"scope": scope, **({"name": name} if name else {})}
+        return [parse(Function, f) for f in self._pages("/v1/functions", params)]
+
+    def get_function(self, function_id: str) -> Function:
+        return parse(Function, self._json("GET", f"/v1/functions/{function_id}"))
+
+    def get_function_manifest(self, function_id: str) -> dict[str, Any]:
+        """The builder's NAME.json the function was registered with: its inputs and outputs."""
+        return dict(self._json("GET", f"/v1/functions/{function_id}/manifest"))
+
+    def get_function_payload(self, function_id: str) -> bytes:
+        """The function's .wasm (its owner, and the users it is allowed to)."""
+        return self._request("GET", f"/v1/functions/{function_id}/payload").content
+
+    def find_function(self, name_or_id: str) -> Function:
+        """A function by id, or by name among those the caller may use (the name must be
+        unambiguous)."""
+        matches = self.list_functions(name=name_or_id)
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            ids = ", ".join(f.id for f in matches)
+            raise TeaclaveClientError(
+                f"{len(matches)} functions are named {name_or_id!r} ({ids}): give its id"
+            )
+        return self.get_function(name_or_id)
