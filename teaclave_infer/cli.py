@@ -203,7 +203,8 @@ def run_function(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo as demo
+    # The demo is an example (examples/teaclave_examples, in this wheel), not the library.
+    from teaclave_examples.mnist.local import run_demo as demo
 
     return demo(
         args.model,

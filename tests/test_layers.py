@@ -26,7 +26,7 @@ FORBIDDEN = {
         "teaclave_infer.executor",
         "teaclave_infer.builder",
         "teaclave_infer.cli",
-        "teaclave_infer.demo",
+        "teaclave_examples",
         "teaclave_infer.local",
         "fastapi",
         "starlette",
@@ -37,14 +37,14 @@ FORBIDDEN = {
         "teaclave_infer.worker",
         "teaclave_infer.builder",
         "teaclave_infer.cli",
-        "teaclave_infer.demo",
+        "teaclave_examples",
         "tvm",
     ),
     "teaclave_infer.worker": (
         "teaclave_infer.api",
         "teaclave_infer.builder",
         "teaclave_infer.cli",
-        "teaclave_infer.demo",
+        "teaclave_examples",
         "fastapi",
         "starlette",
         "tvm",
@@ -67,15 +67,19 @@ FORBIDDEN = {
         "fastapi",
         "sqlalchemy",
     ),
-    "teaclave_client": ("teaclave_infer",),
+    "teaclave_client": ("teaclave_infer", "teaclave_examples"),
 }
 # Exceptions to FORBIDDEN, which every layer may import (they import only the standard library):
 # the one definition of the names every layer shares, and the one atomic write.
 ALLOWED = ("teaclave_client.vocabulary", "teaclave_client.files")
 
 
+# Where each top-level package's sources are (the repository root for the others).
+SOURCE_ROOTS = {"teaclave_client": ROOT / "client", "teaclave_examples": ROOT / "examples"}
+
+
 def _module_name(path: Path) -> str:
-    base = ROOT / "client" if path.is_relative_to(ROOT / "client") else ROOT
+    base = next((b for b in SOURCE_ROOTS.values() if path.is_relative_to(b)), ROOT)
     parts = list(path.relative_to(base).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -101,7 +105,7 @@ def imports_of(path: Path, name: str) -> set[str]:
 
 
 def _sources(package: str) -> list[Path]:
-    base = ROOT / "client" if package.startswith("teaclave_client") else ROOT
+    base = SOURCE_ROOTS.get(package.split(".")[0], ROOT)
     path = base / package.replace(".", "/")
     module = path.with_suffix(".py")  # a module, or a package's directory
     return [module] if module.is_file() else sorted(path.rglob("*.py"))

@@ -3,14 +3,20 @@ two users, 20 encrypted tasks, the table and the accuracy; and on any folder of 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from paths import MNIST
 from PIL import Image, ImageOps
-from teaclave_client.mnist_demo import labelled_images
-from teaclave_client.sdk import Client
+from teaclave_client import Client
+from teaclave_examples.mnist.local import WEB_BUILD, built
+from teaclave_examples.mnist.remote import labelled_images
 
 from teaclave_infer.cli import main
 
@@ -72,7 +78,7 @@ def test_the_demo_then_serves_the_page_with_the_function_shared(tmp_path, capsys
             seen["browser"] = user._json("GET", f"/v1/functions/{fn.id}/browser")
             seen["page"] = user._http.get(f"{url}/demo/", timeout=10)
 
-    monkeypatch.setattr("teaclave_infer.demo._until_interrupted", while_serving)
+    monkeypatch.setattr("teaclave_examples.mnist.local._until_interrupted", while_serving)
     args = ["demo", "--model", str(MNIST / "mnist.onnx"), "--out", str(tmp_path / "build")]
     assert main([*args, "--images", str(images), "--web"]) == 0
     browser = seen["browser"]
@@ -80,3 +86,67 @@ def test_the_demo_then_serves_the_page_with_the_function_shared(tmp_path, capsys
     assert browser["weights"] is None and browser["manifest"]["weights"]["mode"] == "embedded"
     assert seen["page"].status_code == 200  # type: ignore[attr-defined]
     assert (tmp_path / "build" / "web" / "mnist.wasm").exists()
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory) -> Path:
+    """The demo's two builds (separate weights; embedded, for the page), made once."""
+    out = tmp_path_factory.mktemp("demo-build")
+    built(MNIST / "mnist.onnx", out)
+    built(MNIST / "mnist.onnx", out / "web", WEB_BUILD)
+    return out
+
+
+def descendants(pid: int) -> set[int]:
+    """The live processes below `pid` (from /proc: each one's parent)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_sigterm_stops_the_web_demo_like_ctrl_c(tmp_path, demo_out):
+    """`kill` of `demo --web`: its `serve` child (and its workers) stop, its temporary folder
+    goes, as with Ctrl-C."""
+    images, tmp = tmp_path / "images", tmp_path / "tmp"
+    images.mkdir()
+    tmp.mkdir()
+    shutil.copy(MNIST / "samples" / "digit_7_a.png", images / "digit_7_a.png")
+    command = [sys.executable, "-m", "teaclave_infer.cli", "demo", "--web", "--workers", "1"]
+    command += ["--out", str(demo_out), "--images", str(images)]
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
+    demo = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # until it serves the page
+            if line.startswith("the page: "):
+                break
+        else:
+            pytest.fail(f"the demo ended with {demo.wait()} before serving the page")
+        started = descendants(demo.pid)
+        assert started and list(tmp.glob("teaclave-demo-*"))
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(60) == 0
+        assert "stopping the service" in demo.stdout.read()
+    finally:
+        demo.kill()
+        demo.wait()
+    assert not [pid for pid in started if alive(pid)]
+    assert not list(tmp.glob("teaclave-demo-*"))

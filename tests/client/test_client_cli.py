@@ -5,60 +5,24 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import Cli, make_users
 from guests import ECHO, guest
 from paths import MNIST
-from service_helpers import ADMIN_PASSWORD
-from teaclave_client.cli import main
 
 from teaclave_infer.local import free_port
 
 SAMPLES = MNIST / "samples"
 
 
-class Cli:
-    """One user's `teaclave-client`: its own home (session and keys), on the shared service."""
-
-    def __init__(self, capsys, home: Path, url: str) -> None:
-        self.capsys, self.home, self.url = capsys, home, url
-
-    def __call__(self, *args: str, code: int = 0) -> str:
-        """Runs a command in process; checks its exit status; returns its stdout."""
-        self.capsys.readouterr()
-        status = main(["--home", str(self.home), "--url", self.url, *args])
-        out, err = self.capsys.readouterr()
-        assert status == code, f"exit {status}, not {code}: {out}{err}"
-        self.err = err
-        return out
-
-    def json(self, *args: str, code: int = 0) -> dict:
-        return json.loads(self(*args, "--json", code=code))
-
-
 @pytest.fixture
 def users(module_service, tmp_path, capsys):
     """admin, a function owner and a data owner, each logged in with their own home."""
-    suffix = secrets.token_hex(3)
-    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
-    admin = Cli(capsys, tmp_path / "admin", module_service)
-    admin("login", "admin", "--password-file", str(tmp_path / "admin.txt"))
-    made = {"admin": admin}
-    for who, role in [("fo", "FunctionOwner"), ("do", "DataOwner")]:
-        password = tmp_path / f"{who}.txt"
-        password.write_text(secrets.token_urlsafe(12) + "\n")
-        name = f"{who}-{suffix}"
-        user = admin.json("user", "create", name, "--role", role, "--password-file", str(password))
-        cli = Cli(capsys, tmp_path / who, module_service)
-        cli.id = user["id"]
-        cli("login", name, "--password-file", str(password))
-        made[who] = cli
-    return made
+    return make_users(module_service, tmp_path, capsys)
 
 
 def test_keygen_encrypt_decrypt(tmp_path, capsys):
@@ -271,7 +235,7 @@ def test_infer_prints_the_digit(users, mnist_embedded, module_service):
 def test_the_client_imports_no_server_side_package():
     """What a data owner installs stays light: no TVM, wasmtime, onnx or service code."""
     code = (
-        "import sys, teaclave_client, teaclave_client.cli, teaclave_client.mnist_demo\n"
+        "import sys, teaclave_client, teaclave_client.cli, teaclave_examples.mnist.remote\n"
         "heavy = {'tvm', 'tvm_ffi', 'wasmtime', 'onnx', 'teaclave_infer', 'fastapi',"
         " 'sqlalchemy'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"

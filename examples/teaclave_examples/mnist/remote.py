@@ -13,8 +13,10 @@ encrypted task, through the whole lifecycle, by two users who do not trust the p
    scores.
 4. A table: file, label, prediction, latency (invoke to verified result), receipt.
 
-    python -m teaclave_client.mnist_demo --url URL --admin-password-file F --wasm W.wasm
+    python examples/teaclave_examples/mnist/remote.py --url URL --admin-password-file F \
+        --wasm W.wasm [--images DIR]
 
+(or `python -m teaclave_examples.mnist.remote ...`: it needs only the light client installed).
 `teaclave-infer demo` builds the function and starts a local service first, then runs this.
 """
 
@@ -32,12 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from .errors import TeaclaveClientError
-from .images import npy_bytes, prepare_for
-from .progress import Progress
-from .sdk import Client, FileInfo, Function
-from .vocabulary import Schema
+from teaclave_client import Client, FileInfo, Function, TeaclaveClientError, npy_bytes, prepare_for
+from teaclave_client.progress import Progress
+from teaclave_client.vocabulary import Schema
 
 __all__ = ["DemoReport", "Row", "main", "run_demo"]
 

@@ -1,0 +1,1 @@
+"""teaclave-infer's examples."""

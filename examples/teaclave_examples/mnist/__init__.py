@@ -1,0 +1,1 @@
+"""The MNIST demo."""
