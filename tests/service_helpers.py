@@ -8,8 +8,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import requests
 import uvicorn
 from fastapi.testclient import TestClient
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+from teaclave_client import Client
 
 from teaclave_infer.local import free_port
 
@@ -79,6 +83,71 @@ class HttpClient:
 
     def delete(self, path: str, **kw: object):
         return self.request("DELETE", path, **kw)
+
+
+class TestClientAdapter(BaseAdapter):
+    """requests sent to an app in a TestClient: the SDK drives an app in the test's process."""
+
+    def __init__(self, client: TestClient) -> None:
+        super().__init__()
+        self.client = client
+
+    def send(self, request: requests.PreparedRequest, *args: object, **kw: object):
+        answer = self.client.request(
+            str(request.method),
+            str(request.url),
+            headers={k: v for k, v in request.headers.items() if k.lower() != "content-length"},
+            content=request.body,  # type: ignore[arg-type]
+        )
+        response = requests.Response()
+        response.status_code, response.reason = answer.status_code, answer.reason_phrase
+        response.headers = CaseInsensitiveDict(answer.headers)
+        response._content = answer.content
+        response.url, response.request = str(request.url), request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def sdk_client(client: TestClient | HttpClient) -> Client:
+    """An SDK client of the app `client` talks to (in process, or the live service)."""
+    if isinstance(client, HttpClient):
+        return Client(client.base)
+    session = requests.Session()
+    session.mount(str(client.base_url), TestClientAdapter(client))
+    return Client(str(client.base_url), session=session)
+
+
+def bearer(client: Client) -> dict[str, str]:
+    return {"Authorization": f"Bearer {client.token}"}
+
+
+class Users:
+    """The admin and users it made (name -> role), each logged in with an SDK client of its
+    own. The raw HTTP client (`client`) and bearer headers (`admin`, `auth`) stay for the tests
+    of the HTTP layer itself; a test that logs a user in again sets `auth[who]`, and the user's
+    SDK client follows."""
+
+    def __init__(self, client: TestClient | HttpClient, roles: dict[str, str]) -> None:
+        self.client = client
+        admin = sdk_client(client)
+        admin.login("admin", ADMIN_PASSWORD)
+        self.admin = bearer(admin)
+        self.ids: dict[str, str] = {}
+        self.auth: dict[str, dict[str, str]] = {}
+        self.users: dict[str, Client] = {"admin": admin}
+        for name, role in roles.items():
+            self.ids[name] = admin.register_user(name, f"{name}-password", role).id
+            self.users[name] = sdk_client(client)
+            self.users[name].login(name, f"{name}-password")
+            self.auth[name] = bearer(self.users[name])
+
+    def sdk(self, who: str) -> Client:
+        """`who`'s SDK client, with the token of `auth[who]`."""
+        client = self.users[who]
+        client.token = self.auth[who].get("Authorization", "").removeprefix("Bearer ") or None
+        return client
 
 
 @contextmanager

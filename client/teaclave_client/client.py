@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from . import flows
 from .keystore import KeyStore, MemoryKeyStore
 from .models import Function, TaskResult, User, parse
@@ -43,7 +45,8 @@ __all__ = ["Client"]
 class Client(TaskVerbs):
     """A session with one platform. `token` resumes a login; `pinned_keys` ({"sealing": id,
     "signing": id}, as `key_ids()` returns) refuses a platform whose keys changed; `keys` keeps
-    the keys of the files this client registers (in memory by default)."""
+    the keys of the files this client registers (in memory by default); `session`, the requests
+    session to send with (default: one that retries what is safe to retry)."""
 
     def __init__(
         self,
@@ -54,8 +57,9 @@ class Client(TaskVerbs):
         timeout: float = 30.0,
         retries: int = 3,
         pinned_keys: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
     ) -> None:
-        super().__init__(url, token, timeout=timeout, retries=retries)
+        super().__init__(url, token, timeout=timeout, retries=retries, session=session)
         self.keys = keys if keys is not None else MemoryKeyStore()
         self.pinned_keys = dict(pinned_keys or {})
         self.user = None

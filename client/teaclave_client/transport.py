@@ -36,15 +36,23 @@ def retrying_session(retries: int) -> requests.Session:
 
 
 class Transport:
-    """Requests to the platform at `url`, as `token`'s bearer; a context manager."""
+    """Requests to the platform at `url`, as `token`'s bearer; a context manager. `session`:
+    the requests session to send with (default: `retrying_session(retries)`); it is closed
+    with the client."""
 
     def __init__(
-        self, url: str, token: str | None = None, *, timeout: float = 30.0, retries: int = 3
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        session: requests.Session | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout  # seconds to wait for an answer (a long-poll adds its own)
-        self._http = retrying_session(retries)
+        self._http = session if session is not None else retrying_session(retries)
 
     def __enter__(self) -> Self:
         return self

@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import ADMIN_PASSWORD, HttpClient, assert_problem, login, make_user
+from service_helpers import HttpClient, Users, assert_problem
+from teaclave_client.crypto import generate_key
 
 from teaclave_infer.api import create_app
 from teaclave_infer.api.problems import status_of
@@ -18,21 +19,12 @@ from teaclave_infer.domain.lifecycle import TRANSITIONS, Action, State, next_sta
 CMAC = "00112233445566778899aabbccddeeff"
 
 
-class World:
+class World(Users):
+    """Two function owners, two data owners and "eve", a data owner taking part in nothing."""
+
     def __init__(self, client: TestClient | HttpClient) -> None:
-        self.client = client
-        self.admin = login(client, "admin", ADMIN_PASSWORD)
-        self.ids: dict[str, str] = {}
-        self.auth: dict[str, dict[str, str]] = {}
-        for name, role in [
-            ("fo", "FunctionOwner"),
-            ("fo2", "FunctionOwner"),
-            ("do1", "DataOwner"),
-            ("do2", "DataOwner"),
-            ("eve", "DataOwner"),
-        ]:
-            self.ids[name] = make_user(client, self.admin, name, role)
-            self.auth[name] = login(client, name, f"{name}-password")
+        owners = {"fo": "FunctionOwner", "fo2": "FunctionOwner", "do1": "DataOwner"}
+        super().__init__(client, owners | {"do2": "DataOwner", "eve": "DataOwner"})
 
     def register(self, who: str, wasm: bytes, manifest: bytes, **spec: object):
         return self.client.post(
@@ -43,36 +35,17 @@ class World:
         )
 
     def input_file(self, who: str, *owners: str) -> str:
-        blob = self.client.post(
-            "/v1/blobs",
-            headers={**self.auth[who], "Content-Type": "application/octet-stream"},
-            content=b"cipher",
-        )
-        assert blob.status_code == 201, blob.text
-        r = self.client.post(
-            "/v1/files/inputs",
-            headers=self.auth[who],
-            json={
-                "id": uuid.uuid4().hex,
-                "url": blob.json()["url"],
-                "schema": "aes-gcm-128",
-                "wrapped_key": "c2VhbGVk",
-                "iv": "00" * 12,
-                "cmac": CMAC,
-                "owners": [self.ids[o] for o in owners],
-            },
-        )
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
+        """An input of `who`'s (and `owners`'), its tag CMAC: never run, so never decrypted."""
+        sdk = self.sdk(who)
+        owner_ids = [self.ids[o] for o in owners]
+        key = generate_key("aes-gcm-128")
+        iv, cmac = bytes(12), bytes.fromhex(CMAC)
+        return sdk.register_input_file(
+            sdk.upload(b"cipher"), "aes-gcm-128", key, iv, cmac, owners=owner_ids
+        ).id
 
     def output_file(self, who: str) -> str:
-        r = self.client.post(
-            "/v1/files/outputs",
-            headers=self.auth[who],
-            json={"id": uuid.uuid4().hex, "schema": "aes-gcm-128", "wrapped_key": "c2VhbGVk"},
-        )
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
+        return self.sdk(who).register_output_file().id
 
     def post(self, who: str, path: str, body: object = None):
         return self.client.post(path, headers=self.auth[who], json=body)

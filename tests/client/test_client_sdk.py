@@ -17,7 +17,7 @@ import pytest
 from guests import ECHO, guest
 from paths import MNIST
 from service_helpers import ADMIN_PASSWORD
-from teaclave_client import Client
+from teaclave_client import Client, DirectoryKeyStore, MemoryKeyStore
 from teaclave_client.crypto import generate_key
 from teaclave_client.errors import (
     AuthenticationError,
@@ -32,7 +32,6 @@ from teaclave_client.errors import (
     TeaclaveClientError,
 )
 from teaclave_client.images import npy_bytes, prepare_for
-from teaclave_client.sdk import DirectoryKeyStore, MemoryKeyStore
 
 from teaclave_infer.local import free_port
 

@@ -20,8 +20,8 @@ from paths import MNIST, REPO
 from PIL import Image
 from prebuilt import Prebuilt, prebuilt
 from service_helpers import ADMIN_PASSWORD
+from teaclave_client import Client
 from teaclave_client.images import prepare_image
-from teaclave_client.sdk import Client
 
 from teaclave_infer.api.routes.web import FILES, POLICY
 
