@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from teaclave_client import Client, FileInfo, Function, TeaclaveClientError, npy_bytes, prepare_for
+from teaclave_client.images import is_blank
 from teaclave_client.progress import Progress
 from teaclave_client.vocabulary import Schema
 
@@ -142,6 +143,8 @@ def _classify(
     data, model = owners.data, owners.model
     assert data.user is not None and model.user is not None
     slot, tensor = prepare_for(manifest, image)
+    if is_blank(tensor):
+        print(f"warning: {image.name} is blank: its prediction means nothing", file=sys.stderr)
     sealed = data.put_input(npy_bytes(tensor))
     scores = {o["name"]: data.register_output_file().id for o in function.outputs}
     others = {"weights": [model.user.id]} if weights else {}
