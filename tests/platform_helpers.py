@@ -5,6 +5,7 @@ fetch and decrypt; in the test's process (a TestClient) or against a live servic
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -132,8 +133,17 @@ class Platform(Users):
         return _plain(self.sdk(who).get_task(task_id))
 
     def wait(self, task_id: str, timeout: float = 60.0, states=ENDED) -> dict:
-        """The task once it reaches one of `states` (or ends): the SDK's long-polls."""
-        return _plain(self.sdk("do1").wait(task_id, timeout, states=states))
+        """The task once it reaches one of `states`: the SDK's long-polls when that is an end
+        (the platform wakes them as the task ends); else polled, since the platform rechecks
+        other states only every few seconds, and a test waiting for Running must catch it."""
+        client = self.sdk("do1")
+        if set(states) <= ENDED:
+            return _plain(client.wait(task_id, timeout, states=states))
+        deadline = time.monotonic() + timeout
+        while (task := client.get_task(task_id)).state not in states:
+            assert time.monotonic() < deadline, f"task still {task.state}: {task}"
+            time.sleep(0.02)
+        return _plain(task)
 
     def fetch_output(self, who: str, file_id: str) -> bytes:
         """Downloads an output and decrypts it with its owner's key, checking its cmac."""

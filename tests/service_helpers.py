@@ -144,7 +144,10 @@ class Users:
             self.auth[name] = bearer(self.users[name])
 
     def sdk(self, who: str) -> Client:
-        """`who`'s SDK client, with the token of `auth[who]`."""
+        """`who`'s SDK client, with the token of `auth[who]` (a user a test made itself gets
+        one here)."""
+        if who not in self.users:
+            self.users[who] = sdk_client(self.client)
         client = self.users[who]
         client.token = self.auth[who].get("Authorization", "").removeprefix("Bearer ") or None
         return client
