@@ -53,8 +53,8 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "client")]
 
+from teaclave_client import Client  # noqa: E402
 from teaclave_client.images import npy_bytes, prepare_image  # noqa: E402
-from teaclave_client.sdk import Client  # noqa: E402
 from teaclave_client.vocabulary import Schema  # noqa: E402
 
 from teaclave_infer.executor import ModuleCache, run  # noqa: E402
@@ -301,7 +301,7 @@ FLOW_REQUESTS = 8  # client_latency's requests: 2 uploads, output, submit, fo's,
 
 
 def client_latency(p: Platform, count: int) -> list[float]:
-    """Seconds of one image's whole flow, as the demo runs it (teaclave_client/mnist_demo.py):
+    """Seconds of one image's whole flow, as the demo runs it (examples/.../mnist/remote.py):
     do1 encrypts and uploads the image, registers the output and submits the task (created,
     assigned, approved) in one request; fo adds the weights and approves in one; do1 approves
     and invokes, long-polls, and fetches, verifies and decrypts the scores."""

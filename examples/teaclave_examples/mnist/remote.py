@@ -238,7 +238,7 @@ def table(report: DemoReport) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="mnist_demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="remote.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--url", required=True, help="the platform service")
     parser.add_argument("--admin-password-file", type=Path, required=True)
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         password = args.admin_password_file.read_text().strip()
         report = run_demo(args.url, password, args.wasm, args.images)
     except (TeaclaveClientError, OSError) as err:
-        print(f"mnist_demo: error: {err}", file=sys.stderr)
+        print(f"remote.py: error: {err}", file=sys.stderr)
         return getattr(err, "exit_code", 1)
     return 0 if report.ok else 1
 
