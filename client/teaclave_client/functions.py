@@ -68,10 +68,6 @@ class FunctionVerbs(Accounts):
         """The builder's NAME.json the function was registered with: its inputs and outputs."""
         return dict(self._json("GET", f"/v1/functions/{function_id}/manifest"))
 
-    def get_function_payload(self, function_id: str) -> bytes:
-        """The function's .wasm (its owner, and the users it is allowed to)."""
-        return self._request("GET", f"/v1/functions/{function_id}/payload").content
-
     def find_function(self, name_or_id: str) -> Function:
         """A function by id, or by name among those the caller may use (the name must be
         unambiguous)."""
