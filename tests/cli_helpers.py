@@ -7,6 +7,7 @@ import json
 import secrets
 from pathlib import Path
 
+from guests import ECHO, guest
 from service_helpers import ADMIN_PASSWORD
 from teaclave_client.cli import main
 
@@ -49,3 +50,15 @@ def make_users(url: str, tmp_path: Path, capsys) -> dict[str, Cli]:
         cli("login", name, "--password-file", str(password))
         made[who] = cli
     return made
+
+
+def register_echo(fo: Cli, folder: Path, manifest: dict | None = None) -> str:
+    """`fo` registers the echo guest (input `in`, output `out`), public, with `manifest` (by
+    default one naming it "echo"); its id."""
+    (folder / "echo.wasm").write_bytes(guest(ECHO))
+    (folder / "echo.json").write_text(json.dumps(manifest or {"name": "echo"}))
+    slots = {"inputs": [{"name": "in"}], "outputs": [{"name": "out"}]}
+    arguments = [{"name": n, "default": n} for n in ("in", "out")]
+    (folder / "spec.json").write_text(json.dumps({**slots, "arguments": arguments}))
+    wasm, spec = str(folder / "echo.wasm"), str(folder / "spec.json")
+    return str(fo.json("function", "register", wasm, "--public", "--spec", spec)["id"])

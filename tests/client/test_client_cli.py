@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-from cli_helpers import Cli, make_users
-from guests import ECHO, guest
+from cli_helpers import Cli, make_users, register_echo
+from guests import guest
 from paths import MNIST
 
 from teaclave_infer.local import free_port
@@ -248,19 +248,7 @@ def test_task_create_takes_the_callers_steps_in_one_request(users, tmp_path):
     """`task create --input --output --invoke`: created, assigned, approved and invoked in one
     request when the caller owns every slot; `--approve` and `approve --invoke` likewise."""
     fo, do = users["fo"], users["do"]
-    (tmp_path / "echo.wasm").write_bytes(guest(ECHO))
-    (tmp_path / "echo.json").write_text(json.dumps({"name": "echo"}))
-    slots = {"inputs": [{"name": "in"}], "outputs": [{"name": "out"}]}
-    arguments = [{"name": n, "default": n} for n in ("in", "out")]
-    (tmp_path / "spec.json").write_text(json.dumps({**slots, "arguments": arguments}))
-    fid = fo.json(
-        "function",
-        "register",
-        str(tmp_path / "echo.wasm"),
-        "--public",
-        "--spec",
-        str(tmp_path / "spec.json"),
-    )["id"]
+    fid = register_echo(fo, tmp_path)
     (tmp_path / "in.bin").write_bytes(b"twelve bytes")
     files = []
     for _ in range(2):

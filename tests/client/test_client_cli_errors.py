@@ -10,8 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from cli_helpers import Cli, make_users
-from guests import ECHO, guest
+from cli_helpers import Cli, make_users, register_echo
 from PIL import Image
 
 
@@ -121,20 +120,8 @@ ONE_BY_FOUR = {"id": "in", "shape": [1, 4], "dtype": "float32"}
 
 def test_infer_checks_the_tensor_against_the_manifest_before_uploading(users, tmp_path):
     fo, do = users["fo"], users["do"]
-    (tmp_path / "echo.wasm").write_bytes(guest(ECHO))
     manifest = {"name": "echo4", "inputs": [ONE_BY_FOUR], "outputs": [{"id": "out"}]}
-    (tmp_path / "echo.json").write_text(json.dumps(manifest))
-    slots = {"inputs": [{"name": "in"}], "outputs": [{"name": "out"}]}
-    arguments = [{"name": n, "default": n} for n in ("in", "out")]
-    (tmp_path / "spec.json").write_text(json.dumps({**slots, "arguments": arguments}))
-    fo(
-        "function",
-        "register",
-        str(tmp_path / "echo.wasm"),
-        "--public",
-        "--spec",
-        str(tmp_path / "spec.json"),
-    )
+    register_echo(fo, tmp_path, manifest)
     np.save(tmp_path / "wrong.npy", np.zeros((2, 2), np.float32))
     np.save(tmp_path / "ints.npy", np.zeros((1, 4), np.int32))
     np.save(tmp_path / "right.npy", np.arange(4, dtype=np.float32).reshape(1, 4))
