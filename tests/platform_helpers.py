@@ -4,6 +4,7 @@ fetch and decrypt; in the test's process (a TestClient) or against a live servic
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
