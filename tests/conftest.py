@@ -2,8 +2,8 @@
 PostgreSQL too when TEACLAVE_TEST_POSTGRES_URL is set) and the committed MNIST builds.
 
 Two tiers: `--tier fast` collects no test that builds a function (tests/builder, tests/runtime
-and whatever is marked `build`) nor any marked `slow`, and refuses any import of TVM; the
-default, `--tier full`, runs everything.
+and whatever is marked `build`), runs none marked `slow` and none on PostgreSQL, and refuses any
+import of TVM; the default, `--tier full`, runs everything.
 """
 
 from __future__ import annotations
@@ -63,13 +63,20 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+def _full_tier_only(item: pytest.Item) -> bool:
+    """Builds a function, takes long, or runs on PostgreSQL (the fast tier's storage is SQLite)."""
+    if any(item.get_closest_marker(mark) for mark in ("build", "slow")):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "postgresql" in callspec.params.values()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if fast_tier(config):
-        kept = [
-            i for i in items if not (i.get_closest_marker("build") or i.get_closest_marker("slow"))
-        ]
-        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
-        items[:] = kept
+        left_out = [i for i in items if _full_tier_only(i)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [i for i in items if i not in set(left_out)]
 
 
 @pytest.fixture(autouse=True)

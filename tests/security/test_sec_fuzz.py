@@ -288,6 +288,7 @@ def _fuzz(schema: Any, world: Platform, ids: dict[str, str], role: str, **call: 
     return ran
 
 
+@pytest.mark.slow  # many processes or requests: the full tier
 @pytest.mark.parametrize("role", ROLES)
 def test_schemathesis_finds_no_server_error(client, role):
     world = Platform(client)
@@ -296,6 +297,7 @@ def test_schemathesis_finds_no_server_error(client, role):
     assert _fuzz(schema, world, ids, role) > 0
 
 
+@pytest.mark.slow  # many processes or requests: the full tier
 @pytest.mark.slow
 @pytest.mark.parametrize("role", ROLES)
 def test_schemathesis_finds_no_server_error_live(live_service, role):

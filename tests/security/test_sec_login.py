@@ -121,6 +121,7 @@ def _served(tmp_path: Path, db: str | None) -> Iterator[tuple[str, subprocess.Po
                 process.wait()
 
 
+@pytest.mark.slow  # many processes or requests: the full tier
 @pytest.mark.parametrize("database", DATABASES)
 def test_100_concurrent_logins_answer_and_the_service_stays_up(tmp_path, database):
     db = fresh_postgres(os.environ["TEACLAVE_TEST_POSTGRES_URL"]) if database != "sqlite" else None

@@ -91,6 +91,7 @@ def usage(p: Platform, function_id: str) -> dict:
     return dict(p.client.get(f"/v1/functions/{function_id}/usage", headers=p.auth["fo"]).json())
 
 
+@pytest.mark.slow  # many processes or requests: the full tier
 def test_fifty_invocations_at_once_on_a_quota_of_five_count_exactly_five(live):
     p = live.p
     for _ in range(5):  # a lost update shows in most rounds, not in every one

@@ -75,7 +75,7 @@ def run_js(node: str, body: str, **inputs: Any) -> Any:
 NODE_SUITE = WEB / "test" / "crypto.test.mjs"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def node_suite() -> SuiteRun:
     return SuiteRun(NODE_SUITE)
 

@@ -312,7 +312,7 @@ class MnistMode:
     weights: Path | None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mnist_builds() -> list[MnistMode]:
     """MNIST in both weight modes (the committed builds)."""
     modes = []
@@ -392,7 +392,7 @@ def planned_tests() -> list[str]:
 NODE_NAMES = planned_tests()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def node_suite(tmp_path_factory: pytest.TempPathFactory, mnist_builds: list[MnistMode]) -> SuiteRun:
     out = tmp_path_factory.mktemp("web-fixtures")
     write_fixtures(out, mnist_builds)

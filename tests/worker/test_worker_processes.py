@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from cheap_kdf import ENTRY
 from guests import ECHO
 from platform_helpers import Platform
@@ -254,6 +255,7 @@ def echo(p: Platform, function_id: str, data: bytes) -> str:
     return p.submit(function_id, inputs, outputs)
 
 
+@pytest.mark.slow  # many processes or requests: the full tier
 def test_serve_runs_tasks_in_its_worker_processes_and_never_imports_the_worker(tmp_path):
     with served(tmp_path, workers=2, python_flags=("-X", "importtime")) as s:
         workers = children(s.process.pid)
@@ -273,6 +275,7 @@ def test_serve_runs_tasks_in_its_worker_processes_and_never_imports_the_worker(t
     assert len(events(s, "worker stopped")) == 2
 
 
+@pytest.mark.slow  # many processes or requests: the full tier
 def test_a_killed_worker_process_is_replaced_and_workers_outlive_no_supervisor(tmp_path):
     with served(tmp_path, workers=1) as s:
         (first,) = children(s.process.pid)
@@ -292,6 +295,7 @@ def test_a_killed_worker_process_is_replaced_and_workers_outlive_no_supervisor(t
     assert len(events(s, "worker stopped")) == 1
 
 
+@pytest.mark.slow  # many processes or requests: the full tier
 def test_sigterm_stops_the_api_and_lets_the_running_task_finish(tmp_path):
     with served(tmp_path, workers=1) as s:
         p = Platform(HttpClient(s.url))

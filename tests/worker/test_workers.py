@@ -159,6 +159,7 @@ def events_of(task_id: str, *workers: WorkerProcess, event: str) -> list[dict]:
     ]
 
 
+@pytest.mark.slow  # many processes or requests: the full tier
 def test_a_worker_killed_mid_task_leaves_it_to_another_that_finishes_it_once(settings, tmp_path):
     p = Platform(TestClient(create_app(settings)))  # no workers in the service's process
     fid = p.register_guest(slow(ECHO, 1_500_000_000))
@@ -186,6 +187,7 @@ def test_a_worker_killed_mid_task_leaves_it_to_another_that_finishes_it_once(set
     p.verified_receipt(task)
 
 
+@pytest.mark.slow  # many processes or requests: the full tier
 def test_three_worker_processes_on_one_database_never_run_a_task_twice(settings, tmp_path):
     """One `worker` process, and one `worker --concurrency 2` that supervises two more."""
     p = Platform(TestClient(create_app(settings)))
