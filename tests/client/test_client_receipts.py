@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from paths import VECTORS
+from receipts import PAYLOAD
 from teaclave_client.errors import ReceiptError
 from teaclave_client.sealing import (
     RECEIPT_FORMATS,
@@ -25,16 +26,6 @@ from teaclave_client.sealing import (
 from teaclave_infer.domain.keys import PlatformKeys
 
 VECTOR_V1: dict[str, Any] = json.loads((VECTORS / "receipt-v1.json").read_text(encoding="utf-8"))
-PAYLOAD = {  # the shape the worker signs (teaclave_infer/worker/task.py)
-    "task_id": "5f0c",
-    "function_sha256": "ab" * 32,
-    "inputs": {"image": "00" * 16},
-    "outputs": {"scores": "11" * 16, "résumé ✓": "22" * 16},
-    "return_value": -3,
-    "result_kind": "ok",
-    "executor": "teaclave-infer/0.1 wasmtime",
-    "finished_at": "2025-01-02T03:04:05.123456+00:00",
-}
 
 
 @pytest.fixture(scope="module")

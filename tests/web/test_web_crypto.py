@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from node_suites import SuiteRun, listed
 from paths import VECTORS, WEB
+from receipts import PAYLOAD
 from teaclave_client.crypto import IntegrityError, decrypt, encrypt, generate_key
 from teaclave_client.sealing import (
     RECEIPT_FORMATS,
@@ -182,16 +183,7 @@ def test_js_wrapped_keys_open_with_the_platform_key_only_for_their_file(
 def test_platform_receipts_verify_in_js_and_altered_ones_do_not(node: str, tmp_path: Path) -> None:
     keys = PlatformKeys.load_or_create(tmp_path / "keys")
     other = PlatformKeys.load_or_create(tmp_path / "other")
-    payload = {  # the shape the worker signs (teaclave_infer/worker/task.py)
-        "task_id": "5f0c",
-        "function_sha256": "ab" * 32,
-        "inputs": {"image": "00" * 16},
-        "outputs": {"scores": "11" * 16, "résumé ✓": "22" * 16},
-        "return_value": -3,
-        "result_kind": "ok",
-        "executor": "teaclave-infer/0.1 wasmtime",
-        "finished_at": "2025-01-02T03:04:05.123456+00:00",
-    }
+    payload = dict(PAYLOAD)
     receipt = keys.sign(payload)
     payload = receipt["payload"]  # with its receipt_version
     assert verify_receipt(receipt, keys.public()["signing"]["public_key"]) == payload
