@@ -60,7 +60,9 @@ def test_labels_come_from_labels_json_or_the_names(tmp_path):
     assert labelled_images(MNIST / "samples")[0] == (MNIST / "samples" / "digit_0_a.png", 0)
 
 
-def test_the_demo_then_serves_the_page_with_the_function_shared(tmp_path, capsys, monkeypatch):
+def test_the_demo_then_serves_the_page_with_the_function_shared(
+    tmp_path, capsys, monkeypatch, demo_out
+):
     images = tmp_path / "images"
     images.mkdir()
     shutil.copy(MNIST / "samples" / "digit_7_a.png", images / "digit_7_a.png")
@@ -79,18 +81,19 @@ def test_the_demo_then_serves_the_page_with_the_function_shared(tmp_path, capsys
             seen["page"] = user._http.get(f"{url}/demo/", timeout=10)
 
     monkeypatch.setattr("teaclave_examples.mnist.local._until_interrupted", while_serving)
-    args = ["demo", "--model", str(MNIST / "mnist.onnx"), "--out", str(tmp_path / "build")]
+    args = ["demo", "--model", str(MNIST / "mnist.onnx"), "--out", str(demo_out)]
     assert main([*args, "--images", str(images), "--web"]) == 0
     browser = seen["browser"]
     assert isinstance(browser, dict) and browser["function"]["browser"] is True
     assert browser["weights"] is None and browser["manifest"]["weights"]["mode"] == "embedded"
     assert seen["page"].status_code == 200  # type: ignore[attr-defined]
-    assert (tmp_path / "build" / "web" / "mnist.wasm").exists()
+    assert (demo_out / "web" / "mnist.wasm").exists()
 
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory) -> Path:
-    """The demo's two builds (separate weights; embedded, for the page), made once."""
+    """The demo's two builds (separate weights; embedded, for the page), made once a module by
+    the demo's own build step, which the demo then finds fresh."""
     out = tmp_path_factory.mktemp("demo-build")
     built(MNIST / "mnist.onnx", out)
     built(MNIST / "mnist.onnx", out / "web", WEB_BUILD)
