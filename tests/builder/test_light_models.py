@@ -1,5 +1,5 @@
 """The 9 real architectures ONNX ships in onnx/backend/test/data/light, compiled and compared
-with onnxruntime in both weight modes.
+with onnxruntime: squeezenet in both weight modes, the big ones in one each.
 
 These files build every weight with ConstantOfShape (one value repeated), which makes most
 outputs uniform and a comparison nearly blind. Each test first replaces those weights with
