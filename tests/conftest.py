@@ -34,7 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--tier",
         choices=("fast", "full"),
         default="full",
-        help="fast: no test that builds a function, and no TVM import; full: every test",
+        help="fast: no test that builds a function or is slow, SQLite only, no TVM import; "
+        "full (default): every test",
     )
 
 
@@ -76,7 +77,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         left_out = [i for i in items if _full_tier_only(i)]
         if left_out:
             config.hook.pytest_deselected(items=left_out)
-            items[:] = [i for i in items if i not in set(left_out)]
+            items[:] = [i for i in items if not _full_tier_only(i)]
 
 
 @pytest.fixture(autouse=True)
