@@ -71,6 +71,33 @@ class Accounts(Transport):
         body = {"username": username, "password": password, "role": role, "attribute": attribute}
         return parse(User, self._json("POST", "/v1/users", json=body))
 
+    def list_users(self) -> list[User]:
+        """(PlatformAdmin) Every user."""
+        return [parse(User, u) for u in self._pages("/v1/users", {})]
+
+    def update_user(
+        self, user_id: str, role: str | None = None, attribute: str | None = None
+    ) -> User:
+        """(PlatformAdmin) Changes a user's role or attribute (None: unchanged)."""
+        changes = {k: v for k, v in (("role", role), ("attribute", attribute)) if v is not None}
+        return parse(User, self._json("PATCH", f"/v1/users/{user_id}", json=changes))
+
+    def delete_user(self, user_id: str) -> None:
+        """(PlatformAdmin) Deletes a user."""
+        self._request("DELETE", f"/v1/users/{user_id}")
+
+    def reset_password(self, user_id: str, password: str) -> None:
+        """(PlatformAdmin) Sets a password the user must change at their next login; their
+        tokens are revoked."""
+        self._request("POST", f"/v1/users/{user_id}/password", json={"password": password})
+
+    def change_password(self, old_password: str, new_password: str) -> None:
+        """Changes the caller's own password. The platform revokes every token of theirs, this
+        one too: log in again with the new password."""
+        body = {"old_password": old_password, "new_password": new_password}
+        self._request("POST", "/v1/auth/password", json=body)
+        self.token = None
+
     def platform_keys(self) -> dict[str, Any]:
         """The platform's published keys, checked against `pinned_keys` if any."""
         if self._platform_keys is None:

@@ -56,6 +56,10 @@ class FunctionVerbs(Accounts):
         `limits`, `browser` or `browser_weights` (an input file id of yours; "" for none)."""
         return parse(Function, self._json("PATCH", f"/v1/functions/{function_id}", json=changes))
 
+    def delete_function(self, function_id: str) -> None:
+        """(Its owner) Deletes a function."""
+        self._request("DELETE", f"/v1/functions/{function_id}")
+
     def list_functions(self, scope: str = "allowed", name: str | None = None) -> list[Function]:
         """`allowed`: every function the caller may use; `mine`: the caller's own."""
         params = {"scope": scope, **({"name": name} if name else {})}

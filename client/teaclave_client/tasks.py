@@ -161,10 +161,11 @@ class TaskVerbs(FileVerbs, FunctionVerbs):
             if deadline is not None and time.monotonic() >= deadline:
                 raise TaskTimeout(f"task {task_id} is still {task.state} after {timeout:g} s")
 
-    def get_task_result(self, task: str | Task) -> TaskResult:
+    def get_task_result(self, task: str | Task, *, fetch_outputs: bool = True) -> TaskResult:
         """The result of a finished task, verified: the receipt is signed by the platform's
         signing key and speaks of this task, this function, this return value and these
-        outputs; each output this client holds a key for is fetched, its tag checked against
+        outputs; each output this client holds a key for is fetched (unless `fetch_outputs` is
+        false: an output written to the owner's own URL is read there), its tag checked against
         the receipt and decrypted. TaskFailed if the task failed or was canceled."""
         task = self.get_task(task) if isinstance(task, str) else task
         result = check_finished(task)
@@ -177,7 +178,7 @@ class TaskVerbs(FileVerbs, FunctionVerbs):
                 check_input(payload, slot, file_id, self._input_cmac(file_id))
         outputs, missing = {}, []
         for slot, out in result.get("outputs", {}).items():
-            if self.keys.get(out["file_id"]) is None:
+            if not fetch_outputs or self.keys.get(out["file_id"]) is None:
                 missing.append(slot)
                 continue
             outputs[slot] = self.fetch_output(

@@ -1,0 +1,238 @@
+"""The Teaclave-compatible facade (`teaclave_client.teaclave`) against the app in this process
+and two worker threads: Teaclave's calls, in Teaclave's order, give Teaclave's answers; file
+keys never cross the network as given; what the platform cannot honour is a clear error."""
+
+from __future__ import annotations
+
+import base64
+import json
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+from guests import ECHO, guest
+from platform_helpers import app_with_workers
+from service_helpers import ADMIN_PASSWORD, TestClientAdapter
+from teaclave_client.crypto import encrypt, generate_key
+from teaclave_client.teaclave import (
+    AttestationNotAvailable,
+    AuthenticationService,
+    DataMap,
+    FrontendService,
+    FunctionArgument,
+    FunctionInput,
+    FunctionOutput,
+    OwnerList,
+    TaskStatus,
+    TeaclaveException,
+)
+
+ADD = "(i32.add (local.get $argc) (i32.const 3))"  # argc 4 (two arguments) -> 7
+
+
+@dataclass
+class Wire:
+    """Every request body the facade sent, to look for keys in the clear."""
+
+    bodies: list[bytes] = field(default_factory=list)
+
+    def seen(self, secret: bytes) -> bool:
+        forms = [
+            secret,
+            secret.hex().encode(),
+            base64.b64encode(secret),
+            str(list(secret)).encode(),
+        ]
+        return any(f in body for body in self.bodies for f in forms)
+
+
+class _Recording(TestClientAdapter):
+    def __init__(self, client, wire: Wire) -> None:
+        super().__init__(client)
+        self.wire = wire
+
+    def send(self, request, *args, **kw):
+        body = request.body or b""
+        self.wire.bodies.append(body if isinstance(body, bytes) else body.encode())
+        return super().send(request, *args, **kw)
+
+
+@dataclass
+class Teaclave:
+    """Services of the app in this process, made as Teaclave's utils.py makes them."""
+
+    app: object
+    wire: Wire
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.mount(str(self.app.base_url), _Recording(self.app, self.wire))
+        return session
+
+    def auth(self) -> AuthenticationService:
+        return AuthenticationService(str(self.app.base_url), session=self.session()).connect()
+
+    def frontend(self, user: str, password: str) -> FrontendService:
+        with self.auth() as auth:
+            token = auth.user_login(user, password)
+        client = FrontendService(str(self.app.base_url), session=self.session()).connect()
+        client.metadata = {"id": user, "token": token}
+        return client
+
+
+@pytest.fixture
+def teaclave(settings) -> Iterator[Teaclave]:
+    with app_with_workers(settings, workers=2) as app:
+        platform = Teaclave(app, Wire())
+        with platform.auth() as admin:
+            admin.user_login("admin", ADMIN_PASSWORD)
+            admin.user_register("owner", "owner-password-1", "FunctionOwner")
+            admin.user_register("user0", "user0-password-1", "DataOwner")
+            admin.user_register("user1", "user1-password-1", "DataOwner")
+        yield platform
+
+
+def test_a_lone_creator_runs_a_task_without_approving_as_in_teaclave(teaclave):
+    with teaclave.frontend("owner", "owner-password-1") as client:
+        function_id = client.register_function(
+            name="entrypoint",
+            description="adds",
+            executor_type="wamr",
+            payload=list(guest(ADD)),
+            arguments=[FunctionArgument("adder1"), FunctionArgument("adder2")],
+        )
+        assert function_id.startswith("function-")
+        task_id = client.create_task(
+            function_id=function_id,
+            function_arguments={"adder1": "3", "adder2": "4"},
+            executor="wamr",
+        )
+        assert task_id.startswith("task-")
+        client.invoke_task(task_id)
+        assert client.get_task_result(task_id) == b"7"
+        task = client.get_task(task_id)
+        assert task["status"] == TaskStatus.Finished and task["creator"] == "owner"
+        assert base64.b64decode(task["result"]["Ok"]["return_value"]) == b"7"
+        assert json.loads(task["function_arguments"]) == {"adder1": "3", "adder2": "4"}
+
+
+def test_two_data_owners_run_a_task_and_their_keys_stay_wrapped(teaclave):
+    owner = teaclave.frontend("owner", "owner-password-1")
+    function_id = owner.register_function(
+        "echo",
+        "copies in to out",
+        "wamr",
+        public=True,
+        payload=guest(ECHO),
+        arguments=[FunctionArgument("in", "in", False), FunctionArgument("out", "out", False)],
+        inputs=[FunctionInput("in", "what to copy")],
+        outputs=[FunctionOutput("out", "the copy")],
+    )
+    user0 = teaclave.frontend("user0", "user0-password-1")
+    user1 = teaclave.frontend("user1", "user1-password-1")
+    task_id = user0.create_task(
+        function_id,
+        {},
+        "wamr",
+        inputs_ownership=[OwnerList("in", ["user0"])],
+        outputs_ownership=[OwnerList("out", ["user1"])],
+    )
+    key_in, key_out = generate_key("aes-gcm-128"), generate_key("aes-gcm-128")
+    sealed, meta = encrypt("aes-gcm-128", key_in, b"a secret of user0")
+    url = user0.client.upload(sealed)
+    input_id = user0.register_input_file(url, "aes-gcm-128", list(key_in), meta.iv, list(meta.cmac))
+    output_id = user1.register_output_file("blob:", "aes-gcm-128", key_out, [])
+    assert input_id.startswith("input-") and output_id.startswith("output-")
+    user0.assign_data_to_task(task_id, [DataMap("in", input_id)], [])
+    user1.assign_data_to_task(task_id, [], [DataMap("out", output_id)])
+    for client in (user0, user1):
+        client.approve_task(task_id)
+    user0.invoke_task(task_id)
+    assert user0.get_task_result(task_id) == b"17"
+    assert user1.get_task_result(task_id) == b"17"
+    cmac = user1.get_output_cmac_by_tag(task_id, "out")
+    copy = user1.client.fetch_output(output_id.removeprefix("output-").replace("-", ""), cmac.hex())
+    assert copy == b"a secret of user0"
+    task = user1.get_task(task_id)
+    assert sorted(task["participants"]) == ["user0", "user1"]
+    assert task["assigned_outputs"] == [{"data_name": "out", "data_id": output_id}]
+    assert teaclave.wire.seen(meta.cmac)  # the record holds what was sent...
+    assert not teaclave.wire.seen(key_in) and not teaclave.wire.seen(key_out)  # ...not the keys
+
+
+def test_an_admin_manages_users_by_their_names(teaclave):
+    with teaclave.auth() as admin:
+        admin.user_login("admin", ADMIN_PASSWORD)
+        assert {"admin", "owner", "user0", "user1"} <= set(admin.list_users("admin").ids)
+        admin.user_update("user0", "", "FunctionOwner", "team-a")
+        reset = admin.reset_user_password("user1")
+        admin.delete_user("owner")
+        assert "owner" not in admin.list_users().ids
+    with teaclave.auth() as user1:
+        user1.user_login("user1", reset.password)  # must change it now, as the platform says
+        user1.user_change_password("user1-password-2")
+        assert user1.user_login("user1", "user1-password-2")
+    promoted = teaclave.frontend("user0", "user0-password-1")
+    assert promoted.register_function("f", "", "wamr", payload=guest("(i32.const 1)"))
+    with pytest.raises(TeaclaveException, match="Failed to login user"):
+        teaclave.auth().user_login("owner", "owner-password-1")
+
+
+def test_a_function_owner_reads_updates_disables_and_deletes_a_function(teaclave):
+    client = teaclave.frontend("owner", "owner-password-1")
+    wasm = guest(ECHO)
+    spec = {
+        "arguments": [FunctionArgument("in", "in", False)],
+        "inputs": [FunctionInput("in", "what to copy", optional=True)],
+    }
+    function_id = client.register_function("echo", "v1", "wamr", False, wasm, **spec)
+    got = client.get_function(function_id)
+    assert (got.name, got.description, got.owner, got.executor_type) == (
+        "echo",
+        "v1",
+        "owner",
+        "wamr",
+    )
+    assert got.arguments[0].key == "in" and got.arguments[0].allow_overwrite is False
+    assert got["inputs"][0]["optional"] is True
+    assert client.list_functions("owner").registered_functions == [function_id]
+    client.update_function(function_id, "echo", "v2", "wamr", True, wasm, **spec)
+    assert client.get_function(function_id).description == "v2"
+    with pytest.raises(TeaclaveException, match="payload cannot change"):
+        client.update_function(function_id, "echo", "v3", "wamr", True, guest(ADD), **spec)
+    client.disable_function(function_id)
+    with pytest.raises(TeaclaveException, match=r"Failed to create task.*disabled"):
+        client.create_task(function_id, {}, "wamr", [OwnerList("in", ["owner"])])
+    client.delete_function(function_id)
+    with pytest.raises(TeaclaveException, match="Failed to get function"):
+        client.get_function(function_id)
+
+
+def test_what_the_platform_cannot_honour_is_a_clear_error(teaclave):
+    with pytest.raises(TeaclaveException, match="give the platform's URL"):
+        FrontendService(("localhost", 7777), "ias_root_ca_cert.pem", "enclave_info.toml")
+    with pytest.warns(AttestationNotAvailable, match="attestation is not available"):
+        FrontendService(str(teaclave.app.base_url), "ias_root_ca_cert.pem", "enclave_info.toml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FrontendService(str(teaclave.app.base_url))  # no attestation asked for: no warning
+    with pytest.raises(TeaclaveException, match="Metadata is None"):
+        FrontendService(str(teaclave.app.base_url)).list_functions()
+    client = teaclave.frontend("owner", "owner-password-1")
+    with pytest.raises(TeaclaveException, match=r"mesapy.*WebAssembly functions only"):
+        client.register_function("py", "", "mesapy", payload=b"def entrypoint(argv): pass")
+    function_id = client.register_function("f", "", "wamr", payload=guest(ADD))
+    with pytest.raises(TeaclaveException, match="builtin"):
+        client.create_task(function_id, {}, "builtin")
+    with pytest.raises(TeaclaveException, match="user 'stranger' has not logged in"):
+        client.create_task(function_id, {}, "wamr", [OwnerList("in", ["stranger"])])
+    task_id = client.create_task(function_id, {}, "wamr")
+    with pytest.raises(TeaclaveException, match="is an id of a task, not of a function"):
+        client.get_function(task_id)
+    assert client.get_task(task_id.removeprefix("task-").replace("-", ""))["status"] == 0
+    client.cancel_task(task_id)
+    with pytest.raises(TeaclaveException, match="Task Canceled"):
+        client.get_task_result(task_id)
+    assert client.get_task(task_id)["status"] == TaskStatus.Canceled
