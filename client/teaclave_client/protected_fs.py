@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import urllib.parse
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,6 +35,7 @@ __all__ = [
     "encrypt",
     "encrypt_file",
     "encrypt_stream",
+    "name_for",
     "stored_cmac",
 ]
 
@@ -184,3 +186,17 @@ def decrypt_file(key: bytes, src: Path, dst: Path, cmac: bytes | None = None) ->
     """Decrypts src into dst; dst appears only if every node verified. Returns the stored name."""
     with src.open("rb") as f, atomic_file(dst, PRIVATE) as out:
         return decrypt_stream(key, f, out, cmac)
+
+
+def name_for(url: str, default: str) -> str:
+    """The name Teaclave stages a file from `url` under (the last segment of its path), which
+    its own reader requires a protected file to store; `default` for a `blob:` URL or a
+    segment the SDK could not store."""
+    segment = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    if url.startswith("blob:"):
+        return default
+    try:
+        layout.check_name(segment)
+    except ValueError:
+        return default
+    return segment
