@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import io
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -113,12 +114,23 @@ def decrypt_stream(key: bytes, src: BinaryIO, out: BinaryIO, cmac: bytes | None 
     after it verified; returns the name stored in it. IntegrityError if the file is not exactly
     what was written with this key (and, if given, with this cmac)."""
     _check_key(key)
+    md, length = _verified_metadata(key, src, cmac)
+    out.write(md.head)
+    remaining = md.size - layout.HEAD_BYTES
+    for block in _data_blocks(src, md, length):
+        out.write(block[: min(NODE_SIZE, remaining)])
+        remaining -= NODE_SIZE
+    return md.name
+
+
+def _verified_metadata(
+    key: bytes, src: BinaryIO, cmac: bytes | None
+) -> tuple[layout.Metadata, int]:
+    """The metadata and the file's length, once the cmac, the metadata node and the length the
+    size implies all check."""
     length = src.seek(0, io.SEEK_END)
-    if cmac is not None:
-        found = stored_cmac(src)
-        if not hmac.compare_digest(found, cmac):
-            raise IntegrityError("the file's metadata GMAC is not the registered cmac")
-    src.seek(0)
+    if cmac is not None and not hmac.compare_digest(stored_cmac(src), cmac):
+        raise IntegrityError("the file's metadata GMAC is not the registered cmac")
     md = layout.open_metadata(key, _read_node(src, 0, length))
     data_nodes, mht_nodes = layout.node_counts(md.size)
     if length != NODE_SIZE * (1 + data_nodes + mht_nodes):
@@ -126,30 +138,30 @@ def decrypt_stream(key: bytes, src: BinaryIO, out: BinaryIO, cmac: bytes | None 
             f"the file is {length} bytes: a protected file of {md.size} bytes has "
             f"{NODE_SIZE * (1 + data_nodes + mht_nodes)} (truncated or extended)"
         )
-    out.write(md.head)
-    mhts: dict[int, bytes] = {}  # kept whole: 4 KiB per 384 KiB of data
+    return md, length
+
+
+def _data_blocks(src: BinaryIO, md: layout.Metadata, length: int) -> Iterator[bytes]:
+    """The data nodes' plaintexts in order, each opened with the entry its MHT node holds; an
+    MHT node is opened when its first data node is reached (its parent has a lower number, so
+    it is open by then). MHT nodes are kept: 4 KiB per 384 KiB of data."""
+    data_nodes, _ = layout.node_counts(md.size)
+    mhts: dict[int, bytes] = {}
     if data_nodes:
-        mhts[0] = layout.open_node(
-            _read_node(src, 1, length), md.mht_key + md.mht_tag, "MHT node 0"
-        )
-    remaining = md.size - layout.HEAD_BYTES
+        root = _read_node(src, 1, length)
+        mhts[0] = layout.open_node(root, md.mht_key + md.mht_tag, "MHT node 0")
     for d in range(data_nodes):
         m = d // layout.DATA_PER_MHT
-        if m not in mhts:  # its parent, a lower number, is already open
-            slot = layout.child_slot(m)
-            entry = mhts[(m - 1) // layout.CHILDREN_PER_MHT][slot : slot + _ENTRY]
-            mhts[m] = layout.open_node(
-                _read_node(src, layout.mht_position(m), length), entry, f"MHT node {m}"
-            )
-        slot = layout.data_slot(d)
-        block = layout.open_node(
-            _read_node(src, layout.data_position(d), length),
-            mhts[m][slot : slot + _ENTRY],
-            f"data node {d}",
-        )
-        out.write(block[: min(NODE_SIZE, remaining)])
-        remaining -= NODE_SIZE
-    return md.name
+        if m not in mhts:
+            entry = _entry(mhts[(m - 1) // layout.CHILDREN_PER_MHT], layout.child_slot(m))
+            node = _read_node(src, layout.mht_position(m), length)
+            mhts[m] = layout.open_node(node, entry, f"MHT node {m}")
+        node = _read_node(src, layout.data_position(d), length)
+        yield layout.open_node(node, _entry(mhts[m], layout.data_slot(d)), f"data node {d}")
+
+
+def _entry(mht: bytes, slot: int) -> bytes:
+    return mht[slot : slot + _ENTRY]
 
 
 def _read_node(src: BinaryIO, position: int, length: int) -> bytes:
