@@ -1,4 +1,5 @@
-"""Teaclave's file crypto, byte-compatible: `aes-gcm-128`, `aes-gcm-256` and `raw`.
+"""Teaclave's file crypto, byte-compatible: `aes-gcm-128`, `aes-gcm-256`, `teaclave-file-128`
+and `raw`.
 
 An encrypted file is AES-GCM(key, iv, AAD = 8 zero bytes) ciphertext followed by its 16-byte
 tag; the tag is the file's `cmac`, registered with the file and checked before use. A `raw` file
@@ -7,6 +8,9 @@ encryption takes a fresh random 12-byte iv. Any failure (wrong key or iv, a flip
 truncated file, a tag that is not the registered cmac) raises IntegrityError and yields no
 plaintext: files are decrypted into a temporary file that replaces the destination only once the
 tag is verified. Files are processed in chunks, so a large one is never held in memory.
+A `teaclave-file-128` file is an SGX protected file (protected_fs.py): it has no iv (give b""),
+its cmac is its metadata node's GMAC, and it stores a file name (`name`; Teaclave's own reader
+opens it only under that name).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from . import protected_fs
 from .errors import IntegrityError
 from .files import PRIVATE, atomic_file
-from .vocabulary import SCHEMAS  # schema -> key bytes
+from .vocabulary import SCHEMAS, Schema  # schema -> key bytes
 
 __all__ = [
     "SCHEMAS",
@@ -43,6 +48,8 @@ __all__ = [
 AAD = bytes(8)
 IV_BYTES, TAG_BYTES = 12, 16
 CHUNK = 1 << 20
+PFS = Schema.TEACLAVE_FILE_128.value
+DEFAULT_NAME = "file.enc"  # the name stored in a teaclave-file-128 file unless one is given
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ def stored_cmac(schema: str, f: BinaryIO) -> bytes:
     bytes, a raw file's digest): what a platform checks against the registered cmac before it
     serves the file."""
     _key_bytes(schema, bytes(SCHEMAS.get(schema, 0)))
+    if schema == PFS:
+        return protected_fs.stored_cmac(f)
     if SCHEMAS[schema]:
         size = f.seek(0, os.SEEK_END)
         f.seek(max(0, size - TAG_BYTES))
@@ -83,10 +92,16 @@ def stored_cmac(schema: str, f: BinaryIO) -> bytes:
     return digest.digest()[:TAG_BYTES]
 
 
-def encrypt(schema: str, key: bytes, plaintext: bytes) -> tuple[bytes, Encrypted]:
-    """(file bytes, iv and cmac) for a plaintext held in memory."""
+def encrypt(
+    schema: str, key: bytes, plaintext: bytes, name: str = DEFAULT_NAME
+) -> tuple[bytes, Encrypted]:
+    """(file bytes, iv and cmac) for a plaintext held in memory; `name` is stored in a
+    teaclave-file-128 file, ignored otherwise."""
     if not _key_bytes(schema, key):
         return plaintext, Encrypted(b"", raw_cmac(plaintext))
+    if schema == PFS:
+        sealed, cmac = protected_fs.encrypt(key, plaintext, name)
+        return sealed, Encrypted(b"", cmac)
     iv = os.urandom(IV_BYTES)
     sealed = AESGCM(key).encrypt(iv, plaintext, AAD)
     return sealed, Encrypted(iv, sealed[-TAG_BYTES:])
@@ -98,6 +113,9 @@ def decrypt(schema: str, key: bytes, iv: bytes, data: bytes, cmac: bytes | None 
         if cmac is not None and not hmac.compare_digest(raw_cmac(data), cmac):
             raise IntegrityError("the raw file's digest is not the registered cmac")
         return data
+    if schema == PFS:
+        _no_iv(iv)
+        return protected_fs.decrypt(key, data, cmac)
     if len(data) < TAG_BYTES or len(iv) != IV_BYTES:
         raise IntegrityError("the file is truncated or the iv is not 12 bytes")
     if cmac is not None and not hmac.compare_digest(data[-TAG_BYTES:], cmac):
@@ -110,12 +128,17 @@ def decrypt(schema: str, key: bytes, iv: bytes, data: bytes, cmac: bytes | None 
         ) from None
 
 
-def encrypt_file(schema: str, key: bytes, src: Path, dst: Path) -> Encrypted:
-    """Encrypts src into dst chunk by chunk; dst is written whole or not at all."""
+def encrypt_file(
+    schema: str, key: bytes, src: Path, dst: Path, name: str | None = None
+) -> Encrypted:
+    """Encrypts src into dst chunk by chunk; dst is written whole or not at all. A
+    teaclave-file-128 file stores `name`, by default dst's name (as Teaclave's tools do)."""
     if not _key_bytes(schema, key):
         data = src.read_bytes()
         _replace_with(dst, lambda out: out.write(data))
         return Encrypted(b"", raw_cmac(data))
+    if schema == PFS:
+        return Encrypted(b"", protected_fs.encrypt_file(key, src, dst, name))
     iv = os.urandom(IV_BYTES)
     encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
     encryptor.authenticate_additional_data(AAD)
@@ -137,6 +160,10 @@ def decrypt_file(
     if not _key_bytes(schema, key):
         data = decrypt(schema, key, iv, src.read_bytes(), cmac)
         _replace_with(dst, lambda out: out.write(data))
+        return
+    if schema == PFS:
+        _no_iv(iv)
+        protected_fs.decrypt_file(key, src, dst, cmac)
         return
     size = src.stat().st_size
     if size < TAG_BYTES or len(iv) != IV_BYTES:
@@ -164,6 +191,11 @@ def decrypt_file(
             ) from None
 
     _replace_with(dst, write)
+
+
+def _no_iv(iv: bytes) -> None:
+    if iv:
+        raise IntegrityError("a teaclave-file-128 file has no iv: this one was given one")
 
 
 def _replace_with(dst: Path, write: Callable[[BinaryIO], object]) -> None:

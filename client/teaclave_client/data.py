@@ -73,11 +73,12 @@ class FileVerbs(Accounts):
     def put_input(
         self, plaintext: bytes, schema: str = DEFAULT_SCHEMA, owners: Sequence[str] = ()
     ) -> FileInfo:
-        """Encrypts with a fresh key, uploads and registers: the usual way to give an input."""
-        key = generate_key(schema)
-        sealed, meta = encrypt(schema, key, plaintext)
+        """Encrypts with a fresh key, uploads and registers: the usual way to give an input.
+        A teaclave-file-128 file stores the file's id as its name."""
+        key, file_id = generate_key(schema), uuid.uuid4().hex
+        sealed, meta = encrypt(schema, key, plaintext, name=file_id)
         return self.register_input_file(
-            self.upload(sealed), schema, key, meta.iv, meta.cmac, owners=owners
+            self.upload(sealed), schema, key, meta.iv, meta.cmac, file_id=file_id, owners=owners
         )
 
     def register_output_file(

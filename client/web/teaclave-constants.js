@@ -48,6 +48,7 @@ export const FAILURE_KIND = Object.freeze({
 export const SCHEMA = Object.freeze({
   AES_GCM_128: "aes-gcm-128",
   AES_GCM_256: "aes-gcm-256",
+  TEACLAVE_FILE_128: "teaclave-file-128",
   RAW: "raw",
 });
 
@@ -55,8 +56,12 @@ export const SCHEMA = Object.freeze({
 export const SCHEMA_KEY_BYTES = Object.freeze({
   "aes-gcm-128": 16,
   "aes-gcm-256": 32,
+  "teaclave-file-128": 16,
   raw: 0,
 });
+
+// The schemas the web host encrypts and decrypts.
+export const BROWSER_SCHEMAS = Object.freeze(["aes-gcm-128", "aes-gcm-256", "raw"]);
 
 // The schema clients use unless told.
 export const DEFAULT_SCHEMA = "aes-gcm-128";

@@ -4,13 +4,19 @@
 //   - files (client/teaclave_client/crypto.py): AES-GCM with a fresh random 12-byte iv and
 //     AAD = 8 zero bytes; the file is ciphertext || 16-byte tag, and the tag is its `cmac`.
 //     A `raw` file is plaintext; its cmac is the first 16 bytes of its SHA-256.
+//     `teaclave-file-128` (SGX protected files) is refused with a message that says so: the
+//     Python client (protected_fs.py) reads and writes it.
 //   - file keys (sealing.py wrap_key): HPKE (@hpke/core) sealed to the platform's X25519 key,
 //     `info` binding the file id and schema.
 //   - receipts (sealing.py verify_receipt): Ed25519 over RFC 8785 canonical JSON (canonicalize),
 //     checked against the signing key published at /v1/platform/keys.
 // Browsers expose WebCrypto in secure contexts only (https, or http://localhost).
 
-import { RECEIPT_VERSION, SCHEMA_KEY_BYTES as SCHEMAS } from "./teaclave-constants.js";
+import {
+  BROWSER_SCHEMAS,
+  RECEIPT_VERSION,
+  SCHEMA_KEY_BYTES as SCHEMAS,
+} from "./teaclave-constants.js";
 import { Aes128Gcm, CipherSuite, HkdfSha256 } from "./vendor/node_modules/@hpke/core/esm/mod.js";
 import { DhkemX25519HkdfSha256 } from "./vendor/node_modules/@hpke/dhkem-x25519/esm/mod.js";
 import canonicalize from "./vendor/node_modules/canonicalize/lib/canonicalize.js";
@@ -110,6 +116,17 @@ function schemaKeyBytes(schema, Err = RangeError) {
   return SCHEMAS[schema];
 }
 
+/** RangeError for a schema the browser does not encrypt or decrypt (teaclave-file-128). */
+function inBrowser(schema) {
+  if (Object.hasOwn(SCHEMAS, schema) && !BROWSER_SCHEMAS.includes(schema)) {
+    throw new RangeError(
+      `${schema} files are not supported in the browser: encrypt and decrypt them with the ` +
+        "Python client (teaclave-client), or use one of " +
+        BROWSER_SCHEMAS.join(", "),
+    );
+  }
+}
+
 /** The key length of a schema; `Err` for an unknown schema or a key of another length. */
 function keyBytes(schema, key, Err = RangeError) {
   const length = schemaKeyBytes(schema, Err);
@@ -135,6 +152,7 @@ async function aesKey(key, usage) {
 
 /** {data: ciphertext || tag, iv, cmac} under a fresh random iv; RangeError for a bad key. */
 export async function encryptFile(schema, key, plaintext) {
+  inBrowser(schema);
   if (!keyBytes(schema, key)) {
     return { data: plaintext.slice(), iv: new Uint8Array(0), cmac: await rawCmac(plaintext) };
   }
@@ -155,6 +173,7 @@ export async function decryptFile(schema, key, iv, data, cmac) {
   if (cmac !== undefined && cmac !== null && !(cmac instanceof Uint8Array)) {
     throw new IntegrityError("the cmac must be bytes (Uint8Array)");
   }
+  inBrowser(schema);
   if (!keyBytes(schema, key, IntegrityError)) {
     if (cmac && !sameBytes(await rawCmac(data), cmac)) {
       throw new IntegrityError("the raw file's digest is not the registered cmac");

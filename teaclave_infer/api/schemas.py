@@ -264,6 +264,13 @@ class InputFileCreate(_Sealed):
     cmac: str = Field(pattern=r"^[0-9a-fA-F]{32}$")
     owners: list[str] = Field(default_factory=list, max_length=100)  # besides the caller
 
+    @model_validator(mode="after")
+    def _no_iv(self) -> InputFileCreate:
+        schema = Schema(self.schema_)
+        if schema.sealed and not schema.takes_iv and self.iv:
+            raise ValueError(f"a {schema} file has no iv (its nonces are inside it)")
+        return self
+
 
 class OutputFileCreate(_Sealed):
     url: str = Field(default="blob:", max_length=2048, pattern=r"^(blob:|file://.+|https?://.+)$")

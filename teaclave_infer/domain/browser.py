@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 from teaclave_client.errors import IntegrityError
+from teaclave_client.vocabulary import Schema
 
 from .errors import Conflict, Forbidden, Invalid
 from .keys import PlatformKeys
@@ -49,6 +50,12 @@ def checked_weights(
         )
     if not f.wrapped_key or not f.url.startswith("blob:"):
         raise Invalid("the weights must be encrypted, in the blob store", title="Unusable weights")
+    if not Schema(f.schema).in_browser:
+        raise Invalid(
+            f"browsers cannot decrypt {f.schema} files: give the weights in one of "
+            f"{', '.join(s for s in Schema if s.in_browser and s.sealed)}",
+            title="Unusable weights",
+        )
     _key(keys, f)
     return f.id
 

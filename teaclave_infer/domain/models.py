@@ -129,7 +129,7 @@ class DataFile(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(8))  # input | output
     url: Mapped[str] = mapped_column(Text)  # blob:<id>, file://..., http(s)://...
-    schema: Mapped[str] = mapped_column(String(32))  # aes-gcm-128 | aes-gcm-256 | raw
+    schema: Mapped[str] = mapped_column(String(32))  # a vocabulary.Schema, e.g. aes-gcm-128
     wrapped_key: Mapped[str] = mapped_column(Text, default="")  # base64
     # The file id bound in the wrapped key's HPKE info: this file's own id, or, for an input made
     # from an output, the output's.

@@ -70,9 +70,11 @@ def _tasks() -> list[Constant]:
 
 def _files_and_limits() -> list[Constant]:
     key_bytes = _frozen({s.value: s.key_bytes for s in Schema})
+    browser = f"Object.freeze({json.dumps([s.value for s in Schema if s.in_browser])})"
     return [
         ("SCHEMA", _names(Schema), "File crypto schemas."),
         ("SCHEMA_KEY_BYTES", key_bytes, "Schema -> bytes of its file key (raw: none)."),
+        ("BROWSER_SCHEMAS", browser, "The schemas the web host encrypts and decrypts."),
         ("DEFAULT_SCHEMA", json.dumps(DEFAULT_SCHEMA.value), "The schema clients use unless told."),
         ("RECEIPT_VERSION", str(RECEIPT_VERSION), "The receipt format the platform signs."),
         ("DEFAULT_LIMITS", _frozen(_default_limits()), "The executor's defaults."),

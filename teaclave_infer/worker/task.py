@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from teaclave_client.crypto import IntegrityError, decrypt, encrypt
+from teaclave_client.protected_fs import name_for
 from teaclave_client.vocabulary import FailureKind, Schema
 
 from .. import __version__
@@ -190,7 +191,10 @@ class _Sealed:
 
 
 def _seal(ctx: Context, f: FileRow, plaintext: bytes) -> _Sealed:
-    sealed, meta = encrypt(f.schema, _key(ctx, f, f"output {f.slot}"), plaintext)
+    """The output in the schema its owner registered; a teaclave-file-128 file stores the name
+    Teaclave would (its URL's file name; the file's id for the blob store)."""
+    name = name_for(f.url, f.id)
+    sealed, meta = encrypt(f.schema, _key(ctx, f, f"output {f.slot}"), plaintext, name=name)
     url = ctx.storage.store(f.url, sealed, f"output {f.slot}")
     return _Sealed(f, url, meta.iv.hex(), meta.cmac.hex())
 

@@ -3,8 +3,12 @@ may not know a resource exists gets 404, one who may see it but not act gets 403
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from fastapi.testclient import TestClient
+from teaclave_client import protected_fs
+from teaclave_client.errors import InvalidRequest
 from test_service_tasks import CMAC, World, private_mnist, task_body
 
 from teaclave_infer.api import create_app
@@ -105,3 +109,20 @@ def test_file_fields_are_checked(settings: Settings, bad):
         {"url": "file:///x", "schema": "aes-gcm-128", "iv": "00" * 12, "cmac": bad},
     )
     assert r.status_code == 422 and "cmac" in r.json()["detail"]
+
+
+def test_a_teaclave_file_128_input_has_no_iv_and_is_served_against_its_metadata_gmac(
+    settings: Settings,
+):
+    w = World(TestClient(create_app(settings)))
+    sdk, schema = w.sdk("do1"), "teaclave-file-128"
+    info = sdk.put_input(b"a protected payload", schema)
+    assert info.schema == schema and info.iv == ""
+    stored = sdk.keys.get(info.id)
+    assert stored is not None
+    sealed, plain = sdk.download(info.id), io.BytesIO()
+    cmac = bytes.fromhex(info.cmac or "")
+    assert protected_fs.decrypt_stream(stored[1], io.BytesIO(sealed), plain, cmac) == info.id
+    assert plain.getvalue() == b"a protected payload"
+    with pytest.raises(InvalidRequest, match="has no iv"):
+        sdk.register_input_file(sdk.upload(sealed), schema, stored[1], bytes(12), cmac)

@@ -46,7 +46,13 @@ def test_the_weights_and_their_key_go_to_allowed_users(p, mnist, mnist_build):
     sealed = p.last_sealed
     others = p.input("do1", b"not the owner's", schema="aes-gcm-256")
     output = p.output("fo")
-    for bad, words in [(others, "of the owner's"), (output, "of the owner's"), ("nope", "")]:
+    protected = p.input("fo", weights, schema="teaclave-file-128")
+    for bad, words in [
+        (others, "of the owner's"),
+        (output, "of the owner's"),
+        ("nope", ""),
+        (protected, "browsers cannot decrypt teaclave-file-128 files"),
+    ]:
         assert_problem(patch(p, fid, browser_weights=bad), 422, words)
     assert_problem(patch(p, fid, "do1", browser_weights=mine), 403, "owner")
     assert patch(p, fid, browser_weights=mine).json()["browser_weights"] == mine

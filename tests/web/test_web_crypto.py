@@ -121,6 +121,33 @@ def test_js_files_open_in_python(node: str, schema: str) -> None:
         assert len(iv) == 12 and data != PLAINTEXT and cmac == data[-16:]
 
 
+def test_teaclave_file_128_is_refused_in_js_with_a_message_that_says_why(node: str) -> None:
+    key = generate_key("teaclave-file-128")
+    sealed, meta = encrypt("teaclave-file-128", key, b"seven")
+    errors = run_js(
+        node,
+        """out([
+          await tc.wrapKey(hex(input.key), input.platform, input.file, input.schema)
+            .then(() => null, (err) => err.message),
+          await errorText(tc.encryptFile(input.schema, hex(input.key), hex(input.data))),
+          await errorText(tc.decryptFile(
+            input.schema, hex(input.key), new Uint8Array(0), hex(input.data), hex(input.cmac))),
+        ]);""",
+        schema="teaclave-file-128",
+        key=key.hex(),
+        data=sealed.hex(),
+        cmac=meta.cmac.hex(),
+        file=FILE,
+        platform=base64.b64encode(
+            X25519PrivateKey.generate().public_key().public_bytes_raw()
+        ).decode(),
+    )
+    assert errors[0] is None  # its key can still be wrapped for the platform
+    for text in errors[1:]:
+        assert text.startswith("RangeError: teaclave-file-128 files are not supported in the")
+        assert "Python client" in text
+
+
 def flipped(data: bytes, at: int) -> bytes:
     out = bytearray(data)
     out[at] ^= 1

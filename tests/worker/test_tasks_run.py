@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import io
 import json
 import logging
 import os
@@ -19,10 +20,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from guests import ECHO
-from paths import MNIST
+from paths import MNIST, VECTORS
 from platform_helpers import Platform, app_with_workers
 from service_helpers import HttpClient
 from sqlalchemy import MetaData, select
+from teaclave_client import protected_fs
 from teaclave_client.images import npy_bytes, prepare_image
 from teaclave_client.sealing import ReceiptError, verify_receipt
 from teaclave_client.vocabulary import FailureKind, ResultKind
@@ -158,6 +160,41 @@ def test_the_echo_guest_round_trips_a_raw_and_an_encrypted_input(platform):
         )
         assert task["state"] == "Finished" and task["result"]["return_value"] == len(payload)
         assert p.fetch_output("do1", out) == payload
+
+
+def test_teaclave_file_128_inputs_and_outputs_teaclaves_own_file_among_them(platform, settings):
+    """Teaclave's vector as an input, one of ours past the metadata node (a Merkle tree), and
+    the output in the schema its owner registered, storing the file's id as its name; a
+    tampered protected file fails the task with integrity."""
+    p, schema = platform, "teaclave-file-128"
+    fid = p.register_guest(ECHO)
+    vector = VECTORS / "teaclave-file-128"
+    owner = p.sdk("do1")
+    teaclaves = owner.register_input_file(
+        owner.upload((vector / "psi0.txt.enc").read_bytes()),
+        schema,
+        bytes(16),
+        b"",
+        bytes.fromhex("fd9b319ae0fc595a98ee4135667ac0ac"),
+    ).id
+    mine = os.urandom(4000)
+    ours = p.input("do1", mine, schema)
+    for file_id, expected in ((teaclaves, (vector / "psi0.txt").read_bytes()), (ours, mine)):
+        out = p.output("do1", schema)
+        task = p.wait(p.submit(fid, {"in": ("do1", file_id)}, {"out": ("do1", out)}))
+        assert task["state"] == "Finished", task["result"]
+        assert p.fetch_output("do1", out) == expected
+        sealed = owner.download(out)
+        assert task["result"]["outputs"]["out"]["iv"] == ""
+        assert sealed[80:96].hex() == task["result"]["outputs"]["out"]["cmac"]
+        plain = io.BytesIO()
+        assert protected_fs.decrypt_stream(p.file_keys[out][1], io.BytesIO(sealed), plain) == out
+        assert plain.getvalue() == expected
+    meta = p.client.get(f"/v1/files/{ours}", headers=p.auth["do1"]).json()
+    tamper_blob(settings, meta["url"])
+    task = p.wait(p.submit(fid, {"in": ("do1", ours)}, {"out": ("do1", p.output("do1", schema))}))
+    assert task["result_kind"] == FailureKind.INTEGRITY, task["result"]
+    assert "SGX_FILE" in task["result"]["message"]
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ def _encryption_key(args: argparse.Namespace) -> tuple[str, bytes]:
 
 def cmd_encrypt(args: argparse.Namespace) -> Output:
     schema, key = _encryption_key(args)
-    meta = encrypt_file(schema, key, args.input, args.output)
+    meta = encrypt_file(schema, key, args.input, args.output, args.name)
     body = {"schema": schema, "key": key.hex(), "iv": meta.iv.hex(), "cmac": meta.cmac.hex()}
     if args.key_file:
         try:
@@ -73,7 +73,7 @@ def _decryption_key(args: argparse.Namespace) -> tuple[str, bytes, str, str | No
         return args.schema, bytes.fromhex(args.key), args.iv or "", args.cmac
     spec = key_file(args.key_file)
     iv, cmac = args.iv or spec.get("iv") or "", args.cmac or spec.get("cmac")
-    if not iv and SCHEMAS.get(spec["schema"]):
+    if not iv and spec["schema"] in SCHEMAS and Schema(spec["schema"]).takes_iv:
         raise TeaclaveClientError(
             f"key file {args.key_file} has no iv: it holds a key only (from `keygen`); give "
             "--iv (and --cmac), or the key file `encrypt --key-file` wrote"
@@ -152,6 +152,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         type=Path,
         help="a key from `keygen --out` to use, completed with the iv and cmac; or, if it does "
         "not exist, where to write schema, key, iv and cmac (0600)",
+    )
+    p.add_argument(
+        "--name",
+        help="teaclave-file-128: the file name stored in it (default: OUTPUT's; Teaclave's "
+        "own tools open the file only under that name)",
     )
 
     help = "decrypt a file; nothing is written unless it verifies"

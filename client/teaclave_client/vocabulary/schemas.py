@@ -1,5 +1,6 @@
 """Teaclave's file crypto schemas. Adding one is a member here plus its cipher in `crypto.py`
-(and `teaclave-crypto.js`); the API, the CLI and the web constants take the list from here."""
+(and `teaclave-crypto.js`, or `in_browser` False); the API, the CLI and the web constants take
+the list from here."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ __all__ = ["DEFAULT_SCHEMA", "RECEIPT_VERSION", "SCHEMAS", "Schema"]
 
 
 class Schema(enum.StrEnum):
-    """How a file is encrypted: AES-GCM with a 128- or 256-bit key, or `raw` (plaintext)."""
+    """How a file is encrypted: AES-GCM with a 128- or 256-bit key, Teaclave's SGX protected
+    file with a 128-bit key, or `raw` (plaintext)."""
 
     AES_GCM_128 = "aes-gcm-128"
     AES_GCM_256 = "aes-gcm-256"
+    TEACLAVE_FILE_128 = "teaclave-file-128"
     RAW = "raw"
 
     @property
@@ -26,7 +29,23 @@ class Schema(enum.StrEnum):
         return self.key_bytes > 0
 
     @property
+    def takes_iv(self) -> bool:
+        """Whether a file comes with an iv: a protected file keeps its nonces inside."""
+        return self in (Schema.AES_GCM_128, Schema.AES_GCM_256)
+
+    @property
+    def in_browser(self) -> bool:
+        """Whether the web host can encrypt and decrypt it (not teaclave-file-128: use the
+        Python client)."""
+        return self is not Schema.TEACLAVE_FILE_128
+
+    @property
     def meaning(self) -> str:
+        if self is Schema.TEACLAVE_FILE_128:
+            return (
+                "Teaclave's SGX protected file, user key: 4 KiB nodes, AES-GCM; no iv; the "
+                "cmac is the metadata node's GMAC (bytes 80..96)"
+            )
         if not self.sealed:
             return "plaintext; its cmac is the first 16 bytes of its SHA-256"
         return (
@@ -35,7 +54,12 @@ class Schema(enum.StrEnum):
         )
 
 
-_KEY_BYTES = {Schema.AES_GCM_128: 16, Schema.AES_GCM_256: 32, Schema.RAW: 0}
+_KEY_BYTES = {
+    Schema.AES_GCM_128: 16,
+    Schema.AES_GCM_256: 32,
+    Schema.TEACLAVE_FILE_128: 16,
+    Schema.RAW: 0,
+}
 
 DEFAULT_SCHEMA = Schema.AES_GCM_128
 # schema name -> key bytes, as `teaclave_client.SCHEMAS` has always been.
