@@ -33,6 +33,7 @@ __all__ = [
     "IMPORT_MODULE",
     "PROFILES",
     "TEACLAVE_IMPORTS",
+    "TEACLAVE_PROFILE",
     "WEIGHTS_ID",
     "Profile",
     "Status",
@@ -100,7 +101,9 @@ PROFILES: dict[str, Profile] = {
         "wasm MVP + sign-extension + non-trapping float-to-int + SIMD128 + bulk memory",
     ),
 }
-DEFAULT_PROFILE = PROFILES["fast"]
+DEFAULT_PROFILE = PROFILES["fast"]  # a manifest's without a `profile`
+# A function registered without our builder's manifest: a Teaclave binary, for WAMR's features.
+TEACLAVE_PROFILE = PROFILES["teaclave"]
 
 
 def safe_id(name: str) -> str:

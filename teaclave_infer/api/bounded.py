@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any
 
 from fastapi import Path, Query
@@ -22,11 +23,13 @@ __all__ = [
     "Fuel",
     "Id",
     "Limit",
+    "Name",
     "Offset",
     "Quota",
     "Status",
     "check_json",
     "check_text",
+    "one_of",
 ]
 
 INT32_MAX = 2**31 - 1  # SQL INTEGER: PostgreSQL's int4 (SQLite's holds 64 bits)
@@ -45,6 +48,12 @@ Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$
 # Body fields.
 Quota = Annotated[int, Field(ge=-1, le=INT32_MAX)]  # invocations; -1: unlimited
 Fuel = Annotated[int, Field(gt=0, le=FUEL.function_max)]
+Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")  # slots, arguments
+
+
+def one_of(names: list[str]) -> str:
+    """A pattern matching exactly one of `names` (a vocabulary's values)."""
+    return "^(" + "|".join(re.escape(name) for name in names) + ")$"
 
 
 def _shown(key: str) -> str:

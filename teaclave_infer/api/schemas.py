@@ -1,25 +1,18 @@
-"""Request and response bodies, one schema per direction."""
+"""Request and response bodies, one schema per direction (a function's are in
+function_schemas.py)."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from teaclave_client.vocabulary import DEADLINE_S, MEMORY_BYTES, OUTPUT_BYTES, DType, Schema
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from teaclave_client.vocabulary import Schema
 
-from ..abi import DEFAULT_PROFILE, PROFILES
 from ..domain.models import Role
-from .bounded import INT32_MAX, Body, Fuel, Quota
+from .bounded import Body, Name, one_of
 
 T = TypeVar("T")
-
-
-def _one_of(names: list[str]) -> str:
-    """A pattern matching exactly one of `names` (a vocabulary's values)."""
-    return "^(" + "|".join(re.escape(name) for name in names) + ")$"
-
 
 Username = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
 Password = Field(min_length=8, max_length=1024)
@@ -90,149 +83,6 @@ class Page(BaseModel, Generic[T]):
     limit: int
 
 
-Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
-
-
-class Argument(Body):
-    name: str = Name
-    default: str = ""
-    overwritable: bool = True
-
-
-class Slot(Body):
-    """A declared input or output of a function."""
-
-    name: str = Name
-    optional: bool = False
-
-
-class FunctionLimits(Body):
-    """The executor's limits for this function's tasks; unset ones take the executor's
-    defaults. Bounded so that one function cannot take a worker's machine."""
-
-    model_config = ConfigDict(extra="forbid")
-    deadline_s: float | None = Field(default=None, gt=0, le=DEADLINE_S.function_max)
-    fuel: Fuel | None = None
-    memory_bytes: int | None = Field(default=None, gt=0, le=MEMORY_BYTES.function_max)
-    output_bytes: int | None = Field(default=None, ge=0, le=OUTPUT_BYTES.function_max)
-
-
-class FunctionSpec(Body):
-    name: str = Name
-    description: str = Field(default="", max_length=4096)
-    public: bool = False
-    allowlist: list[str] = Field(default_factory=list, max_length=1000)  # user ids
-    arguments: list[Argument] | None = None  # default: one overwritable argument per slot
-    inputs: list[Slot] | None = None  # default: the manifest's inputs (+ weights if separate)
-    outputs: list[Slot] | None = None  # default: the manifest's outputs, optional
-    quota: Quota = -1
-    limits: FunctionLimits = Field(default_factory=lambda: FunctionLimits())
-    browser: bool = False  # users who may run it may also run it in their browsers
-
-
-class _Open(Body):
-    """Part of a manifest: the fields the platform or its clients read are checked, any other
-    is kept as given."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class ManifestProfile(_Open):
-    name: str = DEFAULT_PROFILE.name
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in PROFILES:
-            raise ValueError(f"unknown profile {name!r}: one of {sorted(PROFILES)}")
-        return name
-
-
-class ManifestWeights(_Open):
-    mode: Literal["embedded", "separate"] = "embedded"
-    input_id: str | None = Field(default=None, max_length=128)
-
-
-class ManifestImage(_Open):
-    range: tuple[float, float] | None = None  # the pixel range the model expects
-
-
-class ManifestTensor(_Open):
-    """An input or output: its `id` becomes a slot name; clients shape images by the rest."""
-
-    id: str = Name
-    shape: list[Annotated[int, Field(ge=0, le=INT32_MAX)]] | None = Field(None, max_length=64)
-    dtype: str | None = Field(default=None, pattern=_one_of(list(DType)))
-    image: ManifestImage | None = None
-
-
-class Manifest(_Open):
-    """The builder's NAME.json, as `POST /v1/functions` takes it: what the platform reads
-    (`profile.name`, `weights.mode`, `inputs[].id`, `outputs[].id`) and what its clients read
-    (tensor shapes, dtypes, image ranges) are checked, so a wrong one is a 422 naming it."""
-
-    name: str | None = Field(default=None, max_length=128)
-    profile: ManifestProfile = Field(default_factory=ManifestProfile)
-    weights: ManifestWeights = Field(default_factory=ManifestWeights)
-    inputs: list[ManifestTensor] = Field(default_factory=list, max_length=1023)
-    outputs: list[ManifestTensor] = Field(default_factory=list, max_length=1023)
-
-
-class FunctionUpdate(Body):
-    description: str | None = Field(default=None, max_length=4096)
-    public: bool | None = None
-    allowlist: list[str] | None = Field(default=None, max_length=1000)
-    quota: Quota | None = None
-    disabled: bool | None = None
-    limits: FunctionLimits | None = None
-    browser: bool | None = None
-    browser_weights: str | None = Field(default=None, max_length=32)  # "": none
-
-
-class FunctionPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: str
-    sha256: str
-    owner_id: str
-    name: str
-    description: str
-    public: bool
-    allowlist: list[str]
-    arguments: list[Argument]
-    inputs: list[Slot]
-    outputs: list[Slot]
-    quota: int
-    usage: int
-    disabled: bool
-    profile: str
-    size: int
-    limits: dict[str, Any]
-    browser: bool
-    browser_weights: str | None
-    created_at: datetime
-
-
-class BrowserWeights(BaseModel):
-    file_id: str
-    schema_: str = Field(serialization_alias="schema")
-    iv: str  # hex
-    cmac: str  # hex
-    key: str  # base64: the file key, in the clear, for the browser's user
-
-
-class BrowserRun(BaseModel):
-    function: FunctionPublic
-    manifest: dict[str, Any]
-    weights: BrowserWeights | None
-
-
-class FunctionUsage(BaseModel):
-    function_id: str
-    quota: int
-    usage: int
-    tasks_by_state: dict[str, int]
-
-
 Hex = Field(default="", max_length=64, pattern=r"^([0-9a-fA-F]{2})*$")
 
 
@@ -258,7 +108,7 @@ class _Sealed(Body):
 
 class InputFileCreate(_Sealed):
     url: str = Field(max_length=2048, pattern=r"^(blob:[0-9a-f]{32}|file://.+|https?://.+)$")
-    schema_: str = Field(alias="schema", pattern=_one_of(list(Schema)))
+    schema_: str = Field(alias="schema", pattern=one_of(list(Schema)))
     wrapped_key: str = Field(default="", max_length=4096)  # base64, sealed to the platform key
     iv: str = Hex
     cmac: str = Field(pattern=r"^[0-9a-fA-F]{32}$")
@@ -274,7 +124,7 @@ class InputFileCreate(_Sealed):
 
 class OutputFileCreate(_Sealed):
     url: str = Field(default="blob:", max_length=2048, pattern=r"^(blob:|file://.+|https?://.+)$")
-    schema_: str = Field(alias="schema", pattern=_one_of([s for s in Schema if s.sealed]))
+    schema_: str = Field(alias="schema", pattern=one_of([s for s in Schema if s.sealed]))
     wrapped_key: str = Field(max_length=4096)
     owners: list[str] = Field(default_factory=list, max_length=100)
 

@@ -39,14 +39,14 @@ Scope = Literal["mine", "allowed"]
 @dataclass(frozen=True)
 class FunctionDraft:
     """A function as its registering owner declares it; slots and arguments left None take
-    the manifest's (see `register`)."""
+    the manifest's (see `register`), or none without one."""
 
     name: str
     description: str = ""
     public: bool = False
     allowlist: list[str] = field(default_factory=list)
     arguments: list[dict[str, Any]] | None = None  # {name, default, overwritable}
-    inputs: list[dict[str, Any]] | None = None  # {name, optional}
+    inputs: list[dict[str, Any]] | None = None  # {name, description, optional}
     outputs: list[dict[str, Any]] | None = None
     quota: int = -1
     limits: dict[str, Any] = field(default_factory=dict)
@@ -80,10 +80,12 @@ def register(
     user: User,
     draft: FunctionDraft,
     manifest: dict[str, Any],
+    profile: str,
     wasm: bytes,
 ) -> Function:
-    """Stores a validated module as the caller's function; without declared arguments, one
-    overwritable argument per slot. Invalid if the allowlist names no user."""
+    """Stores a module validated for `profile` as the caller's function; `manifest` is the
+    builder's, {} for none. Without declared arguments, one overwritable argument per slot.
+    Invalid if the allowlist names no user."""
     require_registrar(user)
     inputs, outputs = _slots(draft, manifest)
     arguments = draft.arguments
@@ -108,7 +110,7 @@ def register(
         quota=draft.quota,
         limits=draft.limits,
         browser=draft.browser,
-        profile=str(manifest.get("profile", {}).get("name", "fast")),
+        profile=profile,
         manifest=manifest,
         size=len(wasm),
     )

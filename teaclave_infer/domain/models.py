@@ -104,7 +104,7 @@ class Function(Base):
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     allowlist: Mapped[list[Any]] = mapped_column(default=list)  # user ids
     arguments: Mapped[list[Any]] = mapped_column(default=list)  # {name, default, overwritable}
-    inputs: Mapped[list[Any]] = mapped_column(default=list)  # {name, optional}
+    inputs: Mapped[list[Any]] = mapped_column(default=list)  # {name, description, optional}
     outputs: Mapped[list[Any]] = mapped_column(default=list)
     quota: Mapped[int] = mapped_column(Integer, default=-1)  # invocations; < 0: unlimited
     usage: Mapped[int] = mapped_column(Integer, default=0)
@@ -118,6 +118,11 @@ class Function(Base):
     browser: Mapped[bool] = mapped_column(Boolean, default=False)
     browser_weights: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
+
+    @property
+    def has_manifest(self) -> bool:
+        """Registered with our builder's manifest (a Teaclave-ABI function may come without)."""
+        return bool(self.manifest)
 
 
 class DataFile(Base):

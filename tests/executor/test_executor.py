@@ -12,7 +12,16 @@ import wasmtime
 from guests import ARGV, BUF, DEEP, HANDLES, IN, NOPE, OPEN_ALL, OUT, READS, guest, log_values
 
 from teaclave_infer.errors import LimitError
-from teaclave_infer.executor import Limits, ModuleCache, Result, ResultKind, run
+from teaclave_infer.executor import (
+    EngineKey,
+    Limits,
+    ModuleCache,
+    Result,
+    ResultKind,
+    compile_checked,
+    engine_for,
+    run,
+)
 
 W = 0x4000_0000
 
@@ -192,6 +201,26 @@ IMPORT_EP = '(func (export "entrypoint") (param i32 i32) (result i32) (i32.const
 def test_modules_are_validated_before_anything_runs(wat, kind, named):
     result = run(bytes(wasmtime.wat2wasm(wat)), {}, {})
     assert result.kind is kind and named in result.message
+
+
+# What Teaclave's own binaries export beside the two the ABI needs (wasm-ld's symbols, libc's,
+# TVM's runtime's): the validator looks at `entrypoint` and `memory` only.
+TEACLAVE_EXTRAS = """
+  (global (export "__heap_base") i32 (i32.const 65536))
+  (global (export "__data_end") i32 (i32.const 1024))
+  (global (export "__tvm_module_ctx") (mut i32) (i32.const 0))
+  (table (export "__indirect_function_table") 1 funcref)
+  (func (export "strlen") (param i32) (result i32) (i32.const 0))
+  (func (export "TVMBackendAllocWorkspace") (param i32 i32 i64 i32 i32) (result i32) (i32.const 0))
+"""
+
+
+@pytest.mark.parametrize("profile", ["teaclave", "fast"])
+def test_a_teaclave_binarys_other_exports_are_accepted(profile):
+    wasm = guest("(i32.const 7)", TEACLAVE_EXTRAS)
+    module = compile_checked(engine_for(EngineKey(profile, False, 512 << 10)), wasm, profile)
+    assert {e.name for e in module.exports} >= {"entrypoint", "memory", "strlen", "__heap_base"}
+    assert run(wasm, {}, {}, profile=profile).return_value == 7
 
 
 def test_bytes_that_are_not_wasm_are_refused():

@@ -1,6 +1,6 @@
 """The one definition of each small vocabulary the platform, its hosts and its clients share:
 task states, result and failure kinds, crypto schemas, limit defaults, the function ABI's
-numbers.
+numbers, what a function's spec may declare.
 
 This is the bottom layer (it imports only the standard library), so the executor, the service
 and the client all take their names from here; the C runtime's `ti_constants.h`, the browser
@@ -38,6 +38,13 @@ from .limits import (
     Limit,
 )
 from .schemas import DEFAULT_SCHEMA, RECEIPT_VERSION, SCHEMAS, Schema
+from .spec import (
+    EXECUTOR_TYPE,
+    MAX_ARGUMENTS,
+    MAX_DEFAULT_CHARS,
+    MAX_SLOTS,
+    TEACLAVE_EXECUTOR_TYPES,
+)
 from .states import BEFORE_INVOKE, ENDED, TaskState
 
 __all__ = [
@@ -46,15 +53,19 @@ __all__ = [
     "DEFAULT_SCHEMA",
     "ENDED",
     "ENTRYPOINT",
+    "EXECUTOR_TYPE",
     "FUEL",
     "HANDLES",
     "IMPORT_ERROR",
     "IMPORT_MODULE",
     "LIMITS",
+    "MAX_ARGUMENTS",
+    "MAX_DEFAULT_CHARS",
     "MAX_FILE_ID_BYTES",
     "MAX_HANDLES",
     "MAX_INPUT_BYTES",
     "MAX_NDIM",
+    "MAX_SLOTS",
     "MAX_TABLES",
     "MEMORY_BYTES",
     "MIB",
@@ -62,6 +73,7 @@ __all__ = [
     "RECEIPT_VERSION",
     "SCHEMAS",
     "TABLE_ELEMENT_BYTES",
+    "TEACLAVE_EXECUTOR_TYPES",
     "TEACLAVE_IMPORTS",
     "WASM_STACK_BYTES",
     "WEIGHTS_ID",

@@ -1,6 +1,7 @@
-"""Functions: register (multipart .wasm + manifest + spec), get, list, update, delete, usage,
-and what a browser needs to run one. The rules are the domain's (domain/functions.py,
-domain/browser.py); these routes parse, validate the wasm, and render."""
+"""Functions: register (multipart .wasm + spec, and the builder's manifest if there is one),
+get, list, update, delete, usage, and what a browser needs to run one. The rules are the
+domain's (domain/functions.py, domain/browser.py); these routes parse, validate the wasm, and
+render."""
 
 from __future__ import annotations
 
@@ -13,19 +14,17 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from ...abi import DEFAULT_PROFILE
+from ...abi import PROFILES, TEACLAVE_PROFILE, Profile
 from ...domain import browser, files
 from ...domain import functions as domain
-from ...domain.errors import Invalid
+from ...domain.errors import Invalid, NotFound
 from ...domain.models import Function, User
 from ...domain.policy import visible_function
 from ...errors import InvalidModuleError
 from ...executor import EngineKey, Limits, compile_checked, engine_for
 from ..bounded import Filter, Id, Limit, Offset
 from ..deps import CurrentUser, Platform, PlatformDep, SessionDep
-from ..idempotency import remember, replay
-from ..problems import Problem
-from ..schemas import (
+from ..function_schemas import (
     BrowserRun,
     BrowserWeights,
     FunctionPublic,
@@ -33,8 +32,10 @@ from ..schemas import (
     FunctionUpdate,
     FunctionUsage,
     Manifest,
-    Page,
 )
+from ..idempotency import remember, replay
+from ..problems import Problem
+from ..schemas import Page
 
 router = APIRouter(prefix="/v1/functions", tags=["functions"])
 M = TypeVar("M", bound=BaseModel)
@@ -62,12 +63,20 @@ def _validated(model: type[M], what: str, raw: str | bytes) -> M:
         raise Invalid(f"{where}: {first['msg']}", title=f"Invalid {what}") from err
 
 
-def _parse(spec: str, manifest_bytes: bytes) -> tuple[domain.FunctionDraft, dict[str, Any]]:
-    """The spec, and the manifest with the fields the platform reads checked (the rest kept as
-    given); a 422 naming the first wrong field."""
+def _parse(
+    spec: str, manifest_bytes: bytes | None
+) -> tuple[domain.FunctionDraft, dict[str, Any], Profile]:
+    """The spec, the manifest with the fields the platform reads checked (the rest kept as
+    given; {} when there is none) and the profile the wasm is checked and run with: the
+    manifest's, or Teaclave's WAMR rules without one. A 422 naming the first wrong field."""
     parsed = _validated(FunctionSpec, "spec", spec)
-    manifest = _validated(Manifest, "manifest", manifest_bytes)
-    fields = parsed.model_dump(exclude={"limits", "arguments", "inputs", "outputs"})
+    manifest, profile = {}, TEACLAVE_PROFILE
+    if manifest_bytes is not None:
+        checked = _validated(Manifest, "manifest", manifest_bytes)
+        manifest = checked.model_dump(mode="json", exclude_unset=True)
+        profile = PROFILES[checked.profile.name]
+    declared = {"limits", "arguments", "inputs", "outputs", "executor_type"}  # the draft's below
+    fields = parsed.model_dump(exclude=declared)
     draft = domain.FunctionDraft(
         **fields,
         limits=parsed.limits.model_dump(exclude_none=True),
@@ -75,15 +84,14 @@ def _parse(spec: str, manifest_bytes: bytes) -> tuple[domain.FunctionDraft, dict
         inputs=None if parsed.inputs is None else [s.model_dump() for s in parsed.inputs],
         outputs=None if parsed.outputs is None else [s.model_dump() for s in parsed.outputs],
     )
-    return draft, manifest.model_dump(mode="json", exclude_unset=True)
+    return draft, manifest, profile
 
 
-def _check_wasm(wasm: bytes, manifest: dict[str, Any]) -> None:
+def _check_wasm(wasm: bytes, profile: Profile) -> None:
     """The executor's validator, before anything is stored."""
-    profile = str(manifest.get("profile", {}).get("name", DEFAULT_PROFILE.name))
     try:
-        key = EngineKey(profile, fuel=False, wasm_stack_bytes=Limits().wasm_stack_bytes)
-        compile_checked(engine_for(key), wasm, profile)
+        key = EngineKey(profile.name, fuel=False, wasm_stack_bytes=Limits().wasm_stack_bytes)
+        compile_checked(engine_for(key), wasm, profile.name)
     except (InvalidModuleError, ValueError) as err:
         raise Invalid(str(err), title="Invalid function") from err
 
@@ -95,12 +103,17 @@ async def register(
     user: CurrentUser,
     session: SessionDep,
     wasm: Annotated[UploadFile, File(description="the function's .wasm")],
-    manifest: Annotated[UploadFile, File(description="its NAME.json from the builder")],
     spec: Annotated[str, Form(description="FunctionSpec as JSON")],
+    manifest: Annotated[
+        UploadFile | None,
+        File(description="its NAME.json from the builder; none for any Teaclave-ABI function"),
+    ] = None,
 ) -> Any:
     domain.require_registrar(user)
     payload = await _read_limited(wasm, platform.settings.max_function_bytes, "the wasm")
-    manifest_bytes = await _read_limited(manifest, 1 << 20, "the manifest")
+    manifest_bytes = None
+    if manifest is not None:
+        manifest_bytes = await _read_limited(manifest, 1 << 20, "the manifest")
     # Compiling, hashing and storing take seconds for a large module: never on the event loop.
     return await run_in_threadpool(
         _register, request, platform, user, session, payload, spec, manifest_bytes
@@ -114,13 +127,14 @@ def _register(
     session: Session,
     payload: bytes,
     spec: str,
-    manifest_bytes: bytes,
+    manifest_bytes: bytes | None,
 ) -> Any:
     if (previous := replay(request, session, user)) is not None:
         return previous
-    draft, manifest = _parse(spec, manifest_bytes)
-    _check_wasm(payload, manifest)
-    function = domain.register(session, platform.blobs, user, draft, manifest, payload)
+    draft, manifest, profile = _parse(spec, manifest_bytes)
+    _check_wasm(payload, profile)
+    blobs = platform.blobs
+    function = domain.register(session, blobs, user, draft, manifest, profile.name, payload)
     body = FunctionPublic.model_validate(function).model_dump(mode="json")
     remember(request, session, user, 201, body)
     session.commit()
@@ -153,8 +167,15 @@ def get_function(function_id: Id, user: CurrentUser, session: SessionDep) -> Fun
 @router.get("/{function_id}/manifest")
 def get_manifest(function_id: Id, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """The builder's NAME.json it was registered with: how to shape its inputs and read its
-    outputs."""
-    return dict(visible_function(session, function_id, user).manifest)
+    outputs. Not found for a function registered without one."""
+    function = visible_function(session, function_id, user)
+    if not function.has_manifest:
+        raise NotFound(
+            f"function {function.id} ({function.name}) was registered without a builder's "
+            "manifest: it has no tensor shapes",
+            title="No manifest",
+        )
+    return dict(function.manifest)
 
 
 @router.get("/{function_id}/payload")

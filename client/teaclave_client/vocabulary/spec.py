@@ -1,0 +1,29 @@
+"""What a function's spec may declare: the executor types it may name, and how many arguments
+and file slots it may list. The service checks registrations against these, the client's
+`function register` offers them."""
+
+from __future__ import annotations
+
+from .limits import MAX_HANDLES
+
+__all__ = [
+    "EXECUTOR_TYPE",
+    "MAX_ARGUMENTS",
+    "MAX_DEFAULT_CHARS",
+    "MAX_SLOTS",
+    "TEACLAVE_EXECUTOR_TYPES",
+]
+
+# The one executor here: Teaclave's WebAssembly one (WAMR), run by wasmtime.
+EXECUTOR_TYPE = "wamr"
+# Teaclave's other executor types, named so a refusal can say what they were.
+TEACLAVE_EXECUTOR_TYPES = {
+    "builtin": "Teaclave's built-in native functions",
+    "python": "Teaclave's MesaPy Python executor",
+    "mesapy": "Teaclave's MesaPy Python executor",
+}
+# A function never opens more files than it has handles, so more slots could never all be used.
+MAX_SLOTS = MAX_HANDLES
+# Far past any real function's (Teaclave's examples declare at most 3); argv is one allocation.
+MAX_ARGUMENTS = 256
+MAX_DEFAULT_CHARS = 4096  # an argument's default value
