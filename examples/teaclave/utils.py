@@ -1,7 +1,8 @@
 """What Teaclave's examples/python/utils.py gave its scripts, for this platform: the services
 (one URL where Teaclave had two addresses and attestation files), the platform admin, logging a
 user in, and what the scripts need around them here: a local platform, the data owners' file
-server, and payloads built from C with `python -m ziglang cc`.
+server, and the functions' committed builds (functions/*.wasm; each .c's header says how to
+build it with `python -m ziglang cc`).
 
 Run an example with no setting and it starts its own platform (`teaclave-infer serve` on a free
 loopback port, SQLite in a temporary folder, one worker, fetches from 127.0.0.1 allowed) and
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +27,6 @@ from teaclave_client.errors import TeaclaveClientError
 from teaclave_client.files import write_private
 from teaclave_client.teaclave import AuthenticationService, FrontendService
 
-import teaclave_infer.runtime
 from teaclave_infer.errors import TeaclaveInferError
 from teaclave_infer.local import ENTRY, serve_process
 
@@ -37,22 +36,19 @@ __all__ = [
     "OwnedFile",
     "Platform",
     "PlatformAdmin",
-    "build_payload",
     "connect_authentication_service",
     "connect_frontend_service",
     "local_platform",
     "login",
     "main",
     "owned_file",
+    "payload",
 ]
 
 HERE = Path(__file__).resolve().parent
 ADMIN_ID = "admin"
 URL_VARIABLE, PASSWORD_VARIABLE = "TEACLAVE_PLATFORM_URL", "TEACLAVE_ADMIN_PASSWORD"
-# How Teaclave's C payloads are built here: freestanding wasm32, only `entrypoint` exported
-# (wasm-ld exports the memory), Teaclave's header name resolving to the runtime's declarations.
-ZIG_CC = ("-m", "ziglang", "cc", "--target=wasm32-freestanding", "-O2", "-nostdlib")
-LINK = ("-Wl,--no-entry", "-Wl,--export=entrypoint")
+FUNCTIONS = HERE / "functions"  # Teaclave's example functions in C, and their builds
 
 
 @dataclass(frozen=True)
@@ -117,16 +113,9 @@ def owned_file(files: FileServer, name: str, schema: str, plaintext: bytes) -> O
     return OwnedFile(files.put(name, sealed), schema, key, meta.iv, meta.cmac)
 
 
-def build_payload(source: Path) -> bytes:
-    """The wasm of a C payload, built with `python -m ziglang cc`."""
-    with tempfile.TemporaryDirectory(prefix="teaclave-payload-") as tmp:
-        out = Path(tmp) / source.with_suffix(".wasm").name
-        includes = ("-I", str(HERE), "-I", str(Path(teaclave_infer.runtime.__file__).parent))
-        command = [sys.executable, *ZIG_CC, *includes, *LINK, "-o", str(out), str(source)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise TeaclaveInferError(f"building {source.name} failed:\n{done.stderr.strip()}")
-        return out.read_bytes()
+def payload(name: str) -> bytes:
+    """The committed build of functions/NAME.c (its header says how to build it again)."""
+    return (FUNCTIONS / f"{name}.wasm").read_bytes()
 
 
 @contextmanager

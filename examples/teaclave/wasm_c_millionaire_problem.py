@@ -2,7 +2,7 @@
 """Teaclave's WebAssembly millionaire problem on this platform, through the Teaclave-compatible
 facade. Two millionaires learn which of them is richer and nothing else: each encrypts their
 wealth with a key of their own (A in teaclave-file-128, B in aes-gcm-128), puts it on their file
-server and registers it; A registers the C function (wasm_c_millionaire_problem_payload) and an
+server and registers it; A registers the C function (functions/millionaire_problem.c) and an
 output, creates the task, both approve, A invokes. The function writes the file id of the richer
 input to the output, encrypted by the platform with A's key, and returns how many bytes it
 wrote: with Teaclave's wealths (4211037 and 1008611), b'7' and the output "pf_in_a".
@@ -23,9 +23,8 @@ from teaclave_client.teaclave import (
     FunctionOutput,
     OwnerList,
 )
-from utils import HERE, Platform, PlatformAdmin, build_payload, login, main, owned_file
+from utils import Platform, PlatformAdmin, payload, login, main, owned_file
 
-PAYLOAD = HERE / "wasm_c_millionaire_problem_payload" / "millionaire_problem.c"
 OUTPUT_SCHEMA = "teaclave-file-128"
 
 
@@ -44,14 +43,14 @@ A = Millionaire(
 B = Millionaire("millionaire_b", "millionaire-b-password", "1008611", "pf_in_b", "aes-gcm-128")
 
 
-def register_function(client: FrontendService, payload: bytes) -> str:
+def register_function(client: FrontendService, wasm: bytes) -> str:
     print("[+] millionaire_a registering function")
     return client.register_function(
         name="wasm-c-millionaire-problem",
         description="Which of two inputs holds the larger number",
         executor_type="wamr",
         public=True,
-        payload=list(payload),
+        payload=list(wasm),
         arguments=[
             FunctionArgument("input_file_id1"),
             FunctionArgument("input_file_id2"),
@@ -80,7 +79,7 @@ def run(platform: Platform) -> tuple[bytes, bytes]:
     admin.register_user(B.user_id, B.password)
     admin.close()
     a, b = login(platform, A.user_id, A.password), login(platform, B.user_id, B.password)
-    function_id = register_function(a, build_payload(PAYLOAD))
+    function_id = register_function(a, payload("millionaire_problem"))
     print("[+] millionaire_a creating task")
     task_id = a.create_task(
         function_id=function_id,

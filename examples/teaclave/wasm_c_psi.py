@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Teaclave's wasm_rust_psi.py on this platform, through the Teaclave-compatible facade, with
-the private set intersection function written in C (wasm_c_psi_payload: the same ABI,
+the private set intersection function written in C (functions/psi.c: the same ABI,
 arguments and file format as Teaclave's Rust one; no Rust toolchain for wasm32 is needed). Two
 users each hold a list, one entry a line, encrypted in teaclave-file-128 with a key of their
 own; user0 registers the function and creates the task, both register their input and an
@@ -22,9 +22,8 @@ from teaclave_client.teaclave import (
     FunctionOutput,
     OwnerList,
 )
-from utils import HERE, OwnedFile, Platform, PlatformAdmin, build_payload, login, main, owned_file
+from utils import OwnedFile, Platform, PlatformAdmin, payload, login, main, owned_file
 
-PAYLOAD = HERE / "wasm_c_psi_payload" / "psi.c"
 SCHEMA = "teaclave-file-128"
 
 # Two shops' customers (made up): which do they share, without showing each other the rest?
@@ -73,12 +72,12 @@ class DataList:
         self.data_name, self.data_id = data_name, data_id
 
 
-def set_task(client: FrontendService, payload: bytes) -> str:
+def set_task(client: FrontendService, wasm: bytes) -> str:
     print("[+] user0 registering function")
     function_id = client.register_function(
         name="wasm-c-private-set-intersection",
         description="WAMR C Private Set Intersection",
-        payload=list(payload),
+        payload=list(wasm),
         executor_type="wamr",
         arguments=[
             FunctionArgument("input1_fid"),
@@ -142,7 +141,7 @@ def run(platform: Platform, user0_file: OwnedFile | None = None) -> dict[str, tu
     admin.close()
     users = [USER_DATA_0, USER_DATA_1]
     clients = [login(platform, u.user_id, u.password) for u in users]
-    task_id = set_task(clients[0], build_payload(PAYLOAD))
+    task_id = set_task(clients[0], payload("psi"))
     files = [
         user0_file or owned_file(platform.files, "psi0.txt.enc", SCHEMA, USER_DATA_0.entries),
         owned_file(platform.files, "psi1.txt.enc", SCHEMA, USER_DATA_1.entries),

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Teaclave's wasm_c_simple_add.py on this platform, through the Teaclave-compatible facade: the
-admin registers a C function that adds its two arguments (wasm_c_simple_add_payload), creates a
+admin registers a C function that adds its two arguments (functions/simple_add.c), creates a
 task with adder1=3 and adder2=4, invokes it and prints its return value, b'7' as in Teaclave.
 
     python wasm_c_simple_add.py [ADDER1 [ADDER2]]
@@ -11,23 +11,22 @@ from __future__ import annotations
 import sys
 
 from teaclave_client.teaclave import FunctionArgument
-from utils import ADMIN_ID, HERE, Platform, build_payload, login, main
+from utils import ADMIN_ID, Platform, payload, login, main
 
-PAYLOAD = HERE / "wasm_c_simple_add_payload" / "simple_add.c"
 
 
 class WASMAddExample:
     def __init__(self, platform: Platform, user_id: str, user_password: str) -> None:
         self.platform, self.user_id, self.user_password = platform, user_id, user_password
 
-    def add(self, payload: bytes, adder1: str = "3", adder2: str = "4") -> bytes:
+    def add(self, wasm: bytes, adder1: str = "3", adder2: str = "4") -> bytes:
         client = login(self.platform, self.user_id, self.user_password)
         print("[+] registering function")
         function_id = client.register_function(
             name="entrypoint",
             description="test of wasm",
             executor_type="wamr",
-            payload=list(payload),
+            payload=list(wasm),
             arguments=[FunctionArgument("adder1"), FunctionArgument("adder2")],
         )
         print("[+] creating task")
@@ -47,7 +46,7 @@ class WASMAddExample:
 
 def run(platform: Platform, adder1: str = "3", adder2: str = "4") -> bytes:
     example = WASMAddExample(platform, ADMIN_ID, platform.admin_password)
-    result = example.add(build_payload(PAYLOAD), adder1, adder2)
+    result = example.add(payload("simple_add"), adder1, adder2)
     print("[+] function return: ", result)
     return result
 

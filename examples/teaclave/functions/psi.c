@@ -6,8 +6,16 @@
  * one wrote them in its hash set's order).
  *
  * Arguments (sorted by key): input1_fid, input2_fid, output1_fid, output2_fid. Returns -1 on a
- * missing argument, -2 if a file cannot be opened, read or written, -3 if an input is larger
- * of PSI_MAX_BYTES or more or holds more than PSI_MAX_ENTRIES entries. */
+ * missing argument, -2 if a file cannot be opened, read or written, -3 if an input is
+ * PSI_MAX_BYTES long or more, or holds more than PSI_MAX_ENTRIES entries.
+ *
+ * Build (the compiler comes from PyPI's ziglang; the CPU is Teaclave's WAMR's, the `teaclave`
+ * profile; `-s` leaves out the debug sections, which name the build's folder, so the committed
+ * psi.wasm beside this file is the same bytes as any build):
+ *
+ *   python -m ziglang cc --target=wasm32-freestanding -mcpu=mvp+sign_ext+nontrapping_fptoint \
+ *       -O2 -nostdlib -s -Wl,--no-entry -Wl,--export=entrypoint -o psi.wasm psi.c
+ */
 
 #include "teaclave_context.h"
 

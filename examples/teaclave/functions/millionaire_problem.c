@@ -3,7 +3,16 @@
  * second if they are equal), and the function returns the number of bytes it wrote.
  *
  * Arguments (sorted by key, as the executor passes them): input_file_id1, input_file_id2,
- * output_file_id, each naming a file of the task. -1 on a missing argument or any file error. */
+ * output_file_id, each naming a file of the task. -1 on a missing argument or any file error.
+ *
+ * Build (the compiler comes from PyPI's ziglang; the CPU is Teaclave's WAMR's, the `teaclave`
+ * profile; `-s` leaves out the debug sections, which name the build's folder, so the committed
+ * millionaire_problem.wasm beside this file is the same bytes as any build):
+ *
+ *   python -m ziglang cc --target=wasm32-freestanding -mcpu=mvp+sign_ext+nontrapping_fptoint \
+ *       -O2 -nostdlib -s -Wl,--no-entry -Wl,--export=entrypoint \
+ *       -o millionaire_problem.wasm millionaire_problem.c
+ */
 
 #include "teaclave_context.h"
 
