@@ -1,5 +1,5 @@
-"""The client's verbs on functions: register a built function, change it, list and find
-functions, read a function's manifest."""
+"""The client's verbs on functions: register one (built here, or any Teaclave-ABI function),
+change it, list and find functions, read a function's manifest."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class FunctionVerbs(Accounts):
     def register_function(
         self,
         wasm: bytes | Path,
-        manifest: Mapping[str, Any] | Path,
+        manifest: Mapping[str, Any] | Path | None = None,
         name: str | None = None,
         *,
         public: bool = False,
@@ -29,25 +29,37 @@ class FunctionVerbs(Accounts):
         limits: Mapping[str, Any] | None = None,
         **spec: Any,
     ) -> Function:
-        """(FunctionOwner) Uploads a built function: its .wasm and NAME.json. `spec` may add
-        `arguments`, `inputs`, `outputs` (see the service's FunctionSpec)."""
+        """(FunctionOwner) Uploads a function: its .wasm and, if it was built here, the
+        builder's NAME.json. `spec` may add `arguments`, `inputs`, `outputs`, `executor_type`
+        (see the service's FunctionSpec; Teaclave's field names are taken too). Without a
+        manifest, any Teaclave-ABI function: its slots and arguments are those `spec` declares,
+        its name `name`, else the wasm file's."""
         payload = wasm.read_bytes() if isinstance(wasm, Path) else wasm
-        manifest_dict = (
-            json.loads(manifest.read_text()) if isinstance(manifest, Path) else dict(manifest)
+        manifest_dict = json.loads(manifest.read_text()) if isinstance(manifest, Path) else manifest
+        default_name = (manifest_dict or {}).get("name") or (
+            wasm.stem if isinstance(wasm, Path) else "function"
         )
+        ours = {"allowlist": list(allowlist), "quota": quota}
+        for theirs, field in (("user_allowlist", "allowlist"), ("usage_quota", "quota")):
+            if theirs in spec and ours[field] in ([], -1):  # only Teaclave's name given
+                del ours[field]
         body = {
-            "name": name or manifest_dict.get("name") or "function",
+            "name": name or default_name,
             "public": public,
             "description": description,
-            "allowlist": list(allowlist),
-            "quota": quota,
             "limits": dict(limits or {}),
+            **ours,
             **spec,
         }
-        files = {
-            "wasm": ("function.wasm", payload, "application/wasm"),
-            "manifest": ("function.json", json.dumps(manifest_dict), "application/json"),
+        files: dict[str, tuple[str, Any, str]] = {
+            "wasm": ("function.wasm", payload, "application/wasm")
         }
+        if manifest_dict is not None:
+            files["manifest"] = (
+                "function.json",
+                json.dumps(dict(manifest_dict)),
+                "application/json",
+            )
         data = {"spec": json.dumps(body)}
         return parse(Function, self._json("POST", "/v1/functions", files=files, data=data))
 
@@ -69,7 +81,8 @@ class FunctionVerbs(Accounts):
         return parse(Function, self._json("GET", f"/v1/functions/{function_id}"))
 
     def get_function_manifest(self, function_id: str) -> dict[str, Any]:
-        """The builder's NAME.json the function was registered with: its inputs and outputs."""
+        """The builder's NAME.json the function was registered with: its inputs and outputs
+        (NotFound for a function registered without one: see `Function.has_manifest`)."""
         return dict(self._json("GET", f"/v1/functions/{function_id}/manifest"))
 
     def find_function(self, name_or_id: str) -> Function:

@@ -58,6 +58,8 @@ class Function:
     browser: bool = False  # its users may run it in their browsers too
     browser_weights: str | None = None  # the input file browsers get as its separate weights
     created_at: datetime | None = None
+    executor_type: str = "wamr"
+    has_manifest: bool = True  # False: registered without the builder's (no tensor shapes)
 
     def default_arguments(self) -> dict[str, Any]:
         """The overwritable arguments with their defaults: what create_task takes as is."""

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from c_functions import SIMPLE_ADD
 from cli_helpers import Cli, make_users, register_echo
 from guests import guest
 from paths import MNIST
@@ -265,3 +266,37 @@ def test_task_create_takes_the_callers_steps_in_one_request(users, tmp_path):
     assert do("task", "approve", later["id"]).strip() == "Approved"  # approved already: harmless
     assert do("task", "approve", later["id"], "--invoke").strip() == "Staged"
     assert do("task", "invoke", later["id"], code=6) == ""  # staged already
+
+
+def test_a_teaclave_c_function_registers_without_a_manifest_and_runs(users, tmp_path):
+    """Teaclave's simple add, built from C (the committed build: tests/runtime checks it is a
+    fresh one), registered from flags alone and run: defaults, then a task's own value."""
+    fo, do = users["fo"], users["do"]
+    wasm = tmp_path / "simple_add.wasm"
+    wasm.write_bytes(SIMPLE_ADD.with_suffix(".wasm").read_bytes())
+    flags = ["--public", "--argument", "adder1=3", "--argument", "adder2=4"]
+    function = fo.json("function", "register", str(wasm), "--name", "simple_add", *flags)
+    assert function["profile"] == "teaclave" and not function["has_manifest"]
+    assert function["arguments"][0] == {"name": "adder1", "default": "3", "overwritable": True}
+    fid = function["id"]
+    tasks = [do.json("task", "create", fid, "--invoke")["id"]]
+    tasks.append(do.json("task", "create", fid, "--arg", "adder2=10", "--invoke")["id"])
+    for task, total in zip(tasks, (7, 13), strict=True):
+        assert do("task", "status", task, "--wait").strip() == "Finished (ok)"
+        assert do.json("task", "result", task)["return_value"] == total
+    refused = do.json("infer", str(tmp_path / "x.npy"), "--function", fid, code=1)
+    assert "without a builder's manifest" in refused["message"]
+
+
+def test_function_register_names_what_it_refuses(users, tmp_path):
+    fo = users["fo"]
+    wasm = tmp_path / "noop.wasm"
+    wasm.write_bytes(guest("(i32.const 0)"))
+    builtin = fo.json("function", "register", str(wasm), "--executor", "builtin", code=6)
+    assert "executor type 'builtin' (Teaclave's built-in" in builtin["message"]
+    (tmp_path / "spec.json").write_text(json.dumps({"arguments": []}))
+    both = ["--argument", "a", "--spec", str(tmp_path / "spec.json")]
+    clash = fo.json("function", "register", str(wasm), *both, code=1)
+    assert clash["message"] == "arguments: give them by flags or in --spec, not both"
+    twice = fo.json("function", "register", str(wasm), "--input", "x", "--output", "x", code=6)
+    assert "'x' is declared twice" in twice["message"]

@@ -4,12 +4,8 @@ executor on both profiles."""
 
 from __future__ import annotations
 
-import re
-import shlex
-import subprocess
-import sys
-
 import pytest
+from c_functions import build_c
 from paths import REPO
 
 from teaclave_infer.executor import run
@@ -19,17 +15,7 @@ SOURCE = REPO / "functions" / "handwritten" / "line_count.c"
 
 @pytest.fixture(scope="module")
 def wasm(tmp_path_factory) -> bytes:
-    header = "\n".join(
-        line.lstrip(" */") for line in SOURCE.read_text().split("*/")[0].splitlines()
-    )
-    command = re.search(r"(python -m ziglang cc .*?line_count\.c)", header, re.S)
-    assert command, "the build command is in the file's header"
-    argv = shlex.split(command.group(1).replace("\\\n", " "))
-    out = tmp_path_factory.mktemp("c") / "line_count.wasm"
-    argv[argv.index("-o") + 1] = str(out)
-    done = subprocess.run([sys.executable, *argv[1:]], cwd=SOURCE.parent, capture_output=True)
-    assert done.returncode == 0, done.stderr.decode()
-    return out.read_bytes()
+    return build_c(SOURCE, tmp_path_factory.mktemp("c") / "line_count.wasm")
 
 
 @pytest.mark.parametrize("profile", ["fast", "teaclave"])

@@ -1,4 +1,6 @@
-"""Functions: `function register`, `function list`, `function show`."""
+"""Functions: `function register` (built here, with the builder's manifest, or any
+Teaclave-ABI .wasm with its arguments and slots given by flags), `function list`, `function
+show`."""
 
 from __future__ import annotations
 
@@ -8,16 +10,47 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TeaclaveClientError
+from ..vocabulary import EXECUTOR_TYPE
 from .common import Output, add_command, client, plain
 
 __all__ = ["add_commands"]
 
 
+def _manifest(args: argparse.Namespace) -> Path | None:
+    """--manifest, else NAME.json beside the wasm if there is one (and not --no-manifest)."""
+    if args.manifest is not None or args.no_manifest:
+        return None if args.no_manifest else args.manifest
+    beside = args.wasm.with_suffix(".json")
+    return beside if beside.is_file() else None
+
+
+def _declared(args: argparse.Namespace) -> dict[str, Any]:
+    """The arguments and slots the flags declare (only those given), in the spec's terms."""
+    declared: dict[str, Any] = {}
+    given = [(item, True) for item in args.argument]
+    given += [(item, False) for item in args.fixed_argument]
+    arguments = []
+    for item, overwritable in given:
+        key, _, default = item.partition("=")
+        arguments.append({"name": key, "default": default, "overwritable": overwritable})
+    if arguments:
+        declared["arguments"] = arguments
+    for kind in ("input", "output"):
+        required, optional = getattr(args, kind), getattr(args, f"optional_{kind}")
+        if required or optional:
+            declared[f"{kind}s"] = [{"name": n, "optional": False} for n in required] + [
+                {"name": n, "optional": True} for n in optional
+            ]
+    return declared
+
+
 def cmd_function_register(args: argparse.Namespace) -> Output:
-    manifest = args.manifest or args.wasm.with_suffix(".json")
     spec = json.loads(args.spec.read_text()) if args.spec else {}
     if not isinstance(spec, dict):
         raise TeaclaveClientError(f"{args.spec}: the spec is not a JSON object")
+    declared = _declared(args)
+    if both := sorted(set(declared) & set(spec)):
+        raise TeaclaveClientError(f"{', '.join(both)}: give them by flags or in --spec, not both")
     options = {
         "name": args.name,
         "public": args.public,
@@ -25,9 +58,12 @@ def cmd_function_register(args: argparse.Namespace) -> Output:
         "allowlist": args.allow,
         "quota": args.quota,
         "browser": args.browser,
+        "executor_type": args.executor,
     }
     with client(args) as session:  # the spec file's fields win over the flags' defaults
-        function = session.register_function(args.wasm, manifest, **(options | spec))
+        function = session.register_function(
+            args.wasm, _manifest(args), **(options | declared | spec)
+        )
     return plain(function), f"{function.id}  {function.name}  sha256 {function.sha256}"
 
 
@@ -52,11 +88,30 @@ def cmd_function_show(args: argparse.Namespace) -> Output:
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     functions = sub.add_parser("function", help="functions").add_subparsers(required=True)
-    help = "register a built function"
+    help = "register a function: one built here, or any Teaclave-ABI .wasm"
     p = add_command(functions, common, "register", cmd_function_register, help)
     p.add_argument("wasm", type=Path)
-    p.add_argument("--manifest", type=Path, help="NAME.json (default: beside the wasm)")
-    p.add_argument("--name", help="default: the manifest's")
+    p.add_argument("--manifest", type=Path, help="the builder's NAME.json (default: beside it)")
+    p.add_argument("--no-manifest", action="store_true", help="even if there is one beside it")
+    p.add_argument("--name", help="default: the manifest's, else the wasm file's")
+    p.add_argument("--executor", default=EXECUTOR_TYPE, help=f"Teaclave's type ({EXECUTOR_TYPE})")
+    p.add_argument(
+        "--argument",
+        action="append",
+        default=[],
+        metavar="KEY[=DEFAULT]",
+        help="an argument a task may give; repeat (default: one per slot)",
+    )
+    p.add_argument(
+        "--fixed-argument",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument no task may change (Teaclave's allow_overwrite false)",
+    )
+    for kind in ("input", "output"):
+        p.add_argument(f"--{kind}", action="append", default=[], metavar="NAME")
+        p.add_argument(f"--optional-{kind}", action="append", default=[], metavar="NAME")
     p.add_argument("--public", action="store_true", help="anyone may use it")
     p.add_argument("--allow", action="append", default=[], metavar="USER_ID")
     p.add_argument("--description", default="")

@@ -72,6 +72,12 @@ def cmd_infer(args: argparse.Namespace) -> Output:
     try:
         with client(args) as session:
             function = session.find_function(args.function)
+            if not function.has_manifest:
+                raise TeaclaveClientError(
+                    f"function {function.name} ({function.id}) was registered without a "
+                    "builder's manifest: `infer` needs its tensor shapes; run it with "
+                    "`teaclave-client task create` instead"
+                )
             manifest = session.get_function_manifest(function.id)
             # Every input is checked before the first is uploaded.
             tensors = [_tensor(args, manifest, image) for image in args.images]
