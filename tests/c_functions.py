@@ -14,7 +14,10 @@ from paths import REPO
 
 TEACLAVE_FUNCTIONS = REPO / "examples" / "teaclave" / "functions"
 SIMPLE_ADD = TEACLAVE_FUNCTIONS / "simple_add.c"
-COMMITTED = (SIMPLE_ADD,)  # the sources whose .wasm beside them is committed
+MILLIONAIRE_PROBLEM = TEACLAVE_FUNCTIONS / "millionaire_problem.c"
+PSI = TEACLAVE_FUNCTIONS / "psi.c"
+# The sources whose .wasm beside them is committed.
+COMMITTED = (SIMPLE_ADD, MILLIONAIRE_PROBLEM, PSI)
 
 
 def build_command(source: Path) -> list[str]:

@@ -107,9 +107,10 @@ class OwnedFile:
 
 
 def owned_file(files: FileServer, name: str, schema: str, plaintext: bytes) -> OwnedFile:
-    """Encrypts `plaintext` with a fresh key and places it on the file server as `name`."""
+    """Encrypts `plaintext` with a fresh key and places it on the file server as `name` (the
+    name a teaclave-file-128 file stores, as Teaclave's tools do)."""
     key = generate_key(schema)
-    sealed, meta = encrypt(schema, key, plaintext)
+    sealed, meta = encrypt(schema, key, plaintext, name)
     return OwnedFile(files.put(name, sealed), schema, key, meta.iv, meta.cmac)
 
 
@@ -151,9 +152,11 @@ def main(example: Callable[[Platform], object]) -> None:
         if url and not password:
             raise TeaclaveInferError(f"{URL_VARIABLE} needs {PASSWORD_VARIABLE} (its admin's)")
         if url and password:
-            with tempfile.TemporaryDirectory(prefix="teaclave-files-") as tmp:
-                with FileServer(Path(tmp)) as files:
-                    example(Platform(url, password, files))
+            with (
+                tempfile.TemporaryDirectory(prefix="teaclave-files-") as tmp,
+                FileServer(Path(tmp)) as files,
+            ):
+                example(Platform(url, password, files))
             return
         with local_platform() as platform:
             example(platform)

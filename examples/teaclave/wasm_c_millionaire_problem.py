@@ -23,7 +23,7 @@ from teaclave_client.teaclave import (
     FunctionOutput,
     OwnerList,
 )
-from utils import Platform, PlatformAdmin, payload, login, main, owned_file
+from utils import Platform, PlatformAdmin, login, main, owned_file, payload
 
 OUTPUT_SCHEMA = "teaclave-file-128"
 

@@ -22,7 +22,7 @@ from teaclave_client.teaclave import (
     FunctionOutput,
     OwnerList,
 )
-from utils import OwnedFile, Platform, PlatformAdmin, payload, login, main, owned_file
+from utils import OwnedFile, Platform, PlatformAdmin, login, main, owned_file, payload
 
 SCHEMA = "teaclave-file-128"
 
@@ -132,9 +132,12 @@ def register_data(
     return key
 
 
-def run(platform: Platform, user0_file: OwnedFile | None = None) -> dict[str, tuple[bytes, bytes]]:
+def run(
+    platform: Platform, user0_file: OwnedFile | None = None, user1_entries: bytes | None = None
+) -> dict[str, tuple[bytes, bytes]]:
     """Each user's return value and output plaintext. `user0_file`: user0's input as a file
-    already encrypted and on the file server (else the list above, encrypted here)."""
+    already encrypted and on the file server (else user0's list above, encrypted here);
+    `user1_entries`: user1's list (else the one above)."""
     admin = PlatformAdmin(platform)
     admin.register_user(USER_DATA_0.user_id, USER_DATA_0.password, "FunctionOwner")
     admin.register_user(USER_DATA_1.user_id, USER_DATA_1.password)
@@ -144,16 +147,19 @@ def run(platform: Platform, user0_file: OwnedFile | None = None) -> dict[str, tu
     task_id = set_task(clients[0], payload("psi"))
     files = [
         user0_file or owned_file(platform.files, "psi0.txt.enc", SCHEMA, USER_DATA_0.entries),
-        owned_file(platform.files, "psi1.txt.enc", SCHEMA, USER_DATA_1.entries),
+        owned_file(platform.files, "psi1.txt.enc", SCHEMA, user1_entries or USER_DATA_1.entries),
     ]
-    keys = [register_data(platform, c, task_id, u, f) for c, u, f in zip(clients, users, files)]
-    for user, client in zip(users, clients):
+    keys = [
+        register_data(platform, c, task_id, u, f)
+        for c, u, f in zip(clients, users, files, strict=True)
+    ]
+    for user, client in zip(users, clients, strict=True):
         print(f"[+] {user.user_id} approving task")
         client.approve_task(task_id)
     print("[+] user0 invoking task")
     clients[0].invoke_task(task_id)
     results = {}
-    for user, client, key in zip(users, clients, keys):
+    for user, client, key in zip(users, clients, keys, strict=True):
         print(f"[+] {user.user_id} getting task result")
         result = bytes(client.get_task_result(task_id))
         cmac = client.get_output_cmac_by_tag(task_id, user.output_label)

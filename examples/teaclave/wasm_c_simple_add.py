@@ -11,8 +11,7 @@ from __future__ import annotations
 import sys
 
 from teaclave_client.teaclave import FunctionArgument
-from utils import ADMIN_ID, Platform, payload, login, main
-
+from utils import ADMIN_ID, Platform, login, main, payload
 
 
 class WASMAddExample:

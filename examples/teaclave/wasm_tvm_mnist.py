@@ -8,7 +8,10 @@ The function is our builder's MNIST (functions/mnist/mnist.onnx built with `buil
 weights embedded; by default the committed build in tests/data/prebuilt), where Teaclave's was
 built with TVM's Rust runtime. Both take the input named by the argument `input_img` and return
 the digit; Teaclave's decoded a JPEG inside the function, ours takes the image as a 1x1x28x28
-float tensor (.npy), prepared here on the data owner's machine.
+float tensor (.npy), prepared here on the data owner's machine. The builder's manifest
+(NAME.json beside the wasm) is registered with it, as this platform's one addition to
+Teaclave's `register_function`: it names the function's profile (the prebuilt uses SIMD, which
+a function without a manifest may not: those run on WAMR's features, the `teaclave` profile).
 
     python wasm_tvm_mnist.py [IMAGE [FUNCTION.wasm]]
 """
@@ -34,6 +37,7 @@ def run(platform: Platform, image: Path = IMAGE, payload_file: Path = PAYLOAD_FI
     admin.register_user(USER_ID, USER_PASSWORD, "FunctionOwner")
     admin.close()
     client = login(platform, USER_ID, USER_PASSWORD)
+    manifest = payload_file.with_suffix(".json")  # the builder's, beside its build
     print(f"[+] {USER_ID} registering function")
     function_id = client.register_function(
         name="wasm-tvm-mnist",
@@ -43,6 +47,7 @@ def run(platform: Platform, image: Path = IMAGE, payload_file: Path = PAYLOAD_FI
         arguments=[FunctionArgument("input_img")],
         inputs=[FunctionInput("input_img", "Input image for handwriting number perdiction")],
         outputs=[],
+        manifest=manifest if manifest.exists() else None,
     )
     print(f"[+] {USER_ID} creating task")
     task_id = client.create_task(

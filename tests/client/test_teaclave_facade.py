@@ -14,7 +14,8 @@ import pytest
 import requests
 from guests import ECHO, guest
 from platform_helpers import app_with_workers
-from service_helpers import ADMIN_PASSWORD, TestClientAdapter
+from service_helpers import ADMIN_PASSWORD
+from service_helpers import TestClientAdapter as InProcess
 from teaclave_client.crypto import encrypt, generate_key
 from teaclave_client.teaclave import (
     AttestationNotAvailable,
@@ -48,7 +49,7 @@ class Wire:
         return any(f in body for body in self.bodies for f in forms)
 
 
-class _Recording(TestClientAdapter):
+class _Recording(InProcess):
     def __init__(self, client, wire: Wire) -> None:
         super().__init__(client)
         self.wire = wire

@@ -8,25 +8,29 @@ process, and kept in the service's key store; it never crosses the network as is
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..models import Function
+from ..vocabulary import EXECUTOR_TYPE, TEACLAVE_EXECUTOR_TYPES
 from ._ids import DIRECTORY, external_id, platform_id
 from ._service import TeaclaveService, failing
 from ._types import FunctionArgument, FunctionInput, FunctionOutput, Message, TeaclaveException
 
-__all__ = ["EXECUTOR", "FunctionsAndFiles", "as_bytes", "check_executor"]
+__all__ = ["FunctionsAndFiles", "as_bytes", "check_executor"]
 
-EXECUTOR = "wamr"  # Teaclave's WebAssembly executor: the only kind of function this platform runs
 _FIXED = ("name", "arguments", "inputs", "outputs", "payload")  # what update_function cannot change
 
 
 def check_executor(value: str, what: str) -> None:
-    if value != EXECUTOR:
+    """Only Teaclave's WebAssembly executor runs here (the platform checks registrations too;
+    a task's executor is the facade's to check, the platform takes none)."""
+    if value != EXECUTOR_TYPE:
+        known = TEACLAVE_EXECUTOR_TYPES.get(value, "not one of Teaclave's executors")
         raise TeaclaveException(
-            f"Failed to {what} (executor {value!r}: this platform runs WebAssembly functions "
-            f"only, Teaclave's {EXECUTOR!r} executor; builtin and mesapy functions do not run here)"
+            f"Failed to {what} (executor {value!r}, {known}: this platform runs WebAssembly "
+            f"functions only, Teaclave's {EXECUTOR_TYPE!r} executor)"
         )
 
 
@@ -62,15 +66,20 @@ class FunctionsAndFiles(TeaclaveService):
         outputs: Sequence[FunctionOutput] = (),
         user_allowlist: Sequence[str] = (),
         usage_quota: int = -1,
+        *,
+        manifest: Mapping[str, Any] | Path | None = None,
     ) -> str:
-        """(FunctionOwner) Registers a Teaclave-ABI function; returns `function-<uuid>`."""
+        """(FunctionOwner) Registers a Teaclave-ABI function; returns `function-<uuid>`. Its
+        allowlist names users by name (or id). `manifest` is this platform's: the builder's
+        NAME.json of a function built here, which adds its tensor shapes and its profile
+        (a function without one runs on the `teaclave` profile, WAMR's features)."""
         self.check_metadata()
         check_executor(executor_type, "register function")
         wasm = as_bytes(payload, "payload")
         with failing("register function"):
             function = self.client.register_function(
                 wasm,
-                {},  # no builder's manifest: the spec below says all the platform needs
+                manifest,
                 name,
                 public=public,
                 description=description,
@@ -201,7 +210,7 @@ class FunctionsAndFiles(TeaclaveService):
             name=f.name,
             description=f.description,
             owner=DIRECTORY.name(self.url, f.owner_id),
-            executor_type=EXECUTOR,
+            executor_type=EXECUTOR_TYPE,
             public=f.public,
             arguments=[
                 Message(
