@@ -69,8 +69,8 @@ class Directory:
             return name
         raise TeaclaveException(
             f"{what}: user {name!r} has not logged in or been registered in this process, and "
-            "this platform names users by id: give their user id (`teaclave-client whoami` "
-            "shows it), or log them in here first"
+            "this platform names users by id: give their user id (`teaclave-client login --json` "
+            "shows it as user.id), or log them in here first"
         )
 
     def user_ids(self, url: str, names: Iterable[str], what: str) -> list[str]:
