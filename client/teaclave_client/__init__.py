@@ -7,7 +7,9 @@ Laid out like requests: `client` (the `Client` class) whose verbs live by concer
 `accounts`, `functions`, `data` (files) and `tasks`, with `flows` for the whole data owner's flow;
 `transport` (session, retries, problem+json -> the typed errors of `errors`); `models`;
 `keystore`; `verify` (what a result must show before it is believed); `crypto` and `sealing`
-(file crypto, key wrapping, receipts); `images`; and `cli/`, one module per command group."""
+(file crypto, key wrapping, receipts); `images`; and `cli/`, one module per command group.
+`teaclave_client.teaclave` has Apache Teaclave's Python SDK names over `Client`, for scripts
+written for Teaclave."""
 
 from .client import Client
 from .crypto import SCHEMAS, Encrypted, decrypt, decrypt_file, encrypt, encrypt_file, generate_key

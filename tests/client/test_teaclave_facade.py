@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,10 +26,12 @@ from teaclave_client.teaclave import (
     FunctionArgument,
     FunctionInput,
     FunctionOutput,
+    Message,
     OwnerList,
     TaskStatus,
     TeaclaveException,
 )
+from teaclave_client.teaclave._ids import external_id, platform_id
 
 ADD = "(i32.add (local.get $argc) (i32.const 3))"  # argc 4 (two arguments) -> 7
 
@@ -230,10 +233,33 @@ def test_what_the_platform_cannot_honour_is_a_clear_error(teaclave):
     with pytest.raises(TeaclaveException, match="user 'stranger' has not logged in"):
         client.create_task(function_id, {}, "wamr", [OwnerList("in", ["stranger"])])
     task_id = client.create_task(function_id, {}, "wamr")
-    with pytest.raises(TeaclaveException, match="is an id of a task, not of a function"):
+    with pytest.raises(TeaclaveException, match="is a task- id, not a function- id"):
         client.get_function(task_id)
     assert client.get_task(task_id.removeprefix("task-").replace("-", ""))["status"] == 0
     client.cancel_task(task_id)
     with pytest.raises(TeaclaveException, match="Task Canceled"):
         client.get_task_result(task_id)
     assert client.get_task(task_id)["status"] == TaskStatus.Canceled
+
+
+def test_ids_are_teaclaves_shape_of_the_platforms_and_either_is_taken():
+    hex_id = "0123456789abcdef0123456789abcdef"
+    shown = external_id("task", hex_id)
+    assert shown == "task-01234567-89ab-cdef-0123-456789abcdef"
+    for given in (
+        shown,
+        hex_id,
+        shown.removeprefix("task-"),
+        shown.upper().replace("TASK", "task"),
+    ):
+        assert platform_id("task", given, "get_task") == hex_id
+    for wrong, words in (
+        ("input-" + shown.removeprefix("task-"), "is a input- id, not a task- id"),
+        ("task-not-a-uuid", "is not the id of a task"),
+        ("", "is not the id of a task"),
+    ):
+        with pytest.raises(TeaclaveException, match=re.escape(words)):
+            platform_id("task", wrong, "get_task")
+    assert Message(a=1).a == 1
+    with pytest.raises(AttributeError):
+        _ = Message(a=1).b

@@ -38,7 +38,7 @@ def platform_id(kind: str, given: str, what: str) -> str:
     prefix, _, rest = text.partition("-")
     if prefix in KINDS:
         if prefix != kind:
-            raise TeaclaveException(f"{what}: {given!r} is an id of a {prefix}, not of a {kind}")
+            raise TeaclaveException(f"{what}: {given!r} is a {prefix}- id, not a {kind}- id")
         text = rest
     try:
         return uuid.UUID(text).hex
