@@ -48,8 +48,8 @@ _ZERO_NONCE = bytes(12)
 # SP 800-108 counter-mode input as the SDK lays out its KDF struct: counter 1 (u32), the label
 # zero-padded to 64 bytes, 4 pad bytes, the node number (u64, 0 here), the key id (32 bytes),
 # the output length in bits (u32, 128), 4 pad bytes; little-endian, one AES-CMAC block of output.
-# Not cryptography's KBKDFCMAC: it writes the counter and length big-endian and has no pad
-# bytes, so it yields other bytes than the SDK.
+# Not cryptography's KBKDFCMAC: it writes the counter big-endian (and the length, and no pad
+# bytes); even given the rest of this input as `fixed`, its counter makes other bytes (tried).
 _KDF_INPUT = struct.Struct("<I64s4xQ32sI4x")
 _METADATA_LABEL = b"SGX-PROTECTED-FS-METADATA-KEY"
 

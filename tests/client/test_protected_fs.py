@@ -159,3 +159,17 @@ def test_every_encryption_is_fresh_and_names_are_checked():
             pfs.encrypt(KEY, b"", bad)
     with pytest.raises(ValueError, match="16-byte key"):
         pfs.decrypt(bytes(32), a)
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("https://example.org/data/out.enc?x=1", "out.enc"),
+        ("file:///srv/shared/psi%20out.enc", "psi out.enc"),
+        ("blob:", "fallback"),
+        ("https://example.org/", "fallback"),
+        ("https://example.org/" + "n" * 259, "fallback"),
+    ],
+)
+def test_the_name_stored_for_a_url_is_the_one_teaclave_stages_it_under(url, name):
+    assert pfs.name_for(url, "fallback") == name
