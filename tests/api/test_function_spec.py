@@ -69,6 +69,17 @@ def test_our_own_names_still_register_with_a_manifest(world):
     assert body["arguments"] == [{"name": "a", "default": "", "overwritable": True}]
 
 
+def test_an_empty_manifest_is_still_one(world):
+    """{} as the manifest part is a manifest (the `fast` profile's), not its absence."""
+    created = world.post_function({}, manifest=b"{}")
+    assert created.status_code == 201, created.text
+    assert created.json()["has_manifest"] and created.json()["profile"] == "fast"
+    got = world.client.get(
+        f"/v1/functions/{created.json()['id']}/manifest", headers=world.auth["fo"]
+    )
+    assert got.json() == {"profile": {"name": "fast"}}
+
+
 def test_the_profile_is_teaclaves_without_a_manifest(world):
     """SIMD runs under our builder's `fast` profile, not in Teaclave's WAMR."""
     assert world.post_function({}, SIMD, manifest=b'{"name": "f"}').status_code == 201
