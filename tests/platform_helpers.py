@@ -62,6 +62,21 @@ class Platform(Users):
         )
         return function.id
 
+    def post_function(
+        self, spec: dict[str, Any], wasm: bytes | None = None, manifest: bytes | None = None
+    ) -> Any:
+        """`fo`'s raw POST /v1/functions (a no-op guest by default, no manifest unless given),
+        for the tests of what it refuses."""
+        files = {"wasm": ("f.wasm", wasm or guest("(i32.const 0)"))}
+        if manifest is not None:
+            files["manifest"] = ("f.json", manifest)
+        return self.client.post(
+            "/v1/functions",
+            headers=self.auth["fo"],
+            files=files,
+            data={"spec": json.dumps({"name": "f", **spec})},
+        )
+
     def register_guest(self, body: str, inputs=("in",), outputs=("out",), **spec: object) -> str:
         """A hand-written WAT function with the given inputs and outputs."""
         return self.register(

@@ -173,6 +173,7 @@ async function listFunctions() {
   select.replaceChildren();
   state.functions.clear();
   for (const fn of await platform.functions()) {
+    if (fn.has_manifest === false) continue; // a Teaclave-ABI function: no shapes, no digits
     const manifest = await platform.manifest(fn.id);
     if (!isDigitModel(manifest)) continue;
     state.functions.set(fn.id, fn);

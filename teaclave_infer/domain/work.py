@@ -38,6 +38,9 @@ class FunctionRow:
     id: str  # also its wasm's blob id
     profile: str
     limits: dict[str, Any]  # the executor's Limits fields
+    # A negative return value is a failure status (our runtime's, a function with a builder's
+    # manifest); without one it is a value like any other, as Teaclave's WAMR executor has it.
+    statuses: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,9 @@ def load_work(
         for a in assigned
     )
     return Work(
-        function=FunctionRow(function.id, function.profile, dict(function.limits))
+        function=FunctionRow(
+            function.id, function.profile, dict(function.limits), bool(function.manifest)
+        )
         if function is not None
         else None,
         function_sha256=function_sha256,

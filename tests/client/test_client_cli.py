@@ -270,7 +270,8 @@ def test_task_create_takes_the_callers_steps_in_one_request(users, tmp_path):
 
 def test_a_teaclave_c_function_registers_without_a_manifest_and_runs(users, tmp_path):
     """Teaclave's simple add, built from C (the committed build: tests/runtime checks it is a
-    fresh one), registered from flags alone and run: defaults, then a task's own value."""
+    fresh one), registered from flags alone and run: defaults, then a task's own value (its
+    negative sum a result, not a failure status, as in Teaclave)."""
     fo, do = users["fo"], users["do"]
     wasm = tmp_path / "simple_add.wasm"
     wasm.write_bytes(SIMPLE_ADD.with_suffix(".wasm").read_bytes())
@@ -280,8 +281,8 @@ def test_a_teaclave_c_function_registers_without_a_manifest_and_runs(users, tmp_
     assert function["arguments"][0] == {"name": "adder1", "default": "3", "overwritable": True}
     fid = function["id"]
     tasks = [do.json("task", "create", fid, "--invoke")["id"]]
-    tasks.append(do.json("task", "create", fid, "--arg", "adder2=10", "--invoke")["id"])
-    for task, total in zip(tasks, (7, 13), strict=True):
+    tasks.append(do.json("task", "create", fid, "--arg", "adder2=-10", "--invoke")["id"])
+    for task, total in zip(tasks, (7, -7), strict=True):  # negative: a value, as in Teaclave
         assert do("task", "status", task, "--wait").strip() == "Finished (ok)"
         assert do.json("task", "result", task)["return_value"] == total
     refused = do.json("infer", str(tmp_path / "x.npy"), "--function", fid, code=1)

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from guests import ECHO
+from guests import ECHO, guest
 from paths import MNIST, VECTORS
 from platform_helpers import Platform, app_with_workers
 from service_helpers import HttpClient
@@ -217,6 +217,18 @@ def test_a_failing_function_ends_failed_with_its_kind(platform, body, spec, kind
     assert task["state"] == "Failed" and task["result_kind"] == kind, task["result"]
     assert words in task["result"]["message"]
     assert "receipt" not in task["result"] and "return_value" not in task["result"]
+
+
+def test_a_negative_return_is_a_value_without_a_manifest(platform):
+    """As in Teaclave's WAMR executor: a function registered without a builder's manifest has
+    no failure statuses, so its -5 is its result (with one, the same -5 fails: above)."""
+    p = platform
+    fid = p.post_function({"public": True}, guest("(i32.const -5)")).json()["id"]
+    staged = p.sdk("do1").submit_task(fid)
+    assert staged.state == "Staged", staged.stopped
+    task = p.wait(staged.id)
+    assert task["state"] == "Finished" and task["result"]["return_value"] == -5, task["result"]
+    p.verified_receipt(task)
 
 
 def tamper_blob(settings, url: str) -> None:

@@ -75,6 +75,8 @@ def _parse(
         checked = _validated(Manifest, "manifest", manifest_bytes)
         manifest = checked.model_dump(mode="json", exclude_unset=True)
         profile = PROFILES[checked.profile.name]
+        # Never {}, which stands for none: even an empty one says what profile it gave.
+        manifest.setdefault("profile", {"name": profile.name})
     declared = {"limits", "arguments", "inputs", "outputs", "executor_type"}  # the draft's below
     fields = parsed.model_dump(exclude=declared)
     draft = domain.FunctionDraft(
