@@ -68,6 +68,10 @@ class FunctionVerbs(Accounts):
         `limits`, `browser` or `browser_weights` (an input file id of yours; "" for none)."""
         return parse(Function, self._json("PATCH", f"/v1/functions/{function_id}", json=changes))
 
+    def get_function_usage(self, function_id: str) -> dict[str, Any]:
+        """(Its owner) `quota`, `usage` (tasks that counted against it) and `tasks_by_state`."""
+        return dict(self._json("GET", f"/v1/functions/{function_id}/usage"))
+
     def delete_function(self, function_id: str) -> None:
         """(Its owner) Deletes a function."""
         self._request("DELETE", f"/v1/functions/{function_id}")

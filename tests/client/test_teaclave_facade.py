@@ -202,6 +202,8 @@ def test_a_function_owner_reads_updates_disables_and_deletes_a_function(teaclave
     assert got.arguments[0].key == "in" and got.arguments[0].allow_overwrite is False
     assert got["inputs"][0]["optional"] is True
     assert client.list_functions("owner").registered_functions == [function_id]
+    usage = client.get_function_usage_stats(function_id)
+    assert (usage.function_quota, usage.current_usage) == (-1, 0)
     client.update_function(function_id, "echo", "v2", "wamr", True, wasm, **spec)
     assert client.get_function(function_id).description == "v2"
     with pytest.raises(TeaclaveException, match="payload cannot change"):
@@ -232,6 +234,8 @@ def test_what_the_platform_cannot_honour_is_a_clear_error(teaclave):
         client.create_task(function_id, {}, "builtin")
     with pytest.raises(TeaclaveException, match="user 'stranger' has not logged in"):
         client.create_task(function_id, {}, "wamr", [OwnerList("in", ["stranger"])])
+    with pytest.raises(TeaclaveException, match="a file's URL does not change"):
+        client.update_input_file("input-" + "0" * 32, "https://elsewhere.example/f.enc")
     task_id = client.create_task(function_id, {}, "wamr")
     with pytest.raises(TeaclaveException, match="is a task- id, not a function- id"):
         client.get_function(task_id)

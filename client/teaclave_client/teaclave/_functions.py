@@ -158,6 +158,14 @@ class FunctionsAndFiles(TeaclaveService):
             allowed_functions=[external_id("function", f) for f in allowed],
         )
 
+    def get_function_usage_stats(self, function_id: str) -> Message:
+        """(Its owner) `function_quota` and `current_usage`, as Teaclave's answer named them."""
+        self.check_metadata()
+        fid = platform_id("function", function_id, "get_function_usage_stats")
+        with failing("get function usage statistics"):
+            usage = self.client.get_function_usage(fid)
+        return Message(function_quota=usage["quota"], current_usage=usage["usage"])
+
     def delete_function(self, function_id: str) -> Message:
         self.check_metadata()
         fid = platform_id("function", function_id, "delete_function")
@@ -203,6 +211,21 @@ class FunctionsAndFiles(TeaclaveService):
         with failing("register output file"):
             info = self.client.register_output_file(url, schema, as_bytes(key, "key"))
         return external_id("output", info.id)
+
+    def update_input_file(self, data_id: str, url: str) -> None:
+        """Not on this platform: a registered file's URL does not change (its wrapped key is
+        bound to the file's id). Register the file again at its new URL."""
+        raise TeaclaveException(
+            "Failed to update input file (a file's URL does not change on this platform: "
+            "register it again with register_input_file)"
+        )
+
+    def update_output_file(self, data_id: str, url: str) -> None:
+        """Not on this platform: see update_input_file."""
+        raise TeaclaveException(
+            "Failed to update output file (a file's URL does not change on this platform: "
+            "register it again with register_output_file)"
+        )
 
     def _teaclave_function(self, f: Function) -> Message:
         return Message(
