@@ -39,7 +39,10 @@ class AttestationNotAvailable(UserWarning):
 
 
 class TaskStatus(enum.IntEnum):
-    """A task's status, with the numbers of Teaclave's protocol (`get_task()["status"]`)."""
+    """A task's status as `get_task()["status"]` gives it. Created to Finished have the numbers
+    of Teaclave's protocol (teaclave_common.proto); Failed and Canceled, which Teaclave added
+    later, are numbered here as we read its SDK's use of them but were not checked against its
+    last proto: compare with the names (`TaskStatus.Failed`), not the numbers."""
 
     Created = 0
     DataAssigned = 1
