@@ -244,6 +244,15 @@ def test_what_the_platform_cannot_honour_is_a_clear_error(teaclave):
     with pytest.raises(TeaclaveException, match="Task Canceled"):
         client.get_task_result(task_id)
     assert client.get_task(task_id)["status"] == TaskStatus.Canceled
+    trapping = client.register_function("trap", "", "wamr", payload=guest("(unreachable)"))
+    failing_task = client.create_task(trapping, {}, "wamr")
+    client.invoke_task(failing_task)
+    with pytest.raises(
+        TeaclaveException, match=r"Failed to get task result \(Task Failed, Error: "
+    ):
+        client.get_task_result(failing_task)
+    failed = client.get_task(failing_task)
+    assert failed["status"] == TaskStatus.Failed and failed["result"]["Err"]["reason"]
 
 
 def test_ids_are_teaclaves_shape_of_the_platforms_and_either_is_taken():

@@ -150,7 +150,9 @@ class FunctionsAndFiles(TeaclaveService):
         with failing("list functions"):
             me = self._my_id()
             if user_id is not None and self._user_ids([user_id], "user_id") != [me]:
-                raise TeaclaveException("this platform lists the caller's own functions only")
+                raise TeaclaveException(
+                    "Failed to list functions (this platform lists the caller's own only)"
+                )
             mine = {f.id for f in self.client.list_functions("mine")}
             allowed = [f.id for f in self.client.list_functions("allowed") if f.id not in mine]
         return Message(

@@ -129,7 +129,9 @@ class FrontendService(FunctionsAndFiles):
             task = self.client.wait(tid, timeout)
             if task.state != TaskState.FINISHED:
                 reason = str((task.result or {}).get("message", "")) or task.state
-                raise TeaclaveException(f"Task {task.state}, Error: {reason}")
+                raise TeaclaveException(
+                    f"Failed to get task result (Task {task.state}, Error: {reason})"
+                )
             return self.client.get_task_result(task, fetch_outputs=False)
 
     def _ownership(self, owners: Iterable[_Owners], what: str) -> dict[str, list[str]]:
