@@ -43,6 +43,25 @@ def _ours(data: Any, spellings: dict[str, str]) -> Any:
     return renamed
 
 
+def _teaclave_spec(data: Any) -> Any:
+    """A spec or an update with Teaclave's names made ours; its `usage_quota` None (no limit)
+    is our -1."""
+    if isinstance(data, dict) and "usage_quota" in data and data["usage_quota"] is None:
+        data = {**data, "usage_quota": -1}
+    return _ours(data, SPEC_SPELLINGS)
+
+
+def _wamr_only(value: str | None) -> str | None:
+    """ValueError naming the executor type unless it is exactly ours."""
+    if value is not None and value != EXECUTOR_TYPE:
+        known = TEACLAVE_EXECUTOR_TYPES.get(value)
+        raise ValueError(
+            f"executor type {value!r}{f' ({known})' if known else ''} is not supported: "
+            f"only {EXECUTOR_TYPE!r}, WebAssembly for Teaclave's WAMR executor, runs here"
+        )
+    return value
+
+
 def _distinct(what: str, names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
@@ -106,21 +125,12 @@ class FunctionSpec(Body):
     @model_validator(mode="before")
     @classmethod
     def _teaclave(cls, data: Any) -> Any:
-        data = _ours(data, SPEC_SPELLINGS)
-        if isinstance(data, dict) and "quota" in data and data["quota"] is None:
-            data["quota"] = -1  # Teaclave's usage_quota=None: unlimited
-        return data
+        return _teaclave_spec(data)
 
     @field_validator("executor_type")
     @classmethod
-    def _wamr_only(cls, value: str) -> str:
-        if value != EXECUTOR_TYPE:
-            known = TEACLAVE_EXECUTOR_TYPES.get(value)
-            raise ValueError(
-                f"executor type {value!r}{f' ({known})' if known else ''} is not supported: "
-                f"only {EXECUTOR_TYPE!r}, WebAssembly for Teaclave's WAMR executor, runs here"
-            )
-        return value
+    def _wamr(cls, value: str) -> str:
+        return str(_wamr_only(value))
 
     @field_validator("allowlist")
     @classmethod
@@ -184,7 +194,11 @@ class Manifest(_Open):
 
 
 class FunctionUpdate(Body):
+    """What an owner may change (Teaclave's `user_allowlist` and `usage_quota` taken too); an
+    `executor_type` is checked as at registration, and changes nothing."""
+
     description: str | None = Field(default=None, max_length=4096)
+    executor_type: str | None = Field(default=None, max_length=64)
     public: bool | None = None
     allowlist: list[str] | None = Field(default=None, max_length=1000)
     quota: Quota | None = None
@@ -192,6 +206,16 @@ class FunctionUpdate(Body):
     limits: FunctionLimits | None = None
     browser: bool | None = None
     browser_weights: str | None = Field(default=None, max_length=32)  # "": none
+
+    @model_validator(mode="before")
+    @classmethod
+    def _teaclave(cls, data: Any) -> Any:
+        return _teaclave_spec(data)
+
+    @field_validator("executor_type")
+    @classmethod
+    def _wamr(cls, value: str | None) -> str | None:
+        return _wamr_only(value)
 
 
 class FunctionPublic(BaseModel):

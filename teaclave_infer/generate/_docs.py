@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from teaclave_client.vocabulary import (
+    EXECUTOR_TYPE,
     LIMITS,
+    MAX_ARGUMENTS,
+    MAX_DEFAULT_CHARS,
     MAX_NDIM,
+    MAX_SLOTS,
     MAX_TABLES,
     TABLE_ELEMENT_BYTES,
     DType,
@@ -66,7 +70,9 @@ def _sections() -> list[tuple[str, str, str]]:
         (
             "Status codes",
             "What a built function returns on failure (`Status`, the runtime's `ti_status`); "
-            "a task that gets one fails as `function_error`.",
+            "a task of a function registered with its manifest that gets one fails as "
+            "`function_error` (without a manifest, a negative value is the result, as in "
+            "Teaclave).",
             _table(("code", "meaning"), [(str(int(s)), s.meaning) for s in Status]),
         ),
         (
@@ -94,6 +100,20 @@ def _sections() -> list[tuple[str, str, str]]:
             _table(
                 ("dtype", "DLPack code, bits", "ONNX type"),
                 [(f"`{d}`", f"{d.dlpack[0].name} {d.dlpack[1]}", str(d.onnx_type)) for d in DType],
+            ),
+        ),
+        (
+            "Function specs",
+            "What `POST /v1/functions` takes in a spec (`spec.py`); without a builder's manifest "
+            "the function runs with the `teaclave` profile.",
+            _table(
+                ("field", "bound"),
+                [
+                    ("`executor_type`", f"exactly `{EXECUTOR_TYPE}`"),
+                    ("`arguments`", f"at most {MAX_ARGUMENTS}, names distinct"),
+                    ("an argument's `default`", f"at most {MAX_DEFAULT_CHARS} characters"),
+                    ("`inputs`, `outputs`", f"at most {MAX_SLOTS} each; a name once across both"),
+                ],
             ),
         ),
         (

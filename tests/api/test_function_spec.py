@@ -113,3 +113,19 @@ def test_task_arguments_follow_teaclaves_rule(world):
     assert created.json()["arguments"] == {"adder1": "5", "mode": "sum"}
     assert_problem(create({"adder1": "5", "mode": "other"}), 422, "overwritable arguments")
     assert_problem(create({}), 422, "overwritable arguments ['adder1']")
+
+
+def test_an_update_takes_teaclaves_names_too(world):
+    """Teaclave's update_function names the allowlist and quota its way: never ignored."""
+    function_id = world.post_function({"quota": 3}).json()["id"]
+
+    def patch(body: dict):
+        url = f"/v1/functions/{function_id}"
+        return world.client.patch(url, headers=world.auth["fo"], json=body)
+
+    changed = patch({"user_allowlist": [world.ids["do1"]], "usage_quota": None})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["allowlist"] == [world.ids["do1"]] and changed.json()["quota"] == -1
+    assert patch({"executor_type": "wamr", "usage_quota": 2}).json()["quota"] == 2
+    assert_problem(patch({"executor_type": "mesapy"}), 422, "executor type 'mesapy'")
+    assert_problem(patch({"quota": 1, "usage_quota": 1}), 422, "not both")

@@ -93,3 +93,13 @@ def test_the_allowlist_stays_the_owners_business(world):
     assert seen.status_code == 200 and seen.json()["allowlist"] == []
     hidden = world.client.get(f"/v1/functions/{function_id}", headers=world.auth["do2"])
     assert hidden.status_code == 404
+
+
+def test_a_spec_past_a_form_parts_size_is_refused_whole(world):
+    """Every list and text is bounded, and the spec part as a whole too (the form parser's
+    part limit): 1023 slots of 4096-character descriptions never reach the validator."""
+    slots = [{"name": f"i{n}", "description": "d" * 4096} for n in range(MAX_SLOTS)]
+    refused = world.post_function({"inputs": slots})
+    assert 400 <= refused.status_code < 500, refused.text
+    assert refused.headers["content-type"] == "application/problem+json", refused.text
+    _nothing_stored(world)

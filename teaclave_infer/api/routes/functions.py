@@ -196,7 +196,7 @@ def update_function(
     user: CurrentUser,
     session: SessionDep,
 ) -> FunctionPublic:
-    changes = body.model_dump(exclude_none=True)
+    changes = body.model_dump(exclude_none=True, exclude={"executor_type"})  # checked: wamr
     function = domain.update(session, platform.keys, user, function_id, changes)
     session.commit()
     return _public(function, user)
