@@ -7,10 +7,13 @@ imported): about 7 s, most of it the platform starting."""
 
 from __future__ import annotations
 
+import http.client
 import sys
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from cheap_kdf import ENTRY
 from paths import REPO, VECTORS
 
@@ -23,6 +26,7 @@ import wasm_c_millionaire_problem
 import wasm_c_psi
 import wasm_c_simple_add
 import wasm_tvm_mnist
+from file_server import FileServer
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +92,29 @@ def test_the_millionaire_function_names_the_second_input_on_a_tie():
     tie = run(wasm, arguments, {"a": b"100", "b": b"100"}, ["out"], profile="teaclave")
     assert (tie.return_value, tie.outputs) == (1, {"out": b"b"})
     assert run(wasm, arguments, {"a": b"1"}, ["out"]).return_value == -1
+
+
+def _raw(files: FileServer, method: str, target: str) -> int:
+    """The status of a request for `target` exactly as written (requests would normalise it)."""
+    host, port = urlsplit(files.url("")).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request(method, target, body=b"x" if method == "PUT" else None)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_the_file_server_serves_and_takes_only_names_inside_its_folder(tmp_path):
+    (tmp_path / "inside").mkdir()
+    (tmp_path / "secret.txt").write_text("outside the folder")
+    with FileServer(tmp_path / "inside") as files:
+        url = files.put("a.enc", b"sealed")
+        assert requests.get(url, timeout=5).content == b"sealed"
+        assert requests.put(files.url("out.enc"), data=b"written", timeout=5).status_code == 201
+        assert files.read("out.enc") == b"written"
+        for target in ("/../secret.txt", "/%2e%2e/secret.txt", "/.hidden", "/a/b", "//etc/passwd"):
+            assert _raw(files, "GET", target) == 404, target
+            assert _raw(files, "PUT", target) == 400, target
+    assert sorted(p.name for p in (tmp_path / "inside").iterdir()) == ["a.enc", "out.enc"]
+    assert (tmp_path / "secret.txt").read_text() == "outside the folder"
