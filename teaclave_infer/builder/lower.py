@@ -4,7 +4,7 @@
 With `winograd`, a 3x3 stride-1 float32 conv whose weight is a constant, whose channels are both
 at least WINOGRAD_MIN_CHANNELS and whose channel pairs are at most WINOGRAD_MAX_PAIRS becomes
 TOPI's Winograd F(4x4, 3x3): the weight transform is a separate call on the constant, folded by
-FoldConstant into the packed weight [6, 6, CI, CO]; the kernel keeps the input transform, the 36
+fold.py into the packed weight [6, 6, CI, CO]; the kernel keeps the input transform, the 36
 batched GEMMs and the inverse transform (schedule.py's `_winograd` schedules it). 4x fewer
 multiplies than the direct conv.
 """
@@ -16,6 +16,7 @@ from tvm import relax, te, topi
 from tvm.topi.nn.winograd_util import winograd_transform_matrices
 
 from ..errors import UnsupportedModelError
+from .fold import fold_constants
 
 __all__ = ["WINOGRAD_MAX_PAIRS", "WINOGRAD_MIN_CHANNELS", "WINOGRAD_TILE", "lower"]
 
@@ -37,7 +38,8 @@ def _passes(winograd: bool) -> list[tvm.transform.Pass]:
         relax.transform.DecomposeOpsForInference(),  # batch norm etc. into arithmetic
         relax.transform.LegalizeOps(custom),  # every Relax op into a TIR PrimFunc
         relax.transform.AnnotateTIROpPattern(),  # elementwise / injective / reduction ...
-        relax.transform.FoldConstant(),  # weights computed in the graph become constants
+        fold_constants,  # weights computed in the graph become constants (fold.py)
+        relax.transform.FoldConstant(),  # what fold_constants leaves (calls with several outputs)
         relax.transform.FuseOps(),  # group kernels, e.g. conv + bias + relu
         relax.transform.FuseTIR(),  # each group into one PrimFunc
         relax.transform.DeadCodeElimination(),
