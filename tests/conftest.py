@@ -9,7 +9,9 @@ import of TVM; the default, `--tier full`, runs everything.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +29,11 @@ from teaclave_infer.local import local_service
 # Test folders whose every test builds a function (with TVM, or zig for the C runtime).
 BUILD_FOLDERS = ("builder", "runtime")
 TESTS = Path(__file__).resolve().parent
+# The builder's kernel cache (teaclave_infer.builder.codegen.CACHE_VARIABLE, which this module
+# cannot import: the fast tier has no TVM): one per run, shared by its workers and the processes
+# they start, so that a run neither reads nor fills the user's cache.
+KERNEL_CACHE_VARIABLE = "TEACLAVE_KERNEL_CACHE"
+_RUN_CACHE: list[str] = []
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,6 +61,14 @@ class _NoTvm:
 def pytest_configure(config: pytest.Config) -> None:
     if fast_tier(config):
         sys.meta_path.insert(0, _NoTvm())
+    if not hasattr(config, "workerinput"):  # the controller: xdist's workers inherit it
+        _RUN_CACHE.append(tempfile.mkdtemp(prefix="teaclave-test-kernels-"))
+        os.environ[KERNEL_CACHE_VARIABLE] = _RUN_CACHE[0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _RUN_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -72,7 +87,21 @@ def _full_tier_only(item: pytest.Item) -> bool:
     return callspec is not None and "postgresql" in callspec.params.values()
 
 
+def _cost(item: pytest.Item) -> int:
+    """0 for the slowest kind of test, then 1, 2: run first, they leave no worker idle at the
+    end of a run while another finishes a minute-long build."""
+    if item.get_closest_marker("slow"):
+        return 0
+    return 1 if item.get_closest_marker("build") or _in_build_folder(item) else 2
+
+
+def _in_build_folder(item: pytest.Item) -> bool:
+    parts = item.path.relative_to(TESTS).parts if item.path.is_relative_to(TESTS) else ()
+    return bool(parts) and parts[0] in BUILD_FOLDERS
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_cost)  # stable: each kind keeps its order
     if fast_tier(config):
         left_out = [i for i in items if _full_tier_only(i)]
         if left_out:

@@ -24,7 +24,7 @@ from ..abi import PROFILES, WEIGHTS_ID, Profile, safe_id
 from ..errors import BuildError, UnsupportedModelError
 from .arena import ArenaLayout, plan_arena
 from .blob import pack_blob
-from .codegen import compile_kernels
+from .codegen import compile_kernels, kernel_cache
 from .importer import graph_inputs, input_shapes, load_onnx, named_by_onnx, to_relax
 from .link import BLOB_FILE, IoIds, LinkInputs, link, model_source
 from .lower import lower
@@ -112,7 +112,7 @@ def build(
     if options.tune_trials:
         stage("tune", tune, kernels, profile, options.tune_trials, options.tuning_db, progress)
     kernels = stage("schedule", _schedule, kernels, profile, options)  # tuned or default
-    objects = stage("kernels", compile_kernels, kernels, profile)  # TIR -> wasm32 object
+    objects = stage("kernels", compile_kernels, kernels, profile, kernel_cache())  # TIR -> wasm32
     link_in = LinkInputs(plan, io, model_id, blob if options.weights == "embedded" else None)
     wasm = stage("link", _link, link_in, objects, profile, keep_dir)  # runtime + kernels -> wasm
     artifacts = {f"{name}.wasm": wasm}

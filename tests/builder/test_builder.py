@@ -18,8 +18,9 @@ from onnx import TensorProto as TP
 from onnx import helper
 from paths import REPO
 
+from teaclave_infer.builder import codegen
 from teaclave_infer.cli import main
-from teaclave_infer.errors import ModelLoadError, UnsupportedModelError
+from teaclave_infer.errors import ModelLoadError, ToolchainError, UnsupportedModelError
 from teaclave_infer.executor import EngineKey, ResultKind, engine_for, run
 
 
@@ -79,7 +80,8 @@ def test_manifest_describes_the_function(tmp_path):
     assert set(m["tools"]) >= {"apache-tvm", "onnx", "ziglang"}
 
 
-def test_build_is_deterministic(tmp_path):
+def test_build_is_deterministic(tmp_path, monkeypatch):
+    monkeypatch.setenv(codegen.CACHE_VARIABLE, "off")  # both builds compile
     model = save(tiny(), tmp_path / "tiny.onnx")
     outs = []
     for n in (1, 2):
@@ -87,6 +89,43 @@ def test_build_is_deterministic(tmp_path):
         outs.append({p.name: p.read_bytes() for p in (tmp_path / f"b{n}" / "out").iterdir()})
     assert outs[0].keys() == {"tiny.wasm", "tiny.weights", "tiny.json"}
     assert outs[0] == outs[1]
+
+
+def test_kernels_compile_once_per_inputs_and_a_cache_hit_builds_the_same_bytes(
+    tmp_path, monkeypatch
+):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(codegen.CACHE_VARIABLE, str(cache))
+    model = save(tiny(), tmp_path / "tiny.onnx")
+    first = build_model(tmp_path / "b1", model, "tiny").wasm.read_bytes()
+    assert len(list(cache.iterdir())) == 1 and cache.stat().st_mode & 0o777 == 0o700
+
+    def compiler_gone(*args, **kw):
+        raise RuntimeError("compiled although the cache holds these kernels")
+
+    monkeypatch.setattr(codegen.tirx, "build", compiler_gone)
+    assert build_model(tmp_path / "b2", model, "tiny").wasm.read_bytes() == first
+    with pytest.raises(ToolchainError):  # another target is another key: a miss
+        build_model(tmp_path / "b3", model, "tiny", profile="teaclave")
+
+
+def test_the_kernel_cache_is_off_or_unwritable_without_failing_a_build(tmp_path, monkeypatch):
+    monkeypatch.setenv(codegen.CACHE_VARIABLE, "off")
+    assert codegen.kernel_cache() is None
+    monkeypatch.delenv(codegen.CACHE_VARIABLE)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert codegen.kernel_cache() == tmp_path / "xdg" / "teaclave-infer" / "kernels"
+    blocked = tmp_path / "file"
+    blocked.write_bytes(b"")  # a cache "folder" that is a file: nothing can be written there
+    monkeypatch.setenv(codegen.CACHE_VARIABLE, str(blocked / "kernels"))
+    model = save(tiny(), tmp_path / "tiny.onnx")
+    assert build_model(tmp_path / "b", model, "tiny").wasm.stat().st_size > 0
+
+
+def test_the_tests_name_the_builders_cache_variable():
+    import conftest
+
+    assert conftest.KERNEL_CACHE_VARIABLE == codegen.CACHE_VARIABLE
 
 
 def test_input_and_output_names_can_be_chosen(tmp_path):
