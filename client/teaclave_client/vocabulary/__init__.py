@@ -21,6 +21,7 @@ from .abi import (
     DType,
     Status,
 )
+from .ids import ID_PATTERN, id_shaped
 from .kinds import FailureKind, ResultKind, TaskKind
 from .limits import (
     DEADLINE_S,
@@ -56,6 +57,7 @@ __all__ = [
     "EXECUTOR_TYPE",
     "FUEL",
     "HANDLES",
+    "ID_PATTERN",
     "IMPORT_ERROR",
     "IMPORT_MODULE",
     "LIMITS",
@@ -87,4 +89,5 @@ __all__ = [
     "Status",
     "TaskKind",
     "TaskState",
+    "id_shaped",
 ]
