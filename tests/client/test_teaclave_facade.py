@@ -26,6 +26,7 @@ from teaclave_client.teaclave import (
     FunctionArgument,
     FunctionInput,
     FunctionOutput,
+    InsecureConnection,
     Message,
     OwnerList,
     TaskStatus,
@@ -69,19 +70,21 @@ class Teaclave:
 
     app: object
     wire: Wire
+    # The app answers any host; a loopback name keeps the plain-http warning for other hosts.
+    url: str = "http://localhost"
 
     def session(self) -> requests.Session:
         session = requests.Session()
-        session.mount(str(self.app.base_url), _Recording(self.app, self.wire))
+        session.mount(self.url, _Recording(self.app, self.wire))
         return session
 
     def auth(self) -> AuthenticationService:
-        return AuthenticationService(str(self.app.base_url), session=self.session()).connect()
+        return AuthenticationService(self.url, session=self.session()).connect()
 
     def frontend(self, user: str, password: str) -> FrontendService:
         with self.auth() as auth:
             token = auth.user_login(user, password)
-        client = FrontendService(str(self.app.base_url), session=self.session()).connect()
+        client = FrontendService(self.url, session=self.session()).connect()
         client.metadata = {"id": user, "token": token}
         return client
 
@@ -220,12 +223,12 @@ def test_what_the_platform_cannot_honour_is_a_clear_error(teaclave):
     with pytest.raises(TeaclaveException, match="give the platform's URL"):
         FrontendService(("localhost", 7777), "ias_root_ca_cert.pem", "enclave_info.toml")
     with pytest.warns(AttestationNotAvailable, match="attestation is not available"):
-        FrontendService(str(teaclave.app.base_url), "ias_root_ca_cert.pem", "enclave_info.toml")
+        FrontendService(teaclave.url, "ias_root_ca_cert.pem", "enclave_info.toml")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        FrontendService(str(teaclave.app.base_url))  # no attestation asked for: no warning
+        FrontendService(teaclave.url)  # no attestation asked for: no warning
     with pytest.raises(TeaclaveException, match="Metadata is None"):
-        FrontendService(str(teaclave.app.base_url)).list_functions()
+        FrontendService(teaclave.url).list_functions()
     client = teaclave.frontend("owner", "owner-password-1")
     with pytest.raises(TeaclaveException, match=r"mesapy.*WebAssembly functions only"):
         client.register_function("py", "", "mesapy", payload=b"def entrypoint(argv): pass")
@@ -276,3 +279,25 @@ def test_ids_are_teaclaves_shape_of_the_platforms_and_either_is_taken():
     assert Message(a=1).a == 1
     with pytest.raises(AttributeError):
         _ = Message(a=1).b
+
+
+def test_plain_http_to_another_host_is_a_warning() -> None:
+    with pytest.warns(InsecureConnection, match="plain http"):
+        FrontendService("http://platform.example:8000")
+    with pytest.warns(InsecureConnection, match="plain http"):
+        AuthenticationService("http://127.0.0.1.example")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for url in ["https://platform.example", "http://127.0.0.2:8000", "http://[::1]:80"]:
+            FrontendService(url)
+
+
+def test_pinned_keys_refuse_a_platform_with_other_keys(teaclave):
+    with teaclave.auth() as auth:
+        pins = auth.client.key_ids()
+    other = {**pins, "sealing": "0" * len(pins["sealing"])}
+    service = FrontendService(teaclave.url, session=teaclave.session(), pinned_keys=other)
+    with pytest.raises(TeaclaveException, match="sealing key"):
+        service.connect()
+    pinned = FrontendService(teaclave.url, session=teaclave.session(), pinned_keys=pins)
+    assert pinned.connect().client.key_ids() == pins

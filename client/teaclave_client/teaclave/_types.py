@@ -16,6 +16,7 @@ __all__ = [
     "FunctionArgument",
     "FunctionInput",
     "FunctionOutput",
+    "InsecureConnection",
     "Message",
     "OwnerList",
     "TaskStatus",
@@ -36,6 +37,12 @@ class TeaclaveException(TeaclaveClientError):
 class AttestationNotAvailable(UserWarning):
     """Teaclave's attestation arguments were given: this platform runs no SGX enclave, so
     there is no attestation report to check them against."""
+
+
+class InsecureConnection(UserWarning):
+    """The platform's URL is plain http:// to a host that is not this machine: anyone on the
+    way can read the tokens and replace the platform's sealing key that file keys are wrapped
+    to (unless `pinned_keys` pins it)."""
 
 
 class TaskStatus(enum.IntEnum):
