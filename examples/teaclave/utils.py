@@ -5,10 +5,11 @@ server, and the functions' committed builds (functions/*.wasm; each .c's header 
 build it with `python -m ziglang cc`).
 
 Run an example with no setting and it starts its own platform (`teaclave-infer serve` on a free
-loopback port, SQLite in a temporary folder, one worker, fetches from 127.0.0.1 allowed) and
-file server, and stops both at the end. With TEACLAVE_PLATFORM_URL and
-TEACLAVE_ADMIN_PASSWORD it uses that platform instead, whose operator must allow the file
-server's address (127.0.0.1: a platform on this machine)."""
+loopback port, SQLite in a temporary folder, one worker, fetches allowed from the file server's
+own address 127.0.0.2 only) and file server, and stops both at the end. With
+TEACLAVE_PLATFORM_URL and TEACLAVE_ADMIN_PASSWORD it uses that platform instead, whose operator
+must allow the file server's address (`--allow-fetch 127.0.0.2/32`: a platform on this
+machine); never all of 127.0.0.1, where the platform's own API listens."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from file_server import FileServer
+from file_server import ALLOW_FETCH, FileServer
 from teaclave_client.crypto import encrypt, generate_key
 from teaclave_client.errors import TeaclaveClientError
 from teaclave_client.files import write_private
@@ -129,7 +130,7 @@ def local_platform(
         password = secrets.token_urlsafe(18)
         write_private(Path(tmp) / "admin.txt", password.encode())
         (Path(tmp) / "files").mkdir()
-        flags = ("--allow-fetch", "127.0.0.1")
+        flags = ("--allow-fetch", ALLOW_FETCH)
         with (
             serve_process(
                 Path(tmp) / "data",

@@ -1,5 +1,5 @@
 """Teaclave's WebAssembly examples (examples/teaclave/) end to end, each flow once, on one
-local platform (`teaclave-infer serve`, one worker, fetches from the file server's 127.0.0.1
+local platform (`teaclave-infer serve`, one worker, fetches from the file server's 127.0.0.2
 allowed) through the Teaclave-compatible facade: inputs in teaclave-file-128 and aes-gcm-128
 on the data owners' file server, outputs written there in the schema their owner registered,
 and Teaclave's documented results. No build (the functions' builds are committed; TVM is not
