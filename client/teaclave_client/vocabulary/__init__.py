@@ -41,6 +41,7 @@ from .limits import (
 from .schemas import DEFAULT_SCHEMA, RECEIPT_VERSION, SCHEMAS, Schema
 from .spec import (
     EXECUTOR_TYPE,
+    MANIFEST_FORMAT,
     MAX_ARGUMENTS,
     MAX_DEFAULT_CHARS,
     MAX_SLOTS,
@@ -61,6 +62,7 @@ __all__ = [
     "IMPORT_ERROR",
     "IMPORT_MODULE",
     "LIMITS",
+    "MANIFEST_FORMAT",
     "MAX_ARGUMENTS",
     "MAX_DEFAULT_CHARS",
     "MAX_FILE_ID_BYTES",

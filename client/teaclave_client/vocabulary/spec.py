@@ -8,12 +8,16 @@ from .limits import MAX_HANDLES
 
 __all__ = [
     "EXECUTOR_TYPE",
+    "MANIFEST_FORMAT",
     "MAX_ARGUMENTS",
     "MAX_DEFAULT_CHARS",
     "MAX_SLOTS",
     "TEACLAVE_EXECUTOR_TYPES",
 ]
 
+# The `format` of the builder's NAME.json: what tells a builder's manifest from any other JSON
+# (a client takes a NAME.json beside the wasm only with it, the service refuses one without it).
+MANIFEST_FORMAT = "teaclave-infer-function/1"
 # The one executor here: Teaclave's WebAssembly one (WAMR), run by wasmtime.
 EXECUTOR_TYPE = "wamr"
 # Teaclave's other executor types, named so a refusal can say what they were.
