@@ -33,6 +33,7 @@ from teaclave_client.teaclave import (
     TeaclaveException,
 )
 from teaclave_client.teaclave._ids import external_id, platform_id
+from teaclave_client.vocabulary import TaskState
 
 ADD = "(i32.add (local.get $argc) (i32.const 3))"  # argc 4 (two arguments) -> 7
 
@@ -301,3 +302,11 @@ def test_pinned_keys_refuse_a_platform_with_other_keys(teaclave):
         service.connect()
     pinned = FrontendService(teaclave.url, session=teaclave.session(), pinned_keys=pins)
     assert pinned.connect().client.key_ids() == pins
+
+
+def test_task_statuses_are_the_vocabularys_states_with_teaclaves_numbers():
+    assert [s.name for s in TaskStatus] == [state.value for state in TaskState]
+    read_in_teaclaves_proto = {"Created": 0, "DataAssigned": 1, "Approved": 2, "Staged": 3}
+    read_in_teaclaves_proto |= {"Running": 4, "Finished": 10}
+    assert {n: int(TaskStatus[n]) for n in read_in_teaclaves_proto} == read_in_teaclaves_proto
+    assert TaskStatus.Failed not in (TaskStatus.Finished, TaskStatus.Canceled)
