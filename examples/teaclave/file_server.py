@@ -29,6 +29,19 @@ MAX_PUT_BYTES = 64 << 20
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
+def _refusal(path: Path | None, length: str | None) -> int | None:
+    """The status a PUT of `length` bytes (its Content-Length header) onto `path` is refused
+    with, or None: a name outside the folder, a directory or a Content-Length that is no
+    decimal number is 400, none is 411, past MAX_PUT_BYTES 413."""
+    if path is None or path.is_dir():
+        return 400
+    if length is None:
+        return 411
+    if not (length.strip().isascii() and length.strip().isdigit()):
+        return 400
+    return 413 if int(length) > MAX_PUT_BYTES else None
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     root: Path  # set on the subclass FileServer makes
 
@@ -48,19 +61,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_PUT(self) -> None:
-        path = self._file()
-        length = int(self.headers.get("Content-Length") or -1)
-        if path is None or not 0 <= length <= MAX_PUT_BYTES:
-            self.send_error(400 if path is None else 411)
+        path, header = self._file(), self.headers.get("Content-Length")
+        if (status := _refusal(path, header)) is not None:
+            self.send_error(status)
             return
+        assert path is not None and header is not None
+        length = int(header)
         data = self.rfile.read(length)
         if len(data) != length:
             self.send_error(400)
             return
         fd, temporary = tempfile.mkstemp(dir=self.root, prefix=".put-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(temporary, path)
+        except OSError:
+            os.unlink(temporary)  # never a half-written or orphaned file in the folder
+            self.send_error(409)
+            return
         self.send_response(201)
         self.send_header("Content-Length", "0")
         self.end_headers()

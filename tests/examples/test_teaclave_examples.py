@@ -118,3 +118,27 @@ def test_the_file_server_serves_and_takes_only_names_inside_its_folder(tmp_path)
             assert _raw(files, "PUT", target) == 400, target
     assert sorted(p.name for p in (tmp_path / "inside").iterdir()) == ["a.enc", "out.enc"]
     assert (tmp_path / "secret.txt").read_text() == "outside the folder"
+
+
+def _put_with_length(files: FileServer, name: str, length: str) -> int:
+    """The status of a PUT whose Content-Length header is `length` as written."""
+    host, port = urlsplit(files.url("")).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.putrequest("PUT", f"/{name}")
+        conn.putheader("Content-Length", length)
+        conn.endheaders(b"x")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_the_file_server_refuses_a_bad_length_or_a_directory_and_leaves_nothing(tmp_path):
+    (tmp_path / "folder").mkdir()
+    with FileServer(tmp_path) as files:
+        for length in ("abc", "1x", "-1", "²"):
+            assert _put_with_length(files, "a.enc", length) == 400, length
+        assert requests.put(files.url("folder"), data=b"x", timeout=5).status_code == 400
+        assert requests.put(files.url("b.enc"), data=b"ok", timeout=5).status_code == 201
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.enc", "folder"]
+    assert list((tmp_path / "folder").iterdir()) == []
