@@ -83,14 +83,26 @@ class PlatformAdmin:
     """The platform's admin, registering the examples' users."""
 
     def __init__(self, platform: Platform) -> None:
+        self.platform = platform
         self.client = connect_authentication_service(platform)
         token = self.client.user_login(ADMIN_ID, platform.admin_password)
         self.client.metadata = {"id": ADMIN_ID, "token": token}
 
-    def register_user(self, user_id: str, user_password: str, role: str = "DataOwner") -> None:
-        """Registers the user unless a user of that name is there already (a rerun)."""
+    def register_user(self, user_id: str, role: str = "DataOwner") -> str:
+        """Registers the user with a fresh random password and returns it (Teaclave's scripts
+        used fixed ones, published with them: on a platform that outlives the run, anyone could
+        have logged in as their users). A user of that name already there (a rerun) gets a fresh
+        one too: the admin resets it, and the user sets the new one (a reset password must be
+        changed at its first use)."""
+        password = secrets.token_urlsafe(18)
         if user_id not in self.client.list_users().ids:
-            self.client.user_register(user_id, user_password, role)
+            self.client.user_register(user_id, password, role)
+            return password
+        reset = self.client.reset_user_password(user_id)["password"]
+        with connect_authentication_service(self.platform) as user:
+            user.user_login(user_id, reset)
+            user.user_change_password(password, reset)
+        return password
 
     def close(self) -> None:
         self.client.close()

@@ -16,6 +16,7 @@ import pytest
 import requests
 from cheap_kdf import ENTRY
 from paths import REPO, VECTORS
+from teaclave_client.teaclave import TeaclaveException
 
 from teaclave_infer.executor import run
 
@@ -142,3 +143,18 @@ def test_the_file_server_refuses_a_bad_length_or_a_directory_and_leaves_nothing(
         assert requests.put(files.url("b.enc"), data=b"ok", timeout=5).status_code == 201
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.enc", "folder"]
     assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_the_examples_users_get_fresh_random_passwords_also_on_a_rerun(platform):
+    """On a platform that outlives a run, a published password would let anyone in: every
+    registration, and every rerun's, gives the user a new random one, which logs them in."""
+    admin = utils.PlatformAdmin(platform)
+    try:
+        first = admin.register_user("rerun_user")
+        again = admin.register_user("rerun_user")  # the user is there: a rerun
+    finally:
+        admin.close()
+    assert first != again and len(again) >= 16
+    utils.login(platform, "rerun_user", again).close()
+    with pytest.raises(TeaclaveException, match="login"):
+        utils.login(platform, "rerun_user", first)
