@@ -180,7 +180,9 @@ def test_an_admin_manages_users_by_their_names(teaclave):
         assert "owner" not in admin.list_users().ids
     with teaclave.auth() as user1:
         user1.user_login("user1", reset.password)  # must change it now, as the platform says
-        user1.user_change_password("user1-password-2")
+        with pytest.raises(TeaclaveException, match="asks for the old password"):
+            user1.user_change_password("user1-password-2")  # Teaclave's call: no old password
+        user1.user_change_password("user1-password-2", reset.password)
         assert user1.user_login("user1", "user1-password-2")
     promoted = teaclave.frontend("user0", "user0-password-1")
     assert promoted.register_function("f", "", "wamr", payload=guest("(i32.const 1)"))

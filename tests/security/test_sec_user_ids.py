@@ -1,13 +1,18 @@
 """A user name in the form of a user id: the platform refuses it, and the Teaclave facade, which
 takes ids where Teaclave's scripts give names, never lets such a name stand for the user whose
-id it spells (Mallory registered as "<Bob's id>" would otherwise receive Bob's outputs)."""
+id it spells (Mallory registered as "<Bob's id>" would otherwise receive Bob's outputs). And
+the facade keeps no login password."""
 
 from __future__ import annotations
 
 import uuid
+import warnings
 
 import pytest
+import requests
+from service_helpers import TestClientAdapter as InProcess
 from service_helpers import assert_problem
+from teaclave_client.teaclave import AuthenticationService, InsecureConnection
 from teaclave_client.teaclave._ids import Directory
 
 URL = "http://platform.test"
@@ -69,3 +74,23 @@ def test_problem_shape(client, admin) -> None:
         json={"username": uuid.uuid4().hex, "password": "mallory-password-1", "role": "DataOwner"},
     )
     assert_problem(response, response.status_code, "form of a user id")
+
+
+def test_the_facade_keeps_no_password_after_login(client, admin) -> None:
+    """A login's password is not kept on the service or its SDK client (a core dump, a
+    debugger or a careless repr would show it)."""
+    password = "a-password-to-forget-1"
+    made = client.post(
+        "/v1/users",
+        headers=admin,
+        json={"username": "forgetful", "password": password, "role": "DataOwner"},
+    )
+    assert made.status_code == 201, made.text
+    session = requests.Session()
+    session.mount(str(client.base_url), InProcess(client))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InsecureConnection)  # the in-process app's test URL
+        auth = AuthenticationService(str(client.base_url), session=session)
+    auth.user_login("forgetful", password)
+    held = [vars(auth), vars(auth.client), vars(type(auth))]
+    assert not any(password in repr(v) for v in held)
