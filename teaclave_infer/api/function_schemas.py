@@ -17,8 +17,8 @@ from teaclave_client.vocabulary import (
     MAX_SLOTS,
     MEMORY_BYTES,
     OUTPUT_BYTES,
-    TEACLAVE_EXECUTOR_TYPES,
     DType,
+    executor_refusal,
 )
 
 from ..abi import DEFAULT_PROFILE, PROFILES
@@ -54,12 +54,8 @@ def _teaclave_spec(data: Any) -> Any:
 
 def _wamr_only(value: str | None) -> str | None:
     """ValueError naming the executor type unless it is exactly ours."""
-    if value is not None and value != EXECUTOR_TYPE:
-        known = TEACLAVE_EXECUTOR_TYPES.get(value)
-        raise ValueError(
-            f"executor type {value!r}{f' ({known})' if known else ''} is not supported: "
-            f"only {EXECUTOR_TYPE!r}, WebAssembly for Teaclave's WAMR executor, runs here"
-        )
+    if value is not None and (refusal := executor_refusal(value)):
+        raise ValueError(refusal)
     return value
 
 

@@ -8,6 +8,7 @@ import pytest
 from guests import guest
 from platform_helpers import Platform
 from service_helpers import BUILDER, assert_problem, builder_manifest
+from teaclave_client.vocabulary import executor_refusal
 
 # A SIMD instruction: the `fast` profile takes it, Teaclave's WAMR (the `teaclave` one) does not.
 SIMD = guest("(i32x4.extract_lane 0 (v128.const i32x4 7 0 0 0))")
@@ -90,6 +91,7 @@ def test_the_profile_is_teaclaves_without_a_manifest(world):
 def test_the_refusal_names_teaclaves_other_executor(world):
     refused = world.post_function({"executor_type": "builtin"})
     assert_problem(refused, 422, "Teaclave's built-in native functions")
+    assert_problem(refused, 422, str(executor_refusal("builtin")))  # the facade's words too
 
 
 def test_an_argument_may_share_an_inputs_name(world):

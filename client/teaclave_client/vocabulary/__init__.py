@@ -38,7 +38,7 @@ from .limits import (
     WASM_STACK_BYTES,
     Limit,
 )
-from .schemas import DEFAULT_SCHEMA, RECEIPT_VERSION, SCHEMAS, Schema
+from .schemas import DEFAULT_SCHEMA, IV_BYTES, RECEIPT_VERSION, SCHEMAS, TAG_BYTES, Schema
 from .spec import (
     EXECUTOR_TYPE,
     MANIFEST_FORMAT,
@@ -46,6 +46,7 @@ from .spec import (
     MAX_DEFAULT_CHARS,
     MAX_SLOTS,
     TEACLAVE_EXECUTOR_TYPES,
+    executor_refusal,
 )
 from .states import BEFORE_INVOKE, ENDED, TaskState
 
@@ -61,6 +62,7 @@ __all__ = [
     "ID_PATTERN",
     "IMPORT_ERROR",
     "IMPORT_MODULE",
+    "IV_BYTES",
     "LIMITS",
     "MANIFEST_FORMAT",
     "MAX_ARGUMENTS",
@@ -77,6 +79,7 @@ __all__ = [
     "RECEIPT_VERSION",
     "SCHEMAS",
     "TABLE_ELEMENT_BYTES",
+    "TAG_BYTES",
     "TEACLAVE_EXECUTOR_TYPES",
     "TEACLAVE_IMPORTS",
     "WASM_STACK_BYTES",
@@ -91,5 +94,6 @@ __all__ = [
     "Status",
     "TaskKind",
     "TaskState",
+    "executor_refusal",
     "id_shaped",
 ]
