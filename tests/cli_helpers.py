@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from guests import ECHO, guest
-from service_helpers import ADMIN_PASSWORD
+from service_helpers import ADMIN_PASSWORD, builder_manifest
 from teaclave_client.cli import main
 
 
@@ -56,7 +56,7 @@ def register_echo(fo: Cli, folder: Path, manifest: dict | None = None) -> str:
     """`fo` registers the echo guest (input `in`, output `out`), public, with `manifest` (by
     default one naming it "echo"); its id."""
     (folder / "echo.wasm").write_bytes(guest(ECHO))
-    (folder / "echo.json").write_text(json.dumps(manifest or {"name": "echo"}))
+    (folder / "echo.json").write_bytes(builder_manifest(**(manifest or {"name": "echo"})))
     slots = {"inputs": [{"name": "in"}], "outputs": [{"name": "out"}]}
     arguments = [{"name": n, "default": n} for n in ("in", "out")]
     (folder / "spec.json").write_text(json.dumps({**slots, "arguments": arguments}))

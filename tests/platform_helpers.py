@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from guests import guest
-from service_helpers import HttpClient, Users
+from service_helpers import HttpClient, Users, builder_manifest
 from teaclave_client import Task
 from teaclave_client.crypto import encrypt, generate_key
 from teaclave_client.models import ENDED
@@ -54,11 +54,11 @@ class Platform(Users):
         self.last_sealed = b""  # the ciphertext of the last input, for URLs the test serves
 
     def register(
-        self, wasm: bytes, manifest: bytes = b"{}", public: bool = True, **spec: Any
+        self, wasm: bytes, manifest: bytes | None = None, public: bool = True, **spec: Any
     ) -> str:
         name = spec.pop("name", "f")
         function = self.sdk("fo").register_function(
-            wasm, json.loads(manifest), name, public=public, **spec
+            wasm, json.loads(manifest or builder_manifest()), name, public=public, **spec
         )
         return function.id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -14,10 +15,21 @@ from fastapi.testclient import TestClient
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from teaclave_client import Client
+from teaclave_client.vocabulary import MANIFEST_FORMAT
 
 from teaclave_infer.local import free_port
 
 ADMIN_PASSWORD = "admin-password-1"
+
+
+BUILDER = {"format": MANIFEST_FORMAT}  # what every builder's NAME.json has
+
+
+def builder_manifest(**fields: object) -> bytes:
+    """A builder's NAME.json with `fields` (its `format` given, as the builder writes it)."""
+    return json.dumps({**BUILDER, **fields}).encode()
+
+
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEACLAVE_TEST_POSTGRES_URL") else [])
 
 

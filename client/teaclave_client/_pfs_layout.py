@@ -29,10 +29,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from .errors import IntegrityError
+from .vocabulary import TAG_BYTES, Schema
 
 NODE_SIZE = 4096
 HEAD_BYTES = NODE_SIZE * 3 // 4  # data held in the metadata node: 3072
-KEY_BYTES = TAG_BYTES = 16
+KEY_BYTES = Schema.TEACLAVE_FILE_128.key_bytes
 DATA_PER_MHT, CHILDREN_PER_MHT = 96, 32  # (key, tag) pairs: 3/4 and 1/4 of an MHT node
 NAME_BYTES = 260  # the file name field, NUL-terminated
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from . import protected_fs
 from .errors import IntegrityError
 from .files import PRIVATE, atomic_file
-from .vocabulary import SCHEMAS, Schema  # schema -> key bytes
+from .vocabulary import IV_BYTES, SCHEMAS, TAG_BYTES, Schema  # SCHEMAS: schema -> key bytes
 
 __all__ = [
     "SCHEMAS",
@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 AAD = bytes(8)
-IV_BYTES, TAG_BYTES = 12, 16
 CHUNK = 1 << 20
 PFS = Schema.TEACLAVE_FILE_128.value
 DEFAULT_NAME = "file.enc"  # the name stored in a teaclave-file-128 file unless one is given

@@ -11,8 +11,25 @@ from typing import Any
 from .accounts import Accounts
 from .errors import TeaclaveClientError
 from .models import Function, parse
+from .vocabulary import MANIFEST_FORMAT
 
-__all__ = ["FunctionVerbs"]
+__all__ = ["FunctionVerbs", "read_manifest"]
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The builder's manifest in `path`; TeaclaveClientError, one line naming the file, if it is
+    not JSON, not an object, or has not the builder's `format`."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TeaclaveClientError(f"{path}: the manifest is not JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise TeaclaveClientError(f"{path}: the manifest is not a JSON object")
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise TeaclaveClientError(
+            f'{path}: not a builder\'s manifest (no "format": "{MANIFEST_FORMAT}")'
+        )
+    return manifest
 
 
 class FunctionVerbs(Accounts):
@@ -30,12 +47,12 @@ class FunctionVerbs(Accounts):
         **spec: Any,
     ) -> Function:
         """(FunctionOwner) Uploads a function: its .wasm and, if it was built here, the
-        builder's NAME.json. `spec` may add `arguments`, `inputs`, `outputs`, `executor_type`
-        (see the service's FunctionSpec; Teaclave's field names are taken too). Without a
-        manifest, any Teaclave-ABI function: its slots and arguments are those `spec` declares,
-        its name `name`, else the wasm file's."""
+        builder's NAME.json (a path is read with `read_manifest`). `spec` may add `arguments`,
+        `inputs`, `outputs`, `executor_type` (see the service's FunctionSpec; Teaclave's field
+        names are taken too). Without a manifest, any Teaclave-ABI function: its slots and
+        arguments are those `spec` declares, its name `name`, else the wasm file's."""
         payload = wasm.read_bytes() if isinstance(wasm, Path) else wasm
-        manifest_dict = json.loads(manifest.read_text()) if isinstance(manifest, Path) else manifest
+        manifest_dict = read_manifest(manifest) if isinstance(manifest, Path) else manifest
         default_name = (manifest_dict or {}).get("name") or (
             wasm.stem if isinstance(wasm, Path) else "function"
         )

@@ -32,7 +32,6 @@ __all__ = [
     "NODE_SIZE",
     "decrypt",
     "decrypt_file",
-    "decrypt_stream",
     "encrypt",
     "encrypt_file",
     "encrypt_stream",
@@ -109,10 +108,12 @@ def _write_mht_nodes(mhts: list[bytearray], out: BinaryIO) -> bytes:
     return root
 
 
-def decrypt_stream(key: bytes, src: BinaryIO, out: BinaryIO, cmac: bytes | None = None) -> str:
+def _decrypt_into(key: bytes, src: BinaryIO, out: BinaryIO, cmac: bytes | None = None) -> str:
     """Writes the plaintext of the protected file `src` (seekable) to `out`, node by node, each
     after it verified; returns the name stored in it. IntegrityError if the file is not exactly
-    what was written with this key (and, if given, with this cmac)."""
+    what was written with this key (and, if given, with this cmac). Private: nodes verified
+    before a failing one are already in `out`, so only callers that discard `out` on failure
+    (decrypt's buffer, decrypt_file's atomic file) may use it."""
     _check_key(key)
     md, length = _verified_metadata(key, src, cmac)
     out.write(md.head)
@@ -181,9 +182,10 @@ def encrypt(key: bytes, plaintext: bytes, name: str) -> tuple[bytes, bytes]:
 
 
 def decrypt(key: bytes, data: bytes, cmac: bytes | None = None) -> bytes:
-    """The plaintext of a protected file held in memory (see decrypt_stream)."""
+    """The plaintext of a protected file held in memory; IntegrityError (and no plaintext) if
+    any part of it fails."""
     out = io.BytesIO()
-    decrypt_stream(key, io.BytesIO(data), out, cmac)
+    _decrypt_into(key, io.BytesIO(data), out, cmac)
     return out.getvalue()
 
 
@@ -197,7 +199,7 @@ def encrypt_file(key: bytes, src: Path, dst: Path, name: str | None = None) -> b
 def decrypt_file(key: bytes, src: Path, dst: Path, cmac: bytes | None = None) -> str:
     """Decrypts src into dst; dst appears only if every node verified. Returns the stored name."""
     with src.open("rb") as f, atomic_file(dst, PRIVATE) as out:
-        return decrypt_stream(key, f, out, cmac)
+        return _decrypt_into(key, f, out, cmac)
 
 
 def name_for(url: str, default: str) -> str:

@@ -5,10 +5,11 @@ server, and the functions' committed builds (functions/*.wasm; each .c's header 
 build it with `python -m ziglang cc`).
 
 Run an example with no setting and it starts its own platform (`teaclave-infer serve` on a free
-loopback port, SQLite in a temporary folder, one worker, fetches from 127.0.0.1 allowed) and
-file server, and stops both at the end. With TEACLAVE_PLATFORM_URL and
-TEACLAVE_ADMIN_PASSWORD it uses that platform instead, whose operator must allow the file
-server's address (127.0.0.1: a platform on this machine)."""
+loopback port, SQLite in a temporary folder, one worker, fetches allowed from the file server's
+own address 127.0.0.2 only) and file server, and stops both at the end. With
+TEACLAVE_PLATFORM_URL and TEACLAVE_ADMIN_PASSWORD it uses that platform instead, whose operator
+must allow the file server's address (`--allow-fetch 127.0.0.2/32`: a platform on this
+machine); never all of 127.0.0.1, where the platform's own API listens."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from file_server import FileServer
+from file_server import ALLOW_FETCH, FileServer
 from teaclave_client.crypto import encrypt, generate_key
 from teaclave_client.errors import TeaclaveClientError
 from teaclave_client.files import write_private
@@ -82,14 +83,26 @@ class PlatformAdmin:
     """The platform's admin, registering the examples' users."""
 
     def __init__(self, platform: Platform) -> None:
+        self.platform = platform
         self.client = connect_authentication_service(platform)
         token = self.client.user_login(ADMIN_ID, platform.admin_password)
         self.client.metadata = {"id": ADMIN_ID, "token": token}
 
-    def register_user(self, user_id: str, user_password: str, role: str = "DataOwner") -> None:
-        """Registers the user unless a user of that name is there already (a rerun)."""
+    def register_user(self, user_id: str, role: str = "DataOwner") -> str:
+        """Registers the user with a fresh random password and returns it (Teaclave's scripts
+        used fixed ones, published with them: on a platform that outlives the run, anyone could
+        have logged in as their users). A user of that name already there (a rerun) gets a fresh
+        one too: the admin resets it, and the user sets the new one (a reset password must be
+        changed at its first use)."""
+        password = secrets.token_urlsafe(18)
         if user_id not in self.client.list_users().ids:
-            self.client.user_register(user_id, user_password, role)
+            self.client.user_register(user_id, password, role)
+            return password
+        reset = self.client.reset_user_password(user_id)["password"]
+        with connect_authentication_service(self.platform) as user:
+            user.user_login(user_id, reset)
+            user.user_change_password(password, reset)
+        return password
 
     def close(self) -> None:
         self.client.close()
@@ -129,7 +142,7 @@ def local_platform(
         password = secrets.token_urlsafe(18)
         write_private(Path(tmp) / "admin.txt", password.encode())
         (Path(tmp) / "files").mkdir()
-        flags = ("--allow-fetch", "127.0.0.1")
+        flags = ("--allow-fetch", ALLOW_FETCH)
         with (
             serve_process(
                 Path(tmp) / "data",

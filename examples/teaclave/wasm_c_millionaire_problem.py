@@ -31,16 +31,13 @@ OUTPUT_SCHEMA = "teaclave-file-128"
 @dataclass(frozen=True)
 class Millionaire:
     user_id: str
-    password: str
     wealth: str
     slot: str  # the task's input that holds this millionaire's wealth
     schema: str  # how this millionaire encrypts it
 
 
-A = Millionaire(
-    "millionaire_a", "millionaire-a-password", "4211037", "pf_in_a", "teaclave-file-128"
-)
-B = Millionaire("millionaire_b", "millionaire-b-password", "1008611", "pf_in_b", "aes-gcm-128")
+A = Millionaire("millionaire_a", "4211037", "pf_in_a", "teaclave-file-128")
+B = Millionaire("millionaire_b", "1008611", "pf_in_b", "aes-gcm-128")
 
 
 def register_function(client: FrontendService, wasm: bytes) -> str:
@@ -75,10 +72,10 @@ def give_wealth(platform: Platform, client: FrontendService, task_id: str, m: Mi
 def run(platform: Platform) -> tuple[bytes, bytes]:
     """The return value and the output's plaintext, as millionaire A reads them."""
     admin = PlatformAdmin(platform)
-    admin.register_user(A.user_id, A.password, "FunctionOwner")
-    admin.register_user(B.user_id, B.password)
+    a_password = admin.register_user(A.user_id, "FunctionOwner")
+    b_password = admin.register_user(B.user_id)
     admin.close()
-    a, b = login(platform, A.user_id, A.password), login(platform, B.user_id, B.password)
+    a, b = login(platform, A.user_id, a_password), login(platform, B.user_id, b_password)
     function_id = register_function(a, payload("millionaire_problem"))
     print("[+] millionaire_a creating task")
     task_id = a.create_task(

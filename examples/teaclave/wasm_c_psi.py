@@ -51,18 +51,13 @@ jonas@example.org
 @dataclass(frozen=True)
 class UserData:
     user_id: str
-    password: str
     input_label: str  # the task's input this user's list goes to
     output_label: str  # the task's output this user reads
     entries: bytes
 
 
-USER_DATA_0 = UserData(
-    "user0", "user0-password", "input_data1", "output_result1", CUSTOMERS_0.encode()
-)
-USER_DATA_1 = UserData(
-    "user1", "user1-password", "input_data2", "output_result2", CUSTOMERS_1.encode()
-)
+USER_DATA_0 = UserData("user0", "input_data1", "output_result1", CUSTOMERS_0.encode())
+USER_DATA_1 = UserData("user1", "input_data2", "output_result2", CUSTOMERS_1.encode())
 
 
 class DataList:
@@ -139,11 +134,13 @@ def run(
     already encrypted and on the file server (else user0's list above, encrypted here);
     `user1_entries`: user1's list (else the one above)."""
     admin = PlatformAdmin(platform)
-    admin.register_user(USER_DATA_0.user_id, USER_DATA_0.password, "FunctionOwner")
-    admin.register_user(USER_DATA_1.user_id, USER_DATA_1.password)
+    passwords = [
+        admin.register_user(USER_DATA_0.user_id, "FunctionOwner"),
+        admin.register_user(USER_DATA_1.user_id),
+    ]
     admin.close()
     users = [USER_DATA_0, USER_DATA_1]
-    clients = [login(platform, u.user_id, u.password) for u in users]
+    clients = [login(platform, u.user_id, p) for u, p in zip(users, passwords, strict=True)]
     task_id = set_task(clients[0], payload("psi"))
     files = [
         user0_file or owned_file(platform.files, "psi0.txt.enc", SCHEMA, USER_DATA_0.entries),

@@ -28,15 +28,15 @@ from utils import HERE, Platform, PlatformAdmin, login, main, owned_file
 REPO = HERE.parents[1]
 PAYLOAD_FILE = REPO / "tests" / "data" / "prebuilt" / "mnist-embedded" / "mnist.wasm"
 IMAGE = REPO / "functions" / "mnist" / "samples" / "digit_3_a.png"
-USER_ID, USER_PASSWORD = "user_mnist", "password_mnist"
+USER_ID = "user_mnist"
 SCHEMA = "teaclave-file-128"
 
 
 def run(platform: Platform, image: Path = IMAGE, payload_file: Path = PAYLOAD_FILE) -> bytes:
     admin = PlatformAdmin(platform)
-    admin.register_user(USER_ID, USER_PASSWORD, "FunctionOwner")
+    password = admin.register_user(USER_ID, "FunctionOwner")
     admin.close()
-    client = login(platform, USER_ID, USER_PASSWORD)
+    client = login(platform, USER_ID, password)
     manifest = payload_file.with_suffix(".json")  # the builder's, beside its build
     print(f"[+] {USER_ID} registering function")
     function_id = client.register_function(

@@ -11,13 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from teaclave_client.vocabulary import (
     DEADLINE_S,
     EXECUTOR_TYPE,
+    MANIFEST_FORMAT,
     MAX_ARGUMENTS,
     MAX_DEFAULT_CHARS,
     MAX_SLOTS,
     MEMORY_BYTES,
     OUTPUT_BYTES,
-    TEACLAVE_EXECUTOR_TYPES,
     DType,
+    executor_refusal,
 )
 
 from ..abi import DEFAULT_PROFILE, PROFILES
@@ -53,12 +54,8 @@ def _teaclave_spec(data: Any) -> Any:
 
 def _wamr_only(value: str | None) -> str | None:
     """ValueError naming the executor type unless it is exactly ours."""
-    if value is not None and value != EXECUTOR_TYPE:
-        known = TEACLAVE_EXECUTOR_TYPES.get(value)
-        raise ValueError(
-            f"executor type {value!r}{f' ({known})' if known else ''} is not supported: "
-            f"only {EXECUTOR_TYPE!r}, WebAssembly for Teaclave's WAMR executor, runs here"
-        )
+    if value is not None and (refusal := executor_refusal(value)):
+        raise ValueError(refusal)
     return value
 
 
@@ -184,13 +181,22 @@ class ManifestTensor(_Open):
 class Manifest(_Open):
     """The builder's NAME.json, as `POST /v1/functions` takes it: what the platform reads
     (`profile.name`, `weights.mode`, `inputs[].id`, `outputs[].id`) and what its clients read
-    (tensor shapes, dtypes, image ranges) are checked, so a wrong one is a 422 naming it."""
+    (tensor shapes, dtypes, image ranges) are checked, so a wrong one is a 422 naming it.
+    `format` is required: any other JSON object is not taken for a builder's manifest."""
 
+    format: str = Field(max_length=64)
     name: str | None = Field(default=None, max_length=128)
     profile: ManifestProfile = Field(default_factory=ManifestProfile)
     weights: ManifestWeights = Field(default_factory=ManifestWeights)
     inputs: list[ManifestTensor] = Field(default_factory=list, max_length=MAX_SLOTS)
     outputs: list[ManifestTensor] = Field(default_factory=list, max_length=MAX_SLOTS)
+
+    @field_validator("format")
+    @classmethod
+    def _ours(cls, value: str) -> str:
+        if value != MANIFEST_FORMAT:
+            raise ValueError(f"{value!r} is not the builder's manifest format {MANIFEST_FORMAT!r}")
+        return value
 
 
 class FunctionUpdate(Body):

@@ -7,7 +7,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from teaclave_client.vocabulary import DType
+from teaclave_client.vocabulary import MANIFEST_FORMAT, DType
 
 from ..abi import ENTRYPOINT, TEACLAVE_IMPORTS, WEIGHTS_ID, Profile, Status
 from .arena import ArenaLayout
@@ -16,7 +16,7 @@ from .plan import Plan, TensorSpec
 
 __all__ = ["FORMAT", "make_manifest", "return_value_rule"]
 
-FORMAT = "teaclave-infer-function/1"
+FORMAT = MANIFEST_FORMAT  # the vocabulary's: clients and the service check it
 _TOOLS = ("teaclave-infer", "apache-tvm", "apache-tvm-ffi", "onnx", "numpy", "ziglang")
 
 

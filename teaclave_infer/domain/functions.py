@@ -79,15 +79,15 @@ def register(
     blobs: BlobStore,
     user: User,
     draft: FunctionDraft,
-    manifest: dict[str, Any],
+    manifest: dict[str, Any] | None,
     profile: str,
     wasm: bytes,
 ) -> Function:
     """Stores a module validated for `profile` as the caller's function; `manifest` is the
-    builder's, {} for none. Without declared arguments, one overwritable argument per slot.
-    Invalid if the allowlist names no user."""
+    builder's, None for none (the function's `has_manifest`). Without declared arguments, one
+    overwritable argument per slot. Invalid if the allowlist names no user."""
     require_registrar(user)
-    inputs, outputs = _slots(draft, manifest)
+    inputs, outputs = _slots(draft, manifest or {})
     arguments = draft.arguments
     if arguments is None:
         arguments = [
@@ -111,7 +111,8 @@ def register(
         limits=draft.limits,
         browser=draft.browser,
         profile=profile,
-        manifest=manifest,
+        manifest=manifest if manifest is not None else {},
+        has_manifest=manifest is not None,
         size=len(wasm),
     )
     session.add(function)

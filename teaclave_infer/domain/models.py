@@ -7,7 +7,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -110,7 +120,11 @@ class Function(Base):
     usage: Mapped[int] = mapped_column(Integer, default=0)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     profile: Mapped[str] = mapped_column(String(32))
-    manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {} without one
+    # Registered with our builder's manifest (a Teaclave-ABI function may come without): its
+    # negative return values are statuses, and it has tensor shapes. Stated here, never read off
+    # `manifest`. True for functions older than the column: all came with one.
+    has_manifest: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     size: Mapped[int] = mapped_column(Integer)
     limits: Mapped[dict[str, Any]] = mapped_column(default=dict)  # executor Limits fields
     # The owner lets the users who may run it run it in their own browsers too: its wasm and,
@@ -118,11 +132,6 @@ class Function(Base):
     browser: Mapped[bool] = mapped_column(Boolean, default=False)
     browser_weights: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
-
-    @property
-    def has_manifest(self) -> bool:
-        """Registered with our builder's manifest (a Teaclave-ABI function may come without)."""
-        return bool(self.manifest)
 
 
 class DataFile(Base):

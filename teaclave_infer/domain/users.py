@@ -12,6 +12,7 @@ from sqlalchemy import case, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from teaclave_client.vocabulary import id_shaped
 
 from .errors import Conflict, Invalid, NotFound
 from .lifecycle import Action, State, next_state
@@ -41,7 +42,12 @@ def get(session: Session, user_id: str) -> User:
 def create(
     session: Session, kdf: PasswordKdf, username: str, password: str, role: str, attribute: str
 ) -> User:
-    """A new account; Invalid if the password is weak, Conflict if the name is taken."""
+    """A new account; Invalid if the name has the form of a user id or the password is weak,
+    Conflict if the name is taken."""
+    if id_shaped(username):
+        # Clients that name users by login name take an id in the same place (Teaclave's facade
+        # does): a name that reads as an id could pass for the user who has that id.
+        raise Invalid(f"username {username!r} has the form of a user id", title="Invalid username")
     require_strong(password, username)
     password_hash = kdf.hash(password)  # before the query: no connection held meanwhile
     if session.scalar(select(User.id).where(User.username == username)) is not None:

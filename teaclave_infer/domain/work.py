@@ -59,9 +59,9 @@ class Work:
 
 
 _FN, _FILE, _OWNER = (cast(Table, m.__table__).c for m in (Function, DataFile, FileOwner))
-_FUNCTION = select(_FN.id, _FN.profile, _FN.limits, _FN.disabled, _FN.owner_id, _FN.manifest).where(
-    _FN.id == bindparam("function")
-)
+_FUNCTION = select(
+    _FN.id, _FN.profile, _FN.limits, _FN.disabled, _FN.owner_id, _FN.manifest, _FN.has_manifest
+).where(_FN.id == bindparam("function"))
 _FILES = select(
     _FILE.id,
     _FILE.url,
@@ -102,7 +102,7 @@ def load_work(
     )
     return Work(
         function=FunctionRow(
-            function.id, function.profile, dict(function.limits), bool(function.manifest)
+            function.id, function.profile, dict(function.limits), function.has_manifest
         )
         if function is not None
         else None,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from guests import guest
 from platform_helpers import Platform
-from service_helpers import assert_problem
+from service_helpers import BUILDER, assert_problem, builder_manifest
+from teaclave_client.vocabulary import executor_refusal
 
 # A SIMD instruction: the `fast` profile takes it, Teaclave's WAMR (the `teaclave` one) does not.
 SIMD = guest("(i32x4.extract_lane 0 (v128.const i32x4 7 0 0 0))")
@@ -62,33 +63,35 @@ def test_without_a_manifest_and_slots_a_function_has_none(world):
 
 def test_our_own_names_still_register_with_a_manifest(world):
     spec = {"allowlist": [world.ids["do1"]], "quota": 5, "arguments": [{"name": "a"}]}
-    created = world.post_function(spec, manifest=b'{"name": "f"}')
+    created = world.post_function(spec, manifest=builder_manifest(name="f"))
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["has_manifest"] and body["profile"] == "fast" and body["quota"] == 5
     assert body["arguments"] == [{"name": "a", "default": "", "overwritable": True}]
 
 
-def test_an_empty_manifest_is_still_one(world):
-    """{} as the manifest part is a manifest (the `fast` profile's), not its absence."""
-    created = world.post_function({}, manifest=b"{}")
+def test_a_manifest_of_only_its_format_is_still_one(world):
+    """A manifest with nothing but its format is a manifest (the `fast` profile's), not its
+    absence."""
+    created = world.post_function({}, manifest=builder_manifest())
     assert created.status_code == 201, created.text
     assert created.json()["has_manifest"] and created.json()["profile"] == "fast"
     got = world.client.get(
         f"/v1/functions/{created.json()['id']}/manifest", headers=world.auth["fo"]
     )
-    assert got.json() == {"profile": {"name": "fast"}}
+    assert got.json() == {**BUILDER, "profile": {"name": "fast"}}
 
 
 def test_the_profile_is_teaclaves_without_a_manifest(world):
     """SIMD runs under our builder's `fast` profile, not in Teaclave's WAMR."""
-    assert world.post_function({}, SIMD, manifest=b'{"name": "f"}').status_code == 201
+    assert world.post_function({}, SIMD, manifest=builder_manifest(name="f")).status_code == 201
     assert_problem(world.post_function({}, SIMD), 422, "invalid module for profile teaclave")
 
 
 def test_the_refusal_names_teaclaves_other_executor(world):
     refused = world.post_function({"executor_type": "builtin"})
     assert_problem(refused, 422, "Teaclave's built-in native functions")
+    assert_problem(refused, 422, str(executor_refusal("builtin")))  # the facade's words too
 
 
 def test_an_argument_may_share_an_inputs_name(world):

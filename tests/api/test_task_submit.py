@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 from guests import guest
+from service_helpers import builder_manifest
 from test_service_tasks import World
 
 from teaclave_infer.api import create_app
@@ -27,7 +28,7 @@ def guest_function(w: World, owner: str = "fo", *, public: bool = True, **spec: 
     r = w.register(
         owner,
         NOTHING,
-        b"{}",
+        builder_manifest(),
         public=public,
         inputs=[{"name": n} for n in slots],  # type: ignore[union-attr]
         outputs=[{"name": "out"}],

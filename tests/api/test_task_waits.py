@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 from fastapi.testclient import TestClient
 from guests import guest
-from service_helpers import assert_problem
+from service_helpers import assert_problem, builder_manifest
 from sqlalchemy import update
 from test_service_tasks import World
 
@@ -40,7 +40,7 @@ def created_task(w: World, owners: tuple[str, ...] = ("do1", "do2")) -> str:
     r = w.register(
         "fo",
         guest("(i32.const 0)"),
-        b"{}",
+        builder_manifest(),
         public=True,
         inputs=[{"name": "in"}],
         outputs=[],

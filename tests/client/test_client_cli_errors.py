@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 from cli_helpers import Cli, make_users, register_echo
+from guests import ECHO, guest
 from PIL import Image
 
 
@@ -140,3 +141,31 @@ def test_infer_checks_the_tensor_against_the_manifest_before_uploading(users, tm
     assert not list((do.home / "keys").glob("*.json"))  # nothing was registered, not even `right`
     rows = do.json("infer", "--function", "echo4", str(tmp_path / "right.npy"))
     assert rows["receipt_verified"] and rows["outputs"]["out"]["bytes"] > 0
+
+
+def test_function_register_takes_only_the_builders_manifest(users, tmp_path, capsys):
+    """A NAME.json beside the wasm that is not the builder's is not taken (a note says so); a
+    --manifest that is not the builder's, or not an object, is one line; --manifest with
+    --no-manifest is a usage error."""
+    fo = users["fo"]
+    wasm = tmp_path / "echo.wasm"
+    wasm.write_bytes(guest(ECHO))
+    flags = ("--input", "in", "--output", "out", "--argument", "in", "--argument", "out")
+    (tmp_path / "echo.json").write_text(json.dumps({"name": "not-the-builders"}))
+    registered = fo.json("function", "register", str(wasm), *flags)
+    assert not registered["has_manifest"] and registered["name"] == "echo"
+    assert "echo.json: not a builder's manifest" in fo.err and "without a manifest" in fo.err
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "other.json").write_text(json.dumps({"name": "x"}))
+    (tmp_path / "broken.json").write_text("{")
+    for manifest, words in [
+        ("list.json", "not a JSON object"),
+        ("other.json", "not a builder's manifest"),
+        ("broken.json", "not JSON"),
+    ]:
+        fo("function", "register", str(wasm), "--manifest", str(tmp_path / manifest), code=1)
+        assert words in one_line(fo.err), fo.err
+    with pytest.raises(SystemExit) as usage:
+        fo("function", "register", str(wasm), "--manifest", str(tmp_path / "x"), "--no-manifest")
+    assert usage.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from guests import ECHO, guest
 from paths import MNIST
-from service_helpers import ADMIN_PASSWORD
+from service_helpers import ADMIN_PASSWORD, BUILDER
 from teaclave_client import Client, DirectoryKeyStore, MemoryKeyStore
 from teaclave_client.crypto import generate_key
 from teaclave_client.errors import (
@@ -200,7 +200,7 @@ def test_pinned_platform_keys(people):
 def test_a_failing_function_raises_task_failed(people):
     trap = people.model.register_function(
         guest("(unreachable)"),
-        {"name": "trap"},
+        {**BUILDER, "name": "trap"},
         public=True,
         inputs=[],
         outputs=[],
@@ -266,7 +266,7 @@ def test_infer_is_six_requests_with_one_long_poll(people):
     content (the platform's keys and the caller's id are asked once per client)."""
     echo = people.model.register_function(
         guest(ECHO),
-        {"name": "echo"},
+        {**BUILDER, "name": "echo"},
         public=True,
         inputs=[{"name": "in"}],
         outputs=[{"name": "out"}],

@@ -5,6 +5,8 @@ nodes); every size round-trips; every tamper is IntegrityError with no destinati
 
 from __future__ import annotations
 
+import inspect
+import io
 import os
 import struct
 from pathlib import Path
@@ -173,3 +175,21 @@ def test_every_encryption_is_fresh_and_names_are_checked():
 )
 def test_the_name_stored_for_a_url_is_the_one_teaclave_stages_it_under(url, name):
     assert pfs.name_for(url, "fallback") == name
+
+
+def test_no_public_function_writes_the_plaintext_of_a_file_that_fails(tmp_path, sealed):
+    """The last node tampered: every node before it verifies, so a reader that writes as it
+    goes would have written them. No public decrypting function takes a stream to write to
+    (one did), and the in-memory and file forms give nothing."""
+    _, data, cmac = sealed
+    last = _flipped(data, len(data) - 1)
+    for name in pfs.__all__:
+        function = getattr(pfs, name)
+        if name.startswith("decrypt") and "out" in inspect.signature(function).parameters:
+            out = io.BytesIO()
+            with pytest.raises(IntegrityError):
+                function(KEY, io.BytesIO(last), out, cmac)
+            assert out.getvalue() == b"", f"{name} wrote plaintext of a file that failed"
+    with pytest.raises(IntegrityError):
+        pfs.decrypt(KEY, last, cmac)
+    _refused(tmp_path, last, cmac=cmac)

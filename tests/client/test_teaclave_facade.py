@@ -26,12 +26,14 @@ from teaclave_client.teaclave import (
     FunctionArgument,
     FunctionInput,
     FunctionOutput,
+    InsecureConnection,
     Message,
     OwnerList,
     TaskStatus,
     TeaclaveException,
 )
 from teaclave_client.teaclave._ids import external_id, platform_id
+from teaclave_client.vocabulary import TaskState, executor_refusal
 
 ADD = "(i32.add (local.get $argc) (i32.const 3))"  # argc 4 (two arguments) -> 7
 
@@ -69,19 +71,21 @@ class Teaclave:
 
     app: object
     wire: Wire
+    # The app answers any host; a loopback name keeps the plain-http warning for other hosts.
+    url: str = "http://localhost"
 
     def session(self) -> requests.Session:
         session = requests.Session()
-        session.mount(str(self.app.base_url), _Recording(self.app, self.wire))
+        session.mount(self.url, _Recording(self.app, self.wire))
         return session
 
     def auth(self) -> AuthenticationService:
-        return AuthenticationService(str(self.app.base_url), session=self.session()).connect()
+        return AuthenticationService(self.url, session=self.session()).connect()
 
     def frontend(self, user: str, password: str) -> FrontendService:
         with self.auth() as auth:
             token = auth.user_login(user, password)
-        client = FrontendService(str(self.app.base_url), session=self.session()).connect()
+        client = FrontendService(self.url, session=self.session()).connect()
         client.metadata = {"id": user, "token": token}
         return client
 
@@ -176,7 +180,9 @@ def test_an_admin_manages_users_by_their_names(teaclave):
         assert "owner" not in admin.list_users().ids
     with teaclave.auth() as user1:
         user1.user_login("user1", reset.password)  # must change it now, as the platform says
-        user1.user_change_password("user1-password-2")
+        with pytest.raises(TeaclaveException, match="asks for the old password"):
+            user1.user_change_password("user1-password-2")  # Teaclave's call: no old password
+        user1.user_change_password("user1-password-2", reset.password)
         assert user1.user_login("user1", "user1-password-2")
     promoted = teaclave.frontend("user0", "user0-password-1")
     assert promoted.register_function("f", "", "wamr", payload=guest("(i32.const 1)"))
@@ -220,14 +226,14 @@ def test_what_the_platform_cannot_honour_is_a_clear_error(teaclave):
     with pytest.raises(TeaclaveException, match="give the platform's URL"):
         FrontendService(("localhost", 7777), "ias_root_ca_cert.pem", "enclave_info.toml")
     with pytest.warns(AttestationNotAvailable, match="attestation is not available"):
-        FrontendService(str(teaclave.app.base_url), "ias_root_ca_cert.pem", "enclave_info.toml")
+        FrontendService(teaclave.url, "ias_root_ca_cert.pem", "enclave_info.toml")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        FrontendService(str(teaclave.app.base_url))  # no attestation asked for: no warning
+        FrontendService(teaclave.url)  # no attestation asked for: no warning
     with pytest.raises(TeaclaveException, match="Metadata is None"):
-        FrontendService(str(teaclave.app.base_url)).list_functions()
+        FrontendService(teaclave.url).list_functions()
     client = teaclave.frontend("owner", "owner-password-1")
-    with pytest.raises(TeaclaveException, match=r"mesapy.*WebAssembly functions only"):
+    with pytest.raises(TeaclaveException, match=re.escape(str(executor_refusal("mesapy")))):
         client.register_function("py", "", "mesapy", payload=b"def entrypoint(argv): pass")
     function_id = client.register_function("f", "", "wamr", payload=guest(ADD))
     with pytest.raises(TeaclaveException, match="builtin"):
@@ -276,3 +282,33 @@ def test_ids_are_teaclaves_shape_of_the_platforms_and_either_is_taken():
     assert Message(a=1).a == 1
     with pytest.raises(AttributeError):
         _ = Message(a=1).b
+
+
+def test_plain_http_to_another_host_is_a_warning() -> None:
+    with pytest.warns(InsecureConnection, match="plain http"):
+        FrontendService("http://platform.example:8000")
+    with pytest.warns(InsecureConnection, match="plain http"):
+        AuthenticationService("http://127.0.0.1.example")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for url in ["https://platform.example", "http://127.0.0.2:8000", "http://[::1]:80"]:
+            FrontendService(url)
+
+
+def test_pinned_keys_refuse_a_platform_with_other_keys(teaclave):
+    with teaclave.auth() as auth:
+        pins = auth.client.key_ids()
+    other = {**pins, "sealing": "0" * len(pins["sealing"])}
+    service = FrontendService(teaclave.url, session=teaclave.session(), pinned_keys=other)
+    with pytest.raises(TeaclaveException, match="sealing key"):
+        service.connect()
+    pinned = FrontendService(teaclave.url, session=teaclave.session(), pinned_keys=pins)
+    assert pinned.connect().client.key_ids() == pins
+
+
+def test_task_statuses_are_the_vocabularys_states_with_teaclaves_numbers():
+    assert [s.name for s in TaskStatus] == [state.value for state in TaskState]
+    read_in_teaclaves_proto = {"Created": 0, "DataAssigned": 1, "Approved": 2, "Staged": 3}
+    read_in_teaclaves_proto |= {"Running": 4, "Finished": 10}
+    assert {n: int(TaskStatus[n]) for n in read_in_teaclaves_proto} == read_in_teaclaves_proto
+    assert TaskStatus.Failed not in (TaskStatus.Finished, TaskStatus.Canceled)

@@ -1,5 +1,5 @@
 """Teaclave's WebAssembly examples (examples/teaclave/) end to end, each flow once, on one
-local platform (`teaclave-infer serve`, one worker, fetches from the file server's 127.0.0.1
+local platform (`teaclave-infer serve`, one worker, fetches from the file server's 127.0.0.2
 allowed) through the Teaclave-compatible facade: inputs in teaclave-file-128 and aes-gcm-128
 on the data owners' file server, outputs written there in the schema their owner registered,
 and Teaclave's documented results. No build (the functions' builds are committed; TVM is not
@@ -16,6 +16,7 @@ import pytest
 import requests
 from cheap_kdf import ENTRY
 from paths import REPO, VECTORS
+from teaclave_client.teaclave import TeaclaveException
 
 from teaclave_infer.executor import run
 
@@ -118,3 +119,42 @@ def test_the_file_server_serves_and_takes_only_names_inside_its_folder(tmp_path)
             assert _raw(files, "PUT", target) == 400, target
     assert sorted(p.name for p in (tmp_path / "inside").iterdir()) == ["a.enc", "out.enc"]
     assert (tmp_path / "secret.txt").read_text() == "outside the folder"
+
+
+def _put_with_length(files: FileServer, name: str, length: str) -> int:
+    """The status of a PUT whose Content-Length header is `length` as written."""
+    host, port = urlsplit(files.url("")).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.putrequest("PUT", f"/{name}")
+        conn.putheader("Content-Length", length)
+        conn.endheaders(b"x")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_the_file_server_refuses_a_bad_length_or_a_directory_and_leaves_nothing(tmp_path):
+    (tmp_path / "folder").mkdir()
+    with FileServer(tmp_path) as files:
+        for length in ("abc", "1x", "-1", "²"):
+            assert _put_with_length(files, "a.enc", length) == 400, length
+        assert requests.put(files.url("folder"), data=b"x", timeout=5).status_code == 400
+        assert requests.put(files.url("b.enc"), data=b"ok", timeout=5).status_code == 201
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.enc", "folder"]
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_the_examples_users_get_fresh_random_passwords_also_on_a_rerun(platform):
+    """On a platform that outlives a run, a published password would let anyone in: every
+    registration, and every rerun's, gives the user a new random one, which logs them in."""
+    admin = utils.PlatformAdmin(platform)
+    try:
+        first = admin.register_user("rerun_user")
+        again = admin.register_user("rerun_user")  # the user is there: a rerun
+    finally:
+        admin.close()
+    assert first != again and len(again) >= 16
+    utils.login(platform, "rerun_user", again).close()
+    with pytest.raises(TeaclaveException, match="login"):
+        utils.login(platform, "rerun_user", first)

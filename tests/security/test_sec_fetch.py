@@ -13,11 +13,13 @@ import os
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from guests import ECHO
+from paths import REPO
 from platform_helpers import Platform, app_with_workers
 from teaclave_client.vocabulary import FailureKind
 
@@ -500,3 +503,20 @@ def test_a_task_cannot_reach_loopback_nor_overwrite_a_file(platform, server, tmp
     assert task["result"]["message"] == "output out: cannot store it"
     assert existing.read_bytes() == b"precious"
     assert sorted(f.name for f in existing.parent.iterdir()) == ["out.bin"]
+
+
+def test_the_examples_allow_their_file_server_and_not_the_hosts_loopback_services(tmp_path):
+    """The Teaclave examples' operator allows one address, where only the file server listens:
+    a task of the examples' platform cannot reach the platform's own API on 127.0.0.1."""
+    sys.path.insert(0, str(REPO / "examples" / "teaclave"))
+    try:
+        from file_server import ALLOW_FETCH, FileServer
+    finally:
+        sys.path.remove(str(REPO / "examples" / "teaclave"))
+    policy = AddressPolicy.allowing([ALLOW_FETCH])
+    for api in ("http://127.0.0.1:8000/v1/platform/keys", "http://localhost:8000/"):
+        with pytest.raises(Refused):
+            policy.target(api)
+    with FileServer(tmp_path) as files:
+        url = files.put("a.enc", b"sealed")
+        assert policy.target(url).addresses == (urlsplit(url).hostname,)

@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from platform_helpers import Platform
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from service_helpers import HttpClient, assert_problem
+from service_helpers import BUILDER, HttpClient, assert_problem, builder_manifest
 from sqlalchemy.exc import StatementError
+from teaclave_client.vocabulary import MANIFEST_FORMAT as FORMAT
 
 from teaclave_infer.api.bounded import INT32_MAX, INT64_MAX, check_json
 from teaclave_infer.domain.models import Function
@@ -35,11 +36,11 @@ def world(client) -> Platform:
     return Platform(client)
 
 
-def _register(world: Platform, manifest: bytes = b"{}", **spec: object):
+def _register(world: Platform, manifest: bytes | None = None, **spec: object):
     return world.client.post(
         "/v1/functions",
         headers=world.auth["fo"],
-        files={"wasm": ("f.wasm", NOOP), "manifest": ("f.json", manifest)},
+        files={"wasm": ("f.wasm", NOOP), "manifest": ("f.json", manifest or builder_manifest())},
         data={"spec": json.dumps({"name": "f", "public": True, **spec})},
     )
 
@@ -116,22 +117,37 @@ def test_fuel_past_64_bits_is_a_422_not_a_wrap_to_zero(world):
     assert top.status_code == 201 and top.json()["limits"] == {"fuel": INT64_MAX}
 
 
+def _ours(json_object: bytes) -> bytes:
+    """`json_object` (written as bytes: some are not JSON a library would write) with the
+    builder's `format` first, so the error is the one the case is about."""
+    return json_object.replace(b"{", b'{"format": "' + FORMAT.encode() + b'", ', 1)
+
+
 @pytest.mark.parametrize(
     ("manifest", "where"),
     [
         (b"[]", "manifest: Input should be an object"),
-        (b'{"inputs": "abc"}', "manifest.inputs: Input should be a valid array"),
-        (b'{"inputs": [{}]}', "manifest.inputs.0.id: Field required"),
-        (b'{"outputs": [{"id": 5}]}', "manifest.outputs.0.id: Input should be a valid string"),
-        (b'{"inputs": [{"id": "a b"}]}', "manifest.inputs.0.id: String should match"),
-        (b'{"profile": "fast"}', "manifest.profile: Input should be an object"),
-        (b'{"profile": {"name": "nope"}}', "manifest.profile.name: Value error, unknown profile"),
-        (b'{"weights": []}', "manifest.weights: Input should be an object"),
-        (b'{"weights": {"mode": 1}}', "manifest.weights.mode: Input should be 'embedded'"),
-        (b'{"inputs": [{"id": "a", "shape": ["x"]}]}', "manifest.inputs.0.shape.0"),
-        (b'{"outputs": [{"id": "a", "dtype": "complex64"}]}', "manifest.outputs.0.dtype"),
-        (b'{"extra": NaN}', "extra: not a finite number"),
-        (b'{"extra": "\\ud800"}', "manifest: Invalid JSON"),
+        (b"{}", "manifest.format: Field required"),
+        (b'{"name": "f"}', "manifest.format: Field required"),
+        (b'{"format": "other/1"}', "manifest.format: Value error, 'other/1' is not the"),
+        (_ours(b'{"inputs": "abc"}'), "manifest.inputs: Input should be a valid array"),
+        (_ours(b'{"inputs": [{}]}'), "manifest.inputs.0.id: Field required"),
+        (
+            _ours(b'{"outputs": [{"id": 5}]}'),
+            "manifest.outputs.0.id: Input should be a valid string",
+        ),
+        (_ours(b'{"inputs": [{"id": "a b"}]}'), "manifest.inputs.0.id: String should match"),
+        (_ours(b'{"profile": "fast"}'), "manifest.profile: Input should be an object"),
+        (
+            _ours(b'{"profile": {"name": "nope"}}'),
+            "manifest.profile.name: Value error, unknown profile",
+        ),
+        (_ours(b'{"weights": []}'), "manifest.weights: Input should be an object"),
+        (_ours(b'{"weights": {"mode": 1}}'), "manifest.weights.mode: Input should be 'embedded'"),
+        (_ours(b'{"inputs": [{"id": "a", "shape": ["x"]}]}'), "manifest.inputs.0.shape.0"),
+        (_ours(b'{"outputs": [{"id": "a", "dtype": "complex64"}]}'), "manifest.outputs.0.dtype"),
+        (_ours(b'{"extra": NaN}'), "extra: not a finite number"),
+        (_ours(b'{"extra": "\\ud800"}'), "manifest: Invalid JSON"),
         (b"\xff", "manifest: Invalid JSON"),
     ],
 )
@@ -143,6 +159,7 @@ def test_a_wrong_manifest_is_a_422_naming_the_field(world, manifest, where):
 
 def test_a_manifest_keeps_the_fields_it_does_not_check(world):
     manifest = {
+        **BUILDER,
         "name": "m",
         "profile": {"name": "teaclave", "features": ["+sign-ext"]},
         "weights": {"mode": "embedded", "input_id": None},

@@ -4,13 +4,12 @@ is named co-owner of a file without consent."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
 from guests import guest
 from platform_helpers import Platform
-from service_helpers import assert_problem, login, make_user
+from service_helpers import assert_problem, builder_manifest, login, make_user
 
 NOTHING = "(i32.const 0)"  # the tests here register functions, none runs
 
@@ -192,7 +191,7 @@ def test_a_named_co_owner_can_decline(p: Platform):
 
 
 def _separate_weights_function(p: Platform) -> str:
-    manifest = json.dumps({"weights": {"mode": "separate"}}).encode()
+    manifest = builder_manifest(weights={"mode": "separate"})
     return p.register(guest(NOTHING), manifest, public=True, browser=True)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from guests import guest
-from service_helpers import assert_problem, login
+from service_helpers import assert_problem, builder_manifest, login
 from sqlalchemy import update
 from test_service_tasks import World
 from test_task_waits import waiting_as as waiting
@@ -56,7 +56,7 @@ def function(w: World, owner: str = "fo", *, public: bool = True, **spec: object
     r = w.register(
         owner,
         NOTHING,
-        b"{}",
+        builder_manifest(),
         public=public,
         inputs=[{"name": "in"}],
         outputs=[{"name": "out"}],

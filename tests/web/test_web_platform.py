@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from guests import ECHO, guest
 from paths import WEB
-from service_helpers import ADMIN_PASSWORD
+from service_helpers import ADMIN_PASSWORD, BUILDER
 from teaclave_client import Client
 
 SCRIPT = """
@@ -55,7 +55,7 @@ def node() -> str:
 def echo(owner: Client, **spec: Any) -> str:
     return owner.register_function(
         guest(ECHO),
-        {"name": "echo"},
+        {**BUILDER, "name": "echo"},
         inputs=[{"name": "in"}],
         outputs=[{"name": "out"}],
         arguments=[{"name": n, "default": n} for n in ("in", "out")],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import http.server
-import io
 import json
 import logging
 import os
@@ -162,7 +161,9 @@ def test_the_echo_guest_round_trips_a_raw_and_an_encrypted_input(platform):
         assert p.fetch_output("do1", out) == payload
 
 
-def test_teaclave_file_128_inputs_and_outputs_teaclaves_own_file_among_them(platform, settings):
+def test_teaclave_file_128_inputs_and_outputs_teaclaves_own_file_among_them(
+    platform, settings, tmp_path
+):
     """Teaclave's vector as an input, one of ours past the metadata node (a Merkle tree), and
     the output in the schema its owner registered, storing the file's id as its name; a
     tampered protected file fails the task with integrity."""
@@ -187,9 +188,10 @@ def test_teaclave_file_128_inputs_and_outputs_teaclaves_own_file_among_them(plat
         sealed = owner.download(out)
         assert task["result"]["outputs"]["out"]["iv"] == ""
         assert sealed[80:96].hex() == task["result"]["outputs"]["out"]["cmac"]
-        plain = io.BytesIO()
-        assert protected_fs.decrypt_stream(p.file_keys[out][1], io.BytesIO(sealed), plain) == out
-        assert plain.getvalue() == expected
+        (tmp_path / "sealed").write_bytes(sealed)
+        plain = tmp_path / "plain"
+        assert protected_fs.decrypt_file(p.file_keys[out][1], tmp_path / "sealed", plain) == out
+        assert plain.read_bytes() == expected
     meta = p.client.get(f"/v1/files/{ours}", headers=p.auth["do1"]).json()
     tamper_blob(settings, meta["url"])
     task = p.wait(p.submit(fid, {"in": ("do1", ours)}, {"out": ("do1", p.output("do1", schema))}))

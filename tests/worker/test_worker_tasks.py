@@ -5,7 +5,6 @@ once the end is committed. Tasks are set up through the API and run by calling t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from guests import ECHO, IN, guest
 from platform_helpers import Platform
+from service_helpers import builder_manifest
 from sqlalchemy import event, select, update
 from teaclave_client.crypto import encrypt
 from teaclave_client.vocabulary import FailureKind
@@ -181,7 +181,7 @@ def test_tampered_wasm_fails_the_task_with_integrity_and_is_not_kept(world, sett
 def weights_function(p: Platform) -> str:
     return p.register(
         guest(ECHO_WEIGHTS, WEIGHTS_DATA),
-        json.dumps({"weights": {"mode": "separate"}}).encode(),
+        builder_manifest(weights={"mode": "separate"}),
         inputs=[{"name": "in"}, {"name": WEIGHTS_SLOT}],
         outputs=[{"name": "out"}],
         arguments=[{"name": n, "default": n} for n in ("in", WEIGHTS_SLOT, "out")],

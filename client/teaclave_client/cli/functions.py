@@ -10,18 +10,28 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TeaclaveClientError
+from ..functions import read_manifest
 from ..vocabulary import EXECUTOR_TYPE
-from .common import Output, add_command, client, plain
+from .common import Output, add_command, client, plain, warn
 
 __all__ = ["add_commands"]
 
 
-def _manifest(args: argparse.Namespace) -> Path | None:
-    """--manifest, else NAME.json beside the wasm if there is one (and not --no-manifest)."""
-    if args.manifest is not None or args.no_manifest:
-        return None if args.no_manifest else args.manifest
+def _manifest(args: argparse.Namespace) -> dict[str, Any] | None:
+    """--manifest (which must be the builder's), else NAME.json beside the wasm if it is the
+    builder's (a note says why another JSON there is not taken), and none with --no-manifest."""
+    if args.no_manifest:
+        return None
+    if args.manifest is not None:
+        return read_manifest(args.manifest)
     beside = args.wasm.with_suffix(".json")
-    return beside if beside.is_file() else None
+    if not beside.is_file():
+        return None
+    try:
+        return read_manifest(beside)
+    except TeaclaveClientError as err:
+        warn(f"{err}: registering without a manifest (--manifest FILE to give one)")
+        return None
 
 
 def _declared(args: argparse.Namespace) -> dict[str, Any]:
@@ -45,7 +55,10 @@ def _declared(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_function_register(args: argparse.Namespace) -> Output:
-    spec = json.loads(args.spec.read_text()) if args.spec else {}
+    try:
+        spec = json.loads(args.spec.read_text()) if args.spec else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TeaclaveClientError(f"{args.spec}: the spec is not JSON ({err})") from None
     if not isinstance(spec, dict):
         raise TeaclaveClientError(f"{args.spec}: the spec is not a JSON object")
     declared = _declared(args)
@@ -91,8 +104,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     help = "register a function: one built here, or any Teaclave-ABI .wasm"
     p = add_command(functions, common, "register", cmd_function_register, help)
     p.add_argument("wasm", type=Path)
-    p.add_argument("--manifest", type=Path, help="the builder's NAME.json (default: beside it)")
-    p.add_argument("--no-manifest", action="store_true", help="even if there is one beside it")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--manifest", type=Path, help="the builder's NAME.json (default: beside it)")
+    which.add_argument("--no-manifest", action="store_true", help="even if there is one beside it")
     p.add_argument("--name", help="default: the manifest's, else the wasm file's")
     p.add_argument("--executor", default=EXECUTOR_TYPE, help=f"Teaclave's type ({EXECUTOR_TYPE})")
     p.add_argument(

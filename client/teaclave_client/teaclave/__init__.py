@@ -16,9 +16,11 @@ changed:
 It is a thin layer over `teaclave_client.Client` (each service's `client`), which it maps
 Teaclave's calls onto. What differs, each said where it applies: a URL where Teaclave took an
 address, attestation arguments accepted and ignored (there is no SGX enclave here: an
-`AttestationNotAvailable` warning says so); file keys wrapped to the platform's published key
-before they leave the process; REST instead of Teaclave's RPC; users named by id on the
-platform (the facade translates the names it has seen logged in or registered in this process);
+`AttestationNotAvailable` warning says so, an `InsecureConnection` warning a plain http:// URL
+to another host; `pinned_keys` pins the platform's keys); file keys wrapped to the platform's
+published key before they leave the process; REST instead of Teaclave's RPC; users named by id
+on the platform (the facade translates the names it has seen logged in or registered in this
+process);
 ids shown as Teaclave's `function-<uuid>`, accepted in that form or as the platform's hex; only
 WebAssembly (`wamr`) functions. Every call raises TeaclaveException on failure, the client's
 typed error as its cause.
@@ -33,6 +35,7 @@ from ._types import (
     FunctionArgument,
     FunctionInput,
     FunctionOutput,
+    InsecureConnection,
     Message,
     OwnerList,
     TaskStatus,
@@ -47,6 +50,7 @@ __all__ = [
     "FunctionArgument",
     "FunctionInput",
     "FunctionOutput",
+    "InsecureConnection",
     "Message",
     "OwnerList",
     "TaskStatus",

@@ -17,16 +17,13 @@ __all__ = ["AuthenticationService"]
 
 class AuthenticationService(TeaclaveService):
     """Logs users in and, for a PlatformAdmin, manages users. See `TeaclaveService` for the
-    constructor."""
-
-    _password: str | None = None  # the login's, for user_change_password (see there)
+    constructor. No password is kept after the call it was given to returns."""
 
     def user_login(self, user_id: str, user_password: str) -> str:
         """Logs `user_id` (a login name) in; returns the token and sets `metadata`."""
         with failing("login user"):
             user = self.client.login(user_id, user_password)
         DIRECTORY.learn(self.url, user.username, user.id)
-        self._password = user_password
         self._metadata = {"id": user_id, "token": str(self.client.token)}
         return str(self.client.token)
 
@@ -60,22 +57,20 @@ class AuthenticationService(TeaclaveService):
         return Message()
 
     def user_change_password(self, user_password: str, old_password: str | None = None) -> Message:
-        """Sets the logged-in user's password to `user_password`. The platform asks for the old
-        one too: `old_password`, by default the one this service logged in with. The
-        platform revokes the user's tokens; this service logs in again with the new password,
-        so that `metadata` keeps working."""
+        """Sets the logged-in user's password to `user_password`. Unlike Teaclave's, it takes
+        the old password too, `old_password` (the platform asks for it, and the service keeps
+        no password to give in its place). The platform revokes the user's tokens; this service
+        logs in again with the new password, so that `metadata` keeps working."""
         self.check_metadata()
-        old = old_password if old_password is not None else self._password
-        if old is None:
+        if old_password is None:
             raise TeaclaveException(
                 "Failed to change password (this platform asks for the old password: "
-                "pass old_password=..., or log in with this service first)"
+                "user_change_password(new_password, old_password))"
             )
         with failing("change password"):
             username = self.client.user.username if self.client.user else self.client.me().username
-            self.client.change_password(old, user_password)
+            self.client.change_password(old_password, user_password)
             self.client.login(username, user_password)
-        self._password = user_password
         self._metadata = {"id": username, "token": str(self.client.token)}
         return Message()
 

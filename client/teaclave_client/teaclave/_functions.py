@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Function
-from ..vocabulary import EXECUTOR_TYPE, TEACLAVE_EXECUTOR_TYPES
+from ..vocabulary import EXECUTOR_TYPE, executor_refusal
 from ._ids import DIRECTORY, external_id, platform_id
 from ._service import TeaclaveService, failing
 from ._types import FunctionArgument, FunctionInput, FunctionOutput, Message, TeaclaveException
@@ -26,12 +26,8 @@ _FIXED = ("name", "arguments", "inputs", "outputs", "payload")  # what update_fu
 def check_executor(value: str, what: str) -> None:
     """Only Teaclave's WebAssembly executor runs here (the platform checks registrations too;
     a task's executor is the facade's to check, the platform takes none)."""
-    if value != EXECUTOR_TYPE:
-        known = TEACLAVE_EXECUTOR_TYPES.get(value, "not one of Teaclave's executors")
-        raise TeaclaveException(
-            f"Failed to {what} (executor {value!r}, {known}: this platform runs WebAssembly "
-            f"functions only, Teaclave's {EXECUTOR_TYPE!r} executor)"
-        )
+    if refusal := executor_refusal(value):
+        raise TeaclaveException(f"Failed to {what} ({refusal})")
 
 
 def as_bytes(value: bytes | Sequence[int], what: str) -> bytes:

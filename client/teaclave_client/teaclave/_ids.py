@@ -8,21 +8,23 @@ Teaclave names users by their login name everywhere (owner lists, allowlists, ta
 participants); the platform names them by user id, and shows a user's name only to the user
 and to the admin. The facade learns the pairs it sees in this process (each login, each user
 an admin registers or lists) and translates with them; a name it has not seen is an error that
-says so, and a platform user id is always accepted as is.
+says so, and a platform user id is always accepted as is. A string in the form of an id is
+always taken as the id, before any name, and a name in that form is never learned: the platform
+refuses such names, and one on an older platform could otherwise stand for the user whose id it
+spells (someone registered as "<bob's id>" would receive what an owner list meant for Bob).
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections.abc import Iterable
 
+from ..vocabulary import id_shaped
 from ._types import TeaclaveException
 
 __all__ = ["DIRECTORY", "Directory", "external_id", "platform_id"]
 
-_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 KINDS = ("function", "input", "output", "task")  # the prefixes of Teaclave's ids
 
 
@@ -55,18 +57,21 @@ class Directory:
         self._names: dict[tuple[str, str], str] = {}
 
     def learn(self, url: str, username: str, user_id: str) -> None:
+        if id_shaped(username):
+            return  # never a name: it would shadow the id it spells, in both directions
         with self._lock:
             self._ids[url, username] = user_id
             self._names[url, user_id] = username
 
     def user_id(self, url: str, name: str, what: str) -> str:
-        """The id of user `name` (a login name seen here, or already a user id)."""
+        """The id of user `name`: `name` itself if it has the form of an id (first, so no
+        name can stand for an id), else the id of a login name seen here."""
+        if id_shaped(name):
+            return uuid.UUID(name).hex
         with self._lock:
             found = self._ids.get((url, name))
         if found is not None:
             return found
-        if _HEX_ID.fullmatch(name):
-            return name
         raise TeaclaveException(
             f"{what}: user {name!r} has not logged in or been registered in this process, and "
             "this platform names users by id: give their user id (`teaclave-client login --json` "

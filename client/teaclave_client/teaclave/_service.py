@@ -4,10 +4,12 @@ use as a context manager, and the error every call raises."""
 
 from __future__ import annotations
 
+import ipaddress
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import requests
 
@@ -15,7 +17,7 @@ from ..client import Client
 from ..errors import TeaclaveClientError
 from ..keystore import KeyStore
 from ._ids import DIRECTORY
-from ._types import AttestationNotAvailable, TeaclaveException
+from ._types import AttestationNotAvailable, InsecureConnection, TeaclaveException
 
 __all__ = ["ATTESTATION_NOTE", "TeaclaveService", "failing"]
 
@@ -24,6 +26,20 @@ ATTESTATION_NOTE = (
     "as_root_ca_cert_path, enclave_info_path and dump_report are ignored. Use an https:// URL "
     "(TLS authenticates the platform) and rely on the signed receipts get_task_result checks."
 )
+PLAIN_HTTP_NOTE = (
+    "{url} is plain http:// to another host: the token and the platform's sealing key (which "
+    "file keys are wrapped to) can be read or replaced on the way. Use https://, and pin the "
+    "platform's keys with pinned_keys= (`teaclave-client login --json` shows them as key_ids)."
+)
+
+
+def _loopback(host: str | None) -> bool:
+    if host is None or host == "localhost":
+        return host is not None
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @contextmanager
@@ -56,6 +72,7 @@ class TeaclaveService:
         timeout: float = 30.0,
         keys: KeyStore | None = None,
         session: requests.Session | None = None,
+        pinned_keys: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise TeaclaveException(
@@ -64,7 +81,11 @@ class TeaclaveService:
             )
         if as_root_ca_cert_path is not None or enclave_info_path is not None or dump_report:
             warnings.warn(ATTESTATION_NOTE, AttestationNotAvailable, stacklevel=2)
-        self.client = Client(url, keys=keys, timeout=timeout, session=session)
+        if url.startswith("http://") and not _loopback(urlsplit(url).hostname):
+            warnings.warn(PLAIN_HTTP_NOTE.format(url=url), InsecureConnection, stacklevel=2)
+        self.client = Client(
+            url, keys=keys, timeout=timeout, session=session, pinned_keys=pinned_keys
+        )
         self._metadata: dict[str, str] | None = None
 
     @property

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import TeaclaveClientError
+from ..vocabulary import TaskState
 
 __all__ = [
     "AttestationNotAvailable",
@@ -16,6 +17,7 @@ __all__ = [
     "FunctionArgument",
     "FunctionInput",
     "FunctionOutput",
+    "InsecureConnection",
     "Message",
     "OwnerList",
     "TaskStatus",
@@ -38,20 +40,33 @@ class AttestationNotAvailable(UserWarning):
     there is no attestation report to check them against."""
 
 
-class TaskStatus(enum.IntEnum):
-    """A task's status as `get_task()["status"]` gives it. Created to Finished have the numbers
-    of Teaclave's protocol (teaclave_common.proto); Failed and Canceled, which Teaclave added
-    later, are numbered here as we read its SDK's use of them but were not checked against its
-    last proto: compare with the names (`TaskStatus.Failed`), not the numbers."""
+class InsecureConnection(UserWarning):
+    """The platform's URL is plain http:// to a host that is not this machine: anyone on the
+    way can read the tokens and replace the platform's sealing key that file keys are wrapped
+    to (unless `pinned_keys` pins it)."""
 
-    Created = 0
-    DataAssigned = 1
-    Approved = 2
-    Staged = 3
-    Running = 4
-    Finished = 10
-    Failed = 20
-    Canceled = 30
+
+# Teaclave's numbers for the task states (the TaskStatus enum of its teaclave_common.proto), by
+# the vocabulary's state. Created 0 to Running 4 and Finished 10 were read in its proto; Failed
+# and Canceled, which its last SDK compares against (get_task_result) and its last Rust types
+# have, are in a later proto than the public index holds: 20 and 30 follow its spacing but are
+# unchecked, so scripts should compare by name (`TaskStatus.Failed`), never by number.
+TEACLAVE_STATUS_NUMBERS: dict[TaskState, int] = {
+    TaskState.CREATED: 0,
+    TaskState.DATA_ASSIGNED: 1,
+    TaskState.APPROVED: 2,
+    TaskState.STAGED: 3,
+    TaskState.RUNNING: 4,
+    TaskState.FINISHED: 10,
+    TaskState.FAILED: 20,
+    TaskState.CANCELED: 30,
+}
+# A task's status as `get_task()["status"]` gives it: Teaclave's names are the vocabulary's task
+# states (TaskStatus["Finished"], TaskStatus.Finished), its numbers the table above.
+TaskStatus = enum.IntEnum(  # type: ignore[misc]
+    "TaskStatus", [(state.value, TEACLAVE_STATUS_NUMBERS[state]) for state in TaskState]
+)
+TaskStatus.__module__ = __name__
 
 
 class Message(dict[str, Any]):

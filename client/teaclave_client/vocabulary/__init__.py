@@ -21,6 +21,7 @@ from .abi import (
     DType,
     Status,
 )
+from .ids import ID_PATTERN, id_shaped
 from .kinds import FailureKind, ResultKind, TaskKind
 from .limits import (
     DEADLINE_S,
@@ -37,13 +38,15 @@ from .limits import (
     WASM_STACK_BYTES,
     Limit,
 )
-from .schemas import DEFAULT_SCHEMA, RECEIPT_VERSION, SCHEMAS, Schema
+from .schemas import DEFAULT_SCHEMA, IV_BYTES, RECEIPT_VERSION, SCHEMAS, TAG_BYTES, Schema
 from .spec import (
     EXECUTOR_TYPE,
+    MANIFEST_FORMAT,
     MAX_ARGUMENTS,
     MAX_DEFAULT_CHARS,
     MAX_SLOTS,
     TEACLAVE_EXECUTOR_TYPES,
+    executor_refusal,
 )
 from .states import BEFORE_INVOKE, ENDED, TaskState
 
@@ -56,9 +59,12 @@ __all__ = [
     "EXECUTOR_TYPE",
     "FUEL",
     "HANDLES",
+    "ID_PATTERN",
     "IMPORT_ERROR",
     "IMPORT_MODULE",
+    "IV_BYTES",
     "LIMITS",
+    "MANIFEST_FORMAT",
     "MAX_ARGUMENTS",
     "MAX_DEFAULT_CHARS",
     "MAX_FILE_ID_BYTES",
@@ -73,6 +79,7 @@ __all__ = [
     "RECEIPT_VERSION",
     "SCHEMAS",
     "TABLE_ELEMENT_BYTES",
+    "TAG_BYTES",
     "TEACLAVE_EXECUTOR_TYPES",
     "TEACLAVE_IMPORTS",
     "WASM_STACK_BYTES",
@@ -87,4 +94,6 @@ __all__ = [
     "Status",
     "TaskKind",
     "TaskState",
+    "executor_refusal",
+    "id_shaped",
 ]

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["DEFAULT_SCHEMA", "RECEIPT_VERSION", "SCHEMAS", "Schema"]
+__all__ = ["DEFAULT_SCHEMA", "IV_BYTES", "RECEIPT_VERSION", "SCHEMAS", "TAG_BYTES", "Schema"]
+
+TAG_BYTES = 16  # an AES-GCM tag: every schema's cmac, and each protected-file node's tag
+IV_BYTES = 12  # an AES-GCM iv, for the schemas that take one
 
 
 class Schema(enum.StrEnum):
@@ -49,8 +52,8 @@ class Schema(enum.StrEnum):
         if not self.sealed:
             return "plaintext; its cmac is the first 16 bytes of its SHA-256"
         return (
-            f"AES-GCM, {8 * self.key_bytes}-bit key, 12-byte iv, AAD = 8 zero bytes, "
-            "ciphertext ‖ 16-byte tag (the cmac)"
+            f"AES-GCM, {8 * self.key_bytes}-bit key, {IV_BYTES}-byte iv, AAD = 8 zero bytes, "
+            f"ciphertext ‖ {TAG_BYTES}-byte tag (the cmac)"
         )
 
 

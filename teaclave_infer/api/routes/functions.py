@@ -65,17 +65,18 @@ def _validated(model: type[M], what: str, raw: str | bytes) -> M:
 
 def _parse(
     spec: str, manifest_bytes: bytes | None
-) -> tuple[domain.FunctionDraft, dict[str, Any], Profile]:
+) -> tuple[domain.FunctionDraft, dict[str, Any] | None, Profile]:
     """The spec, the manifest with the fields the platform reads checked (the rest kept as
-    given; {} when there is none) and the profile the wasm is checked and run with: the
+    given; None when there is none) and the profile the wasm is checked and run with: the
     manifest's, or Teaclave's WAMR rules without one. A 422 naming the first wrong field."""
     parsed = _validated(FunctionSpec, "spec", spec)
-    manifest, profile = {}, TEACLAVE_PROFILE
+    manifest: dict[str, Any] | None = None
+    profile = TEACLAVE_PROFILE
     if manifest_bytes is not None:
         checked = _validated(Manifest, "manifest", manifest_bytes)
         manifest = checked.model_dump(mode="json", exclude_unset=True)
         profile = PROFILES[checked.profile.name]
-        # Never {}, which stands for none: even an empty one says what profile it gave.
+        # The profile it was registered with, also when the manifest named none.
         manifest.setdefault("profile", {"name": profile.name})
     declared = {"limits", "arguments", "inputs", "outputs", "executor_type"}  # the draft's below
     fields = parsed.model_dump(exclude=declared)
