@@ -6,10 +6,16 @@ unknown users, a profile asked for through the spec, a manifest added afterwards
 from __future__ import annotations
 
 import pytest
+from cheap_kdf import CHEAP
+from fastapi.testclient import TestClient
 from guests import guest
 from platform_helpers import Platform
-from service_helpers import assert_problem
+from service_helpers import ADMIN_PASSWORD, assert_problem
 from teaclave_client.vocabulary import MAX_ARGUMENTS, MAX_SLOTS
+
+from teaclave_infer.api import create_app
+from teaclave_infer.domain import passwords
+from teaclave_infer.domain.settings import Settings
 
 SIMD = guest("(i32x4.extract_lane 0 (v128.const i32x4 7 0 0 0))")
 
@@ -17,6 +23,18 @@ SIMD = guest("(i32x4.extract_lane 0 (v128.const i32x4 7 0 0 0))")
 @pytest.fixture
 def world(client) -> Platform:
     return Platform(client)
+
+
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory) -> Platform:
+    """One service for the cases that are refused: each checks that nothing was stored, so
+    they cannot disturb each other (a validation refusal is the same on either database)."""
+    folder = tmp_path_factory.mktemp("refusing")
+    (folder / "admin.txt").write_text(ADMIN_PASSWORD + "\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "PARAMETERS", CHEAP)
+        settings = Settings(data_dir=folder / "data", admin_password_file=folder / "admin.txt")
+        return Platform(TestClient(create_app(settings)))
 
 
 def _nothing_stored(world: Platform) -> None:
@@ -27,7 +45,8 @@ def _nothing_stored(world: Platform) -> None:
 @pytest.mark.parametrize(
     "executor", ["builtin", "mesapy", "python", "WAMR", "wamr ", " wamr", "wamr\x00", "", 7, None]
 )
-def test_an_executor_other_than_exactly_wamr_is_refused(world, executor):
+def test_an_executor_other_than_exactly_wamr_is_refused(refusing, executor):
+    world = refusing
     refused = world.post_function({"executor_type": executor})
     assert refused.status_code == 422, refused.text
     if isinstance(executor, str) and "\x00" not in executor:
@@ -58,9 +77,9 @@ def test_an_executor_other_than_exactly_wamr_is_refused(world, executor):
         ({"allowlist": ["x"] * 1001}, "spec.allowlist"),
     ],
 )
-def test_a_spec_an_attacker_would_send_is_refused(world, spec, words):
-    assert_problem(world.post_function(spec), 422, words)
-    _nothing_stored(world)
+def test_a_spec_an_attacker_would_send_is_refused(refusing, spec, words):
+    assert_problem(refusing.post_function(spec), 422, words)
+    _nothing_stored(refusing)
 
 
 def test_the_spec_cannot_choose_a_profile(world):
