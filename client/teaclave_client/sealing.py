@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from .crypto import SCHEMAS
 from .errors import IntegrityError, ReceiptError
-from .vocabulary import RECEIPT_VERSION
+from .vocabulary import KEY_WRAP_INFO, RECEIPT_VERSION
 
 __all__ = [
     "HPKE_SUITE",
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 HPKE_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
-INFO_LABEL = b"teaclave-infer/file-key/v1"
+INFO_LABEL = KEY_WRAP_INFO.encode()
 
 
 def _info(file_id: str, schema: str) -> bytes:

@@ -69,6 +69,9 @@ export const DEFAULT_SCHEMA = "aes-gcm-128";
 // The receipt format the platform signs.
 export const RECEIPT_VERSION = 2;
 
+// HPKE info's label for a wrapped file key.
+export const KEY_WRAP_INFO = "teaclave-infer/file-key/v1";
+
 // The executor's defaults.
 export const DEFAULT_LIMITS = Object.freeze({
   deadlineMs: 30000,

@@ -14,6 +14,7 @@
 
 import {
   BROWSER_SCHEMAS,
+  KEY_WRAP_INFO as INFO_LABEL,
   RECEIPT_VERSION,
   SCHEMA_KEY_BYTES as SCHEMAS,
 } from "./teaclave-constants.js";
@@ -21,8 +22,7 @@ import { Aes128Gcm, CipherSuite, HkdfSha256 } from "./vendor/node_modules/@hpke/
 import { DhkemX25519HkdfSha256 } from "./vendor/node_modules/@hpke/dhkem-x25519/esm/mod.js";
 import canonicalize from "./vendor/node_modules/canonicalize/lib/canonicalize.js";
 
-export { RECEIPT_VERSION, SCHEMAS };
-export const INFO_LABEL = "teaclave-infer/file-key/v1";
+export { INFO_LABEL, RECEIPT_VERSION, SCHEMAS };
 
 const AAD = new Uint8Array(8);
 const IV_BYTES = 12;

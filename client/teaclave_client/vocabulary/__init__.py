@@ -38,7 +38,15 @@ from .limits import (
     WASM_STACK_BYTES,
     Limit,
 )
-from .schemas import DEFAULT_SCHEMA, IV_BYTES, RECEIPT_VERSION, SCHEMAS, TAG_BYTES, Schema
+from .schemas import (
+    DEFAULT_SCHEMA,
+    IV_BYTES,
+    KEY_WRAP_INFO,
+    RECEIPT_VERSION,
+    SCHEMAS,
+    TAG_BYTES,
+    Schema,
+)
 from .spec import (
     EXECUTOR_TYPE,
     MANIFEST_FORMAT,
@@ -63,6 +71,7 @@ __all__ = [
     "IMPORT_ERROR",
     "IMPORT_MODULE",
     "IV_BYTES",
+    "KEY_WRAP_INFO",
     "LIMITS",
     "MANIFEST_FORMAT",
     "MAX_ARGUMENTS",

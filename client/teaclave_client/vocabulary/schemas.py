@@ -6,10 +6,21 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["DEFAULT_SCHEMA", "IV_BYTES", "RECEIPT_VERSION", "SCHEMAS", "TAG_BYTES", "Schema"]
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "IV_BYTES",
+    "KEY_WRAP_INFO",
+    "RECEIPT_VERSION",
+    "SCHEMAS",
+    "TAG_BYTES",
+    "Schema",
+]
 
 TAG_BYTES = 16  # an AES-GCM tag: every schema's cmac, and each protected-file node's tag
 IV_BYTES = 12  # an AES-GCM iv, for the schemas that take one
+# The label that starts HPKE's `info` when a file key is wrapped to the platform (then the file's
+# id and schema): a new wrapping scheme is a new label.
+KEY_WRAP_INFO = "teaclave-infer/file-key/v1"
 
 
 class Schema(enum.StrEnum):
