@@ -61,8 +61,11 @@ def compile_kernels(kernels: tvm.IRModule, profile: Profile, cache: Path | None 
     material = [kernels.script(), str(target.export()), tvm.__version__]
     key = hashlib.sha256("\0".join(material).encode() + _SOURCE).hexdigest()
     cached = cache / f"{key}.o" if cache is not None else None
-    if cached is not None and cached.is_file():
-        return cached.read_bytes()
+    if cached is not None:
+        try:
+            return cached.read_bytes()
+        except OSError:
+            pass  # not there yet, or not readable: compile
     data = _compile(kernels, target)
     if cached is not None:
         try:
