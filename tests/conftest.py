@@ -71,12 +71,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _in_build_folder(path: Path) -> bool:
+    parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()
+    return bool(parts) and parts[0] in BUILD_FOLDERS
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if fast_tier(config) and collection_path.is_relative_to(TESTS):
-        parts = collection_path.relative_to(TESTS).parts
-        if parts and parts[0] in BUILD_FOLDERS:
-            return True
-    return None
+    return True if fast_tier(config) and _in_build_folder(collection_path) else None
 
 
 def _full_tier_only(item: pytest.Item) -> bool:
@@ -92,12 +93,7 @@ def _cost(item: pytest.Item) -> int:
     end of a run while another finishes a minute-long build."""
     if item.get_closest_marker("slow"):
         return 0
-    return 1 if item.get_closest_marker("build") or _in_build_folder(item) else 2
-
-
-def _in_build_folder(item: pytest.Item) -> bool:
-    parts = item.path.relative_to(TESTS).parts if item.path.is_relative_to(TESTS) else ()
-    return bool(parts) and parts[0] in BUILD_FOLDERS
+    return 1 if item.get_closest_marker("build") or _in_build_folder(item.path) else 2
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

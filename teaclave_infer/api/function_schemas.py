@@ -52,11 +52,21 @@ def _teaclave_spec(data: Any) -> Any:
     return _ours(data, SPEC_SPELLINGS)
 
 
-def _wamr_only(value: str | None) -> str | None:
-    """ValueError naming the executor type unless it is exactly ours."""
-    if value is not None and (refusal := executor_refusal(value)):
-        raise ValueError(refusal)
-    return value
+class _TeaclaveTerms(Body):
+    """A spec or an update: Teaclave's names made ours, and an executor type other than
+    exactly ours a ValueError naming it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _teaclave(cls, data: Any) -> Any:
+        return _teaclave_spec(data)
+
+    @field_validator("executor_type", check_fields=False)
+    @classmethod
+    def _wamr(cls, value: str | None) -> str | None:
+        if value is not None and (refusal := executor_refusal(value)):
+            raise ValueError(refusal)
+        return value
 
 
 def _distinct(what: str, names: list[str]) -> None:
@@ -100,7 +110,7 @@ class FunctionLimits(Body):
     output_bytes: int | None = Field(default=None, ge=0, le=OUTPUT_BYTES.function_max)
 
 
-class FunctionSpec(Body):
+class FunctionSpec(_TeaclaveTerms):
     """How a function is registered. Teaclave's names are taken too (`user_allowlist`,
     `usage_quota`, and those of its FunctionArgument); `executor_type` may only be `wamr`.
     Argument names are distinct, and so are slot names, inputs and outputs together."""
@@ -118,16 +128,6 @@ class FunctionSpec(Body):
     quota: Quota = -1
     limits: FunctionLimits = Field(default_factory=lambda: FunctionLimits())
     browser: bool = False  # users who may run it may also run it in their browsers
-
-    @model_validator(mode="before")
-    @classmethod
-    def _teaclave(cls, data: Any) -> Any:
-        return _teaclave_spec(data)
-
-    @field_validator("executor_type")
-    @classmethod
-    def _wamr(cls, value: str) -> str:
-        return str(_wamr_only(value))
 
     @field_validator("allowlist")
     @classmethod
@@ -199,7 +199,7 @@ class Manifest(_Open):
         return value
 
 
-class FunctionUpdate(Body):
+class FunctionUpdate(_TeaclaveTerms):
     """What an owner may change (Teaclave's `user_allowlist` and `usage_quota` taken too); an
     `executor_type` is checked as at registration, and changes nothing."""
 
@@ -212,16 +212,6 @@ class FunctionUpdate(Body):
     limits: FunctionLimits | None = None
     browser: bool | None = None
     browser_weights: str | None = Field(default=None, max_length=32)  # "": none
-
-    @model_validator(mode="before")
-    @classmethod
-    def _teaclave(cls, data: Any) -> Any:
-        return _teaclave_spec(data)
-
-    @field_validator("executor_type")
-    @classmethod
-    def _wamr(cls, value: str | None) -> str | None:
-        return _wamr_only(value)
 
 
 class FunctionPublic(BaseModel):
