@@ -11,6 +11,7 @@ must be writable only by the platform: the hash guards against corruption, not a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -45,6 +46,7 @@ class Wasm:
     load: Callable[[], bytes]
 
 
+@functools.lru_cache(maxsize=256)  # a warm call's key costs a dict lookup, not a hash
 def _key(wasm_sha256: str, engine: EngineKey) -> str:
     material = f"{wasm_sha256};wasmtime={WASMTIME_VERSION};{engine.describe()}"
     return hashlib.sha256(material.encode()).hexdigest()

@@ -7,7 +7,6 @@ the cache are shared, so invocations may run on several threads at once.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import re
 import threading
@@ -20,8 +19,9 @@ from ..errors import ForbiddenImportError, InvalidModuleError, LimitError
 from ..laps import Laps
 from ._cache import ModuleCache, Wasm
 from ._engine import TICK_S, EngineKey, engine_for, ticker_for
-from ._files import ERROR, FileContext, GuestMemory
+from ._files import FileContext, GuestMemory
 from ._limits import MAX_TABLES, Limits, Result, ResultKind
+from ._raw import call_i32, define_i32, export, memory_address, write
 from ._tables import REFUSED
 
 __all__ = ["DEFAULT_CACHE", "run"]
@@ -34,9 +34,9 @@ DEFAULT_LIMITS = Limits()
 class _Host:
     """The five host functions, linked once per engine. A call acts on the file context and
     memory of the invocation running on its thread (wasmtime calls host functions on the thread
-    that called into wasm). They hold no store on purpose: wasmtime-py keeps a host callable in a
-    global table until every store that used it is gone, so a callable holding its store would
-    keep that store and its linear memory alive forever (~600 KB leaked per call, measured)."""
+    that called into wasm). They hold no store on purpose: the linker keeps them for the life of
+    the process, so a callable holding its store would keep that store and its linear memory
+    alive forever (~600 KB leaked per call, measured)."""
 
     current = threading.local()  # .invocation: the _Invocation inside wasm on this thread
 
@@ -49,8 +49,7 @@ class _Host:
         invocation = cls.current.invocation
         if invocation.memory is None:  # a host call during instantiation (a start function)
             return GuestMemory(0, 0)
-        base = ctypes.addressof(invocation.memory.data_ptr(invocation.store).contents)
-        return GuestMemory(base, invocation.memory.data_len(invocation.store))
+        return GuestMemory(*memory_address(invocation.store, invocation.memory))
 
     @classmethod
     def functions(cls) -> dict[str, Callable[..., int]]:
@@ -67,28 +66,18 @@ class _Host:
 @functools.cache
 def _linker(key: EngineKey) -> wasmtime.Linker:
     linker = wasmtime.Linker(engine_for(key))
-    i32 = wasmtime.ValType.i32()
-    for name, fn in _Host.functions().items():
-        ty = wasmtime.FuncType([i32] * TEACLAVE_IMPORTS[name], [i32])
-        linker.define_func(IMPORT_MODULE, name, ty, _never_raises(fn))
+    for name, fn in _Host.functions().items():  # a raise is ERROR to the guest (_raw.py)
+        define_i32(linker, IMPORT_MODULE, name, TEACLAVE_IMPORTS[name], fn)
     return linker
 
 
 @functools.lru_cache(maxsize=16)  # as many as the module cache keeps by default
-def _instance_pre(module: wasmtime.Module, key: EngineKey) -> wasmtime.InstancePre:
+def _instance_pre(module: wasmtime.Module, key: EngineKey) -> tuple[wasmtime.InstancePre, bool]:
     """The module with its imports resolved once: instantiating it is then only the store's
-    work (cached by the module object, which the module cache hands out again and again)."""
-    return _linker(key).instantiate_pre(module)
-
-
-def _never_raises(fn: Callable[..., int]) -> Callable[..., int]:
-    def call(*args: int) -> int:
-        try:
-            return int(fn(*args))
-        except Exception:  # an exception must never unwind into wasm: the guest sees -1
-            return ERROR
-
-    return call
+    work (cached by the module object, which the module cache hands out again and again); and
+    whether it exports the REFUSED flag of a guarded table (_tables.py)."""
+    guarded = any(e.name == REFUSED for e in module.exports)
+    return _linker(key).instantiate_pre(module), guarded
 
 
 def _place_argv(store: wasmtime.Store, memory: wasmtime.Memory, argv: list[bytes]) -> int:
@@ -101,7 +90,7 @@ def _place_argv(store: wasmtime.Store, memory: wasmtime.Memory, argv: list[bytes
     for a in argv:
         table += cursor.to_bytes(4, "little")
         cursor += len(a) + 1
-    memory.write(store, bytes(table) + strings, base)
+    write(store, memory, bytes(table) + strings, base)
     return base
 
 
@@ -168,18 +157,21 @@ class _Invocation:
 
     def instantiate(self) -> wasmtime.Func:
         try:
-            instance = _instance_pre(self.module, self.key).instantiate(self.store)
+            pre, guarded = _instance_pre(self.module, self.key)
+            instance = pre.instantiate(self.store)
         except wasmtime.Trap as err:  # a start function trapped
             raise self.trapped(err) from err
         except wasmtime.WasmtimeError as err:  # the initial memory is over the cap
             raise _Ended(
                 ResultKind.MEMORY_LIMIT, f"{self.limits.memory_bytes} bytes: {err}"
             ) from err
-        exports = instance.exports(self.store)
-        self.memory = exports["memory"]
-        refused = exports.get(REFUSED)
+        memory = export(self.store, instance, "memory")
+        entry = export(self.store, instance, ENTRYPOINT)
+        assert isinstance(memory, wasmtime.Memory) and isinstance(entry, wasmtime.Func)  # validated
+        self.memory = memory
+        refused = export(self.store, instance, REFUSED) if guarded else None
         self.refused = refused if isinstance(refused, wasmtime.Global) else None
-        return exports[ENTRYPOINT]
+        return entry
 
     def place_argv(self, argv: list[bytes]) -> int:
         assert self.memory is not None
@@ -190,7 +182,7 @@ class _Invocation:
 
     def call(self, entry: wasmtime.Func, argc: int, argv_ptr: int) -> int:
         try:
-            return int(entry(self.store, argc, argv_ptr))
+            return call_i32(self.store, entry, argc, argv_ptr)
         except wasmtime.Trap as err:
             raise self.trapped(err) from err
         except wasmtime.WasmtimeError as err:

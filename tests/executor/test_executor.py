@@ -328,3 +328,27 @@ def test_every_store_is_freed_after_its_invocation(monkeypatch):
         run(wasm, {}, {"in": b"x"})
     gc.collect()
     assert len(stores) == 3 and all(ref() is None for ref in stores)
+
+
+def test_a_host_function_that_raises_is_minus_one_to_the_guest(monkeypatch):
+    """Host functions are raw callbacks (executor/_raw.py): an exception must not unwind into
+    wasm, and the invocation goes on."""
+
+    def broken(self: object, *args: object) -> int:
+        raise RuntimeError("a bug in the host")
+
+    monkeypatch.setattr("teaclave_infer.executor._files.FileContext.read", broken)
+    assert logged(guest(READS), {"in": b"abcdef"}) == [-1, -1, -1, 2, 0]
+
+
+def test_reads_land_in_pages_grown_between_host_calls():
+    """The host takes the memory's address and size anew on each call: growing may move it."""
+    wasm = guest(f"""
+      (local.set $h (call $open (i32.const {IN})))
+      (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 2)))
+      (call $log (memory.grow (i32.const 64)))
+      (call $log (call $read (local.get $h) (i32.const 0x200000) (i32.const 2)))
+      (call $log (i32.load16_u (i32.const 0x200000)))
+      (call $flush) (i32.const 0)""")
+    # memory.grow answers 2: run() placed argv in a second page
+    assert logged(wasm, {"in": b"abcd"}) == [2, 2, 2, int.from_bytes(b"cd", "little")]

@@ -1,0 +1,118 @@
+"""wasmtime's unchecked C calls for the host functions, the entrypoint and the exports we read.
+
+wasmtime-py's generic path looks a function's type up on every call, converts each argument and
+result through a `Val`, wraps the caller in an object and lists every export of an instance to
+find one: tens of microseconds a call, most of what a small function costs (bench/executor.py
+measures both paths). Everything that crosses here takes and returns only i32, with types that
+validation checked (`_validate.py`): what wasmtime's unchecked calls ask of their caller. The C
+API is the one wasmtime-py loads; its `_ffi` module is private, so the wasmtime range we support
+is pinned in pyproject.toml and tests/executor run every path through here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from collections.abc import Callable
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from ._files import ERROR
+
+__all__ = ["call_i32", "define_i32", "export", "memory_address", "write"]
+
+_CALLBACKS: list[object] = []  # the linker holds only their addresses: they must never be freed
+_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+
+
+def define_i32(
+    linker: wasmtime.Linker, module: str, name: str, arity: int, fn: Callable[..., int]
+) -> None:
+    """Defines `module.name`, an (i32 x arity) -> i32 host function, as an unchecked callback:
+    arguments are read from, and the result written to, wasmtime's raw value slots."""
+
+    def call(env: object, caller: object, slots: ctypes.Array, count: int) -> int:
+        try:
+            slots[0].i32 = fn(*[slots[i].i32 for i in range(arity)])
+        except Exception:  # an exception must never unwind into wasm: the guest sees ERROR
+            slots[0].i32 = ERROR
+        return 0  # no trap
+
+    callback = ffi.wasmtime_func_unchecked_callback_t(call)
+    _CALLBACKS.append(callback)
+    ty = wasmtime.FuncType([wasmtime.ValType.i32()] * arity, [wasmtime.ValType.i32()])
+    module_buf, name_buf = module.encode(), name.encode()
+    error = ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(),
+        ctypes.create_string_buffer(module_buf),
+        len(module_buf),
+        ctypes.create_string_buffer(name_buf),
+        len(name_buf),
+        ty.ptr(),
+        callback,
+        None,
+        _NO_FINALIZER,
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+
+
+def call_i32(store: wasmtime.Store, func: wasmtime.Func, *args: int) -> int:
+    """Calls an (i32 x len(args)) -> i32 function; raises wasmtime.Trap or WasmtimeError as
+    `Func.__call__` does."""
+    slots = (ffi.wasmtime_val_raw_t * max(1, len(args)))()
+    for i, value in enumerate(args):
+        slots[i].i32 = value
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    error = ffi.wasmtime_func_call_unchecked(
+        store._context(), ctypes.byref(func._func), slots, len(slots), ctypes.byref(trap)
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)
+    return int(slots[0].i32)
+
+
+@functools.cache
+def _name(name: str) -> tuple[ctypes.Array, int]:
+    raw = name.encode()
+    return ctypes.create_string_buffer(raw), len(raw)
+
+
+def export(
+    store: wasmtime.Store, instance: wasmtime.Instance, name: str
+) -> wasmtime.Func | wasmtime.Memory | wasmtime.Global | wasmtime.Table | None:
+    """One export of an instance by name (None when it has none), without listing the others."""
+    item = ffi.wasmtime_extern_t()
+    found = ffi.wasmtime_instance_export_get(
+        store._context(), ctypes.byref(instance._instance), *_name(name), ctypes.byref(item)
+    )
+    if not found:
+        return None
+    kind = item.kind
+    if kind == ffi.WASMTIME_EXTERN_FUNC.value:
+        return wasmtime.Func._from_raw(item.of.func)
+    if kind == ffi.WASMTIME_EXTERN_MEMORY.value:
+        return wasmtime.Memory._from_raw(item.of.memory)
+    if kind == ffi.WASMTIME_EXTERN_GLOBAL.value:
+        return wasmtime.Global._from_raw(item.of.global_)
+    if kind == ffi.WASMTIME_EXTERN_TABLE.value:
+        return wasmtime.Table._from_raw(item.of.table)
+    return None
+
+
+def memory_address(store: wasmtime.Store, memory: wasmtime.Memory) -> tuple[int, int]:
+    """(host address, size in bytes) of a linear memory now: it may move when it grows."""
+    context, ref = store._context(), ctypes.byref(memory._memory)
+    base = ctypes.cast(ffi.wasmtime_memory_data(context, ref), ctypes.c_void_p).value or 0
+    return base, ffi.wasmtime_memory_data_size(context, ref)
+
+
+def write(store: wasmtime.Store, memory: wasmtime.Memory, data: bytes, at: int) -> None:
+    """Copies `data` into linear memory at `at`; raises IndexError past its end."""
+    base, size = memory_address(store, memory)
+    if at < 0 or at + len(data) > size:
+        raise IndexError(f"{len(data)} bytes at {at} run past the memory's {size}")
+    ctypes.memmove(base + at, data, len(data))
