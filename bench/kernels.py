@@ -33,6 +33,7 @@ from pathlib import Path
 
 import onnx
 import tvm_ffi
+from tvm import tirx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
@@ -64,8 +65,20 @@ class Kernel:
     flops: int  # direct-equivalent
     winograd: bool
     schedule: str  # "tuned" (a shipped record), "rules" (the default rules), "lowered" (neither)
-    bench: KernelBench
+    func: tirx.PrimFunc  # scheduled
+    bench: KernelBench | None = None  # once loaded in the harness
     seconds: list[float] = field(default_factory=list)
+
+    def load(self, work: Path) -> None:
+        """Compiles the kernel into the timing harness, in a folder of its own under `work`."""
+        folder = work / f"{self.profile}_{self.model}_{self.symbol}"
+        folder.mkdir()
+        self.bench = _bench(self.func, PROFILES[self.profile], folder)
+
+    def time(self, seconds: float) -> None:
+        """One more median per call, over repeats of at least `seconds` in all."""
+        assert self.bench is not None, "load() first"
+        self.seconds.append(self.bench.time(min_total_s=seconds))
 
 
 def direct_flops(symbol: str, specs: list[ArgSpec]) -> int:
@@ -79,9 +92,9 @@ def direct_flops(symbol: str, specs: list[ArgSpec]) -> int:
     return 2 * out * data[-1]  # matmul, dense: the reduction is the data's last axis
 
 
-def model_kernels(name: str, model: onnx.ModelProto, profile: Profile, work: Path) -> list[Kernel]:
-    """The model's conv and dense kernels as a build would make them for `profile`, each loaded
-    in the timing harness."""
+def model_kernels(name: str, model: onnx.ModelProto, profile: Profile) -> list[Kernel]:
+    """The model's conv and dense kernels as a build would lower and schedule them for
+    `profile` (not compiled yet)."""
     mod = lower(to_relax(model, input_shapes(model, {})), winograd=True)
     kernels = kernel_functions(mod, read_plan(mod))
     scheduled = _schedule(kernels, profile, BuildOptions(profile=profile.name))
@@ -98,13 +111,9 @@ def model_kernels(name: str, model: onnx.ModelProto, profile: Profile, work: Pat
         else:
             schedule = "rules"
         specs = arg_specs(func)
-        folder = work / f"{profile.name}_{name}_{symbol}"
-        folder.mkdir()
-        bench = _bench(func, profile, folder)
         flops = direct_flops(symbol, specs)
-        found.append(
-            Kernel(name, profile.name, symbol, specs, flops, "winograd" in symbol, schedule, bench)
-        )
+        winograd = "winograd" in symbol
+        found.append(Kernel(name, profile.name, symbol, specs, flops, winograd, schedule, func))
     return found
 
 
@@ -122,7 +131,7 @@ def measure(kernels: list[Kernel], peaks: list[PeakRuns], rounds: int, seconds: 
         for runs in peaks:
             runs.round()
         for kernel in kernels:
-            kernel.seconds.append(kernel.bench.time(min_total_s=seconds))
+            kernel.time(seconds)
 
 
 def shape(spec: ArgSpec) -> str:
@@ -202,8 +211,10 @@ def main() -> None:
                 model = with_batch(model, args.batch) if args.batch > 1 else model
                 for profile in args.profiles:
                     print(f"building {name}'s kernels for {profile}", flush=True)
-                    found = model_kernels(name, model, PROFILES[profile], Path(tmp))
+                    found = model_kernels(name, model, PROFILES[profile])
                     check_flops(name, model, found)
+                    for kernel in found:
+                        kernel.load(Path(tmp))
                     kernels += found
             peaks = [PeakRuns(profile) for profile in args.profiles]
             measure(kernels, peaks, args.rounds, args.seconds)
