@@ -138,7 +138,7 @@ def shape(spec: ArgSpec) -> str:
     return "x".join(map(str, spec.shape))
 
 
-def report(kernels: list[Kernel], peaks: dict[str, Peak]) -> None:
+def print_peaks(peaks: dict[str, Peak]) -> None:
     for peak in peaks.values():
         kind = "SIMD128 f32x4" if peak.simd else "scalar f32"
         chains = ", ".join(f"{n}: {g:.1f}" for n, g in peak.by_chains.items())
@@ -146,6 +146,10 @@ def report(kernels: list[Kernel], peaks: dict[str, Peak]) -> None:
             f"peak {peak.profile:<9} {kind} mul + add: {peak.gflops:.1f} GFLOP/s "
             f"(GFLOP/s by chains of each: {chains})"
         )
+
+
+def print_kernels(kernels: list[Kernel], peaks: dict[str, Peak]) -> None:
+    """A line per kernel, grouped by profile in the order of `peaks`."""
     rows = [
         (
             f"{kernel.symbol}{'*' if kernel.winograd else ''}",
@@ -168,6 +172,9 @@ def report(kernels: list[Kernel], peaks: dict[str, Peak]) -> None:
             f"{kernel.schedule:<9}{kernel.flops / 1e6:>8.3f}{median * 1e6:>10.1f}{gflops:>9.2f}"
             f"{gflops / peaks[kernel.profile].gflops:>9.0%}"
         )
+
+
+def print_totals(kernels: list[Kernel], peaks: dict[str, Peak]) -> None:
     for profile, peak in peaks.items():
         mine = [k for k in kernels if k.profile == profile]
         total_s = sum(statistics.median(k.seconds) for k in mine)
@@ -220,8 +227,11 @@ def main() -> None:
             measure(kernels, peaks, args.rounds, args.seconds)
         except TeaclaveInferError as err:
             raise SystemExit(f"bench/kernels.py: {err}") from err
+    measured = {runs.profile: runs.peak() for runs in peaks}
     print()
-    report(kernels, {runs.profile: runs.peak() for runs in peaks})
+    print_peaks(measured)
+    print_kernels(kernels, measured)
+    print_totals(kernels, measured)
 
 
 if __name__ == "__main__":
