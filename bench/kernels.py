@@ -141,10 +141,10 @@ def shape(spec: ArgSpec) -> str:
 def print_peaks(peaks: dict[str, Peak]) -> None:
     for peak in peaks.values():
         kind = "SIMD128 f32x4" if peak.simd else "scalar f32"
-        chains = ", ".join(f"{n}: {g:.1f}" for n, g in peak.by_chains.items())
+        shapes = ", ".join(f"{c}x{u}: {g:.1f}" for (c, u), g in peak.by_shape.items())
         print(
             f"peak {peak.profile:<9} {kind} mul + add: {peak.gflops:.1f} GFLOP/s "
-            f"(GFLOP/s by chains of each: {chains})"
+            f"(GFLOP/s by chains of each x steps unrolled: {shapes})"
         )
 
 

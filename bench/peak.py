@@ -7,8 +7,9 @@ multiply and add throughput alone: SIMD128 (f32x4.mul, f32x4.add: 4 FLOPs each) 
 profile's engine, scalar f32 (1 FLOP each) under the `teaclave` profile's, which has no SIMD.
 Equal numbers of multiplies and adds, since a kernel's multiply-accumulate is one of each: wasm
 SIMD128 has no fused multiply-add (only relaxed SIMD's f32x4.relaxed_madd, and every engine of
-ours turns relaxed SIMD off), so a kernel cannot exceed this peak. m = 1 and a = 0 come in as
-arguments: the values never change (no denormals, no overflow) and the compiler cannot fold them.
+ours turns relaxed SIMD off), so a kernel's real multiplies and adds cannot pass this peak.
+m = 1 and a = 0 come in as arguments: the values never change (no denormals, no overflow) and
+the compiler cannot fold them.
 The engine is the executor's own (executor._engine.engine_for), epoch interruption included.
 """
 
@@ -23,12 +24,13 @@ import wasmtime
 from teaclave_infer.abi import PROFILES, WasmFeature
 from teaclave_infer.executor import EngineKey, Limits, engine_for
 
-__all__ = ["CHAINS", "Peak", "PeakLoop", "PeakRuns", "measure_peak", "peak_wat"]
+__all__ = ["SHAPES", "Peak", "PeakLoop", "PeakRuns", "measure_peak", "peak_wat"]
 
-# Multiply chains (and as many add chains) tried. Measured on the 2-core Xeon, SIMD: 11.8, 14.2,
-# 15.9, 15.8, 16.1 GFLOP/s with 4, 6, 8, 10, 12; more would spill past x86's 16 vector registers.
-CHAINS = (4, 6, 8, 12)
-UNROLL = 4  # each chain's operations per loop iteration
+# (multiply chains = add chains, steps unrolled in a loop iteration) tried; the fastest counts.
+# Measured on the 2-core Xeon VM, SIMD, GFLOP/s with 4, 6, 8, 12 chains: unrolled 1x, 5.6 to 7.6;
+# 4x: 11.4, 14.4, 15.9, 16.8; 8x: 13.3, 18.0, 17.8, 18.9; 16x: 14.8 to 16.0.
+SHAPES = ((4, 4), (6, 4), (8, 4), (12, 4), (6, 8), (8, 8), (12, 8))
+UNROLL = 4
 EXPORT = "peak"
 
 
@@ -73,7 +75,6 @@ class PeakLoop:
 
     def __init__(self, profile: str, chains: int, unroll: int = UNROLL) -> None:
         self.simd = WasmFeature.SIMD128 in PROFILES[profile].features
-        self.chains = chains
         engine = engine_for(
             EngineKey(profile, fuel=False, wasm_stack_bytes=Limits().wasm_stack_bytes)
         )
@@ -105,34 +106,37 @@ class PeakLoop:
 class Peak:
     profile: str
     simd: bool
-    gflops: float  # the median over the rounds of the best chain count
-    chains: int  # multiply chains (and add chains) of the best loop
-    by_chains: dict[int, float]  # every chain count's median GFLOP/s
+    gflops: float  # the median over the rounds of the fastest loop shape
+    shape: tuple[int, int]  # its (chains, unroll)
+    by_shape: dict[tuple[int, int], float]  # every shape's median GFLOP/s
 
 
 class PeakRuns:
-    """A profile's peak loops, one per chain count, each timed once a round (so that a caller
-    can interleave the rounds with its own measurements)."""
+    """A profile's peak loops, one per (chains, unroll) shape, each timed once a round (so that a
+    caller can interleave the rounds with its own measurements)."""
 
-    def __init__(self, profile: str, chains: tuple[int, ...] = CHAINS) -> None:
+    def __init__(self, profile: str, shapes: tuple[tuple[int, int], ...] = SHAPES) -> None:
         self.profile = profile
-        self.loops = [PeakLoop(profile, n) for n in chains]
-        self.runs: dict[int, list[float]] = {n: [] for n in chains}
+        self.loops = {shape: PeakLoop(profile, *shape) for shape in shapes}
+        self.runs: dict[tuple[int, int], list[float]] = {shape: [] for shape in shapes}
 
     def round(self) -> None:
-        for loop in self.loops:
-            self.runs[loop.chains].append(loop.gflops())
+        for shape, loop in self.loops.items():
+            self.runs[shape].append(loop.gflops())
 
     def peak(self) -> Peak:
-        """The best chain count's median GFLOP/s over the rounds run so far (at least one)."""
-        by_chains = {n: statistics.median(r) for n, r in self.runs.items()}
-        best = max(by_chains, key=by_chains.__getitem__)
-        return Peak(self.profile, self.loops[0].simd, by_chains[best], best, by_chains)
+        """The fastest shape's median GFLOP/s over the rounds run so far (at least one)."""
+        by_shape = {shape: statistics.median(r) for shape, r in self.runs.items()}
+        best = max(by_shape, key=by_shape.__getitem__)
+        simd = next(iter(self.loops.values())).simd
+        return Peak(self.profile, simd, by_shape[best], best, by_shape)
 
 
-def measure_peak(profile: str, rounds: int = 5, chains: tuple[int, ...] = CHAINS) -> Peak:
-    """The profile's peak: each chain count's loop timed `rounds` times, interleaved."""
-    runs = PeakRuns(profile, chains)
+def measure_peak(
+    profile: str, rounds: int = 5, shapes: tuple[tuple[int, int], ...] = SHAPES
+) -> Peak:
+    """The profile's peak: each loop shape timed `rounds` times, interleaved."""
+    runs = PeakRuns(profile, shapes)
     for _ in range(rounds):
         runs.round()
     return runs.peak()
