@@ -146,6 +146,10 @@ def print_peaks(peaks: dict[str, Peak]) -> None:
             f"peak {peak.profile:<9} {kind} mul + add: {peak.gflops:.1f} GFLOP/s "
             f"(GFLOP/s by chains of each x steps unrolled: {shapes})"
         )
+    print(
+        "(independent mul and add chains, no fused multiply-add: SIMD128 has none without "
+        "relaxed SIMD, which our engines turn off)"
+    )
 
 
 def print_kernels(kernels: list[Kernel], peaks: dict[str, Peak]) -> None:
