@@ -26,10 +26,10 @@ import onnx
 import onnxruntime as ort
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
+from graphs import MODELS  # noqa: E402
 from helpers import npy  # noqa: E402
-from test_light_models import LIGHT, randomized  # noqa: E402
 
 from teaclave_infer.builder import BuildOptions, build  # noqa: E402
 from teaclave_infer.builder.importer import graph_inputs  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         resnet = work / "resnet50.onnx"
-        onnx.save(randomized(onnx.load(str(LIGHT / "light_resnet50.onnx"))), str(resnet))
+        onnx.save(MODELS["resnet50"](), str(resnet))
         rows.append(bench("mnist", REPO / "functions" / "mnist" / "mnist.onnx", work, args.runs))
         rows.append(bench("resnet50", resnet, work, max(3, args.runs // 4)))
     cols = list(rows[0])

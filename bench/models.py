@@ -2,16 +2,17 @@
 """Latency and throughput of built functions against onnxruntime native and onnxruntime-web,
 all measured interleaved in one process.
 
-    python bench/models.py [--models mnist,cnn24,resnet50]
+    python bench/models.py [--models mnist8,cnn24,mnist,resnet50]
                            [--runners wasm,wasm-direct,ort-web,ort-1t,ort]
                            [--calls N | --seconds 1.0] [--resnet50-batch64]
                            [--json bench/results/models.json] [--plot bench/results/models.png]
 
-Models: MNIST (functions/mnist/mnist.onnx); `cnn24`, a 24-MFLOP MNIST CNN made here with
-onnx.helper (random weights, seed 0); ResNet-50 (onnx's light_resnet50, weights made random as
-in the tests). Each at batch 1 and 64 (the graph input's first dim rewritten), except ResNet-50:
-batch 1 only unless --resnet50-batch64, since at over a second per image in wasm its 20+ timed
-batch-64 calls would take more than half an hour.
+Models (bench/graphs.py): `mnist8`, the ONNX model zoo's mnist-8 structure (1.6 MFLOP) and
+`cnn24`, a 24-MFLOP MNIST CNN, both made with onnx.helper (random weights, seed 0); `mnist`, this
+repository's MNIST (functions/mnist/mnist.onnx); `resnet50`, onnx's light_resnet50 with weights
+made random as in the tests. Each at batch 1 and 64 (the graph input's first dim rewritten),
+except ResNet-50: batch 1 only unless --resnet50-batch64, since at over a second per image in
+wasm its 20+ timed batch-64 calls would take more than half an hour.
 
 Runners, each timed per call after a warm-up, round-robin in 10 rounds so that machine noise
 hits all alike:
@@ -28,7 +29,9 @@ Calls per runner: --calls N, or by default enough for about --seconds (1 s), at 
 Every runner's output must match onnxruntime native (atol and rtol 1e-3); the max difference is
 reported. FLOPs are 2 x the MACs of Conv, Gemm and MatMul (elementwise ops ignored).
 Prints a line per runner (median, p10, p90, GFLOP/s, images/s) and one per model and batch with
-wasm's ratios to the others; writes the same as JSON and a bar plot (with matplotlib: `.[bench]`).
+wasm's ratios to the others; writes the same as JSON and a bar plot (with matplotlib: `.[bench]`);
+last, issue 19's markdown table from the same run: wasm against ort-web, batch 1 ms per call
+for mnist8, cnn24 and mnist, and cnn24's images/s at batch 64.
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,17 +53,15 @@ from typing import Any, Protocol
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench" / "web")]
 
+from graphs import MODELS, data_input, flop_count, with_batch  # noqa: E402
 from helpers import npy  # noqa: E402
 from ort_web import OrtWeb, OrtWebRunner, start_ort_web  # noqa: E402
-from test_light_models import LIGHT, randomized  # noqa: E402
 
 from teaclave_infer.builder import BuildOptions, build  # noqa: E402
-from teaclave_infer.builder.importer import graph_inputs  # noqa: E402
 from teaclave_infer.executor import Limits, run  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -70,100 +70,8 @@ DEFAULT_RUNNERS = ("wasm", "ort-web", "ort-1t", "ort")
 LIMITS = Limits(deadline_s=600, memory_bytes=2 << 30)  # batch 64 needs more than the defaults
 ROUNDS = 10
 TOLERANCE = 1e-3
-
-
-# -- models ------------------------------------------------------------------------------------
-
-
-def cnn24(seed: int = 0) -> onnx.ModelProto:
-    """Conv 1->32 3x3 + Relu, Conv 32->64 3x3 + Relu, MaxPool 2x2, Flatten, Gemm 9216->128 + Relu,
-    Gemm 128->10: about 24 MFLOP per image."""
-    rng = np.random.default_rng(seed)
-
-    def weight(name: str, *shape: int) -> TensorProto:
-        bound = math.sqrt(3.0 / np.prod(shape[1:])) if len(shape) > 1 else 0.1
-        return numpy_helper.from_array(rng.uniform(-bound, bound, shape).astype(np.float32), name)
-
-    inits = [weight("w1", 32, 1, 3, 3), weight("b1", 32), weight("w2", 64, 32, 3, 3)]
-    inits += [weight("b2", 64), weight("w3", 128, 9216), weight("b3", 128)]
-    inits += [weight("w4", 10, 128), weight("b4", 10)]
-    nodes = [
-        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3]),
-        helper.make_node("Relu", ["c1"], ["r1"]),
-        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], kernel_shape=[3, 3]),
-        helper.make_node("Relu", ["c2"], ["r2"]),
-        helper.make_node("MaxPool", ["r2"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
-        helper.make_node("Flatten", ["p"], ["f"], axis=1),
-        helper.make_node("Gemm", ["f", "w3", "b3"], ["g1"], transB=1),
-        helper.make_node("Relu", ["g1"], ["r3"]),
-        helper.make_node("Gemm", ["r3", "w4", "b4"], ["scores"], transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "cnn24",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 10])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
-    "mnist": lambda: onnx.load(str(REPO / "functions" / "mnist" / "mnist.onnx")),
-    "cnn24": cnn24,
-    "resnet50": lambda: randomized(onnx.load(str(LIGHT / "light_resnet50.onnx"))),
-}
-
-
-def data_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
-    (data,) = graph_inputs(model)  # every model here has one input
-    return data
-
-
-def with_batch(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
-    """The model with its input's first dim (1) set to `batch`. Reshape shapes held as
-    initializers that start with 1 (ResNet-50's [1, 2048]) get `batch` too; inferred shapes are
-    dropped and inferred again, and the outputs' first dim checked."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    dim = data_input(out).type.tensor_type.shape.dim[0]
-    if dim.dim_value != 1:
-        raise ValueError(f"{out.graph.name}: input batch dim is {dim}, expected 1")
-    dim.dim_value = batch
-    inits = {i.name: i for i in out.graph.initializer}
-    for node in out.graph.node:
-        shape = inits.get(node.input[1]) if node.op_type == "Reshape" else None
-        if shape is not None and numpy_helper.to_array(shape)[0] == 1:
-            value = numpy_helper.to_array(shape).copy()
-            value[0] = batch
-            shape.CopyFrom(numpy_helper.from_array(value, shape.name))
-    for output in out.graph.output:
-        output.type.tensor_type.shape.dim[0].dim_value = batch
-    del out.graph.value_info[:]
-    out = onnx.shape_inference.infer_shapes(out, strict_mode=True)
-    onnx.checker.check_model(out)
-    return out
-
-
-def flop_count(model: onnx.ModelProto) -> int:
-    """2 x the multiply-accumulates of every Conv, Gemm and MatMul, from the inferred shapes."""
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    graph = inferred.graph
-    shapes = {i.name: list(i.dims) for i in graph.initializer}
-    for info in [*graph.input, *graph.value_info, *graph.output]:
-        shapes[info.name] = [d.dim_value for d in info.type.tensor_type.shape.dim]
-    total = 0
-    for node in graph.node:
-        if node.op_type == "Conv":  # out elements x (Cin / group) x kh x kw
-            total += math.prod(shapes[node.output[0]]) * math.prod(shapes[node.input[1]][1:])
-        elif node.op_type == "Gemm":  # M x N x K: K is A's second dim, or first with transA
-            trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
-            total += math.prod(shapes[node.output[0]]) * shapes[node.input[0]][1 - trans_a]
-        elif node.op_type == "MatMul":
-            total += math.prod(shapes[node.output[0]]) * shapes[node.input[0]][-1]
-    return 2 * total
+TABLE_MODELS = ("mnist8", "cnn24", "mnist")  # issue 19's table: batch 1 latency, in this order
+THROUGHPUT_CASE = ("cnn24", 64)  # and its throughput line
 
 
 # -- runners -----------------------------------------------------------------------------------
@@ -386,6 +294,41 @@ def print_summary(cases: list[Case]) -> None:
     )
 
 
+def issue_table(cases: list[Case]) -> list[str]:
+    """Issue 19's table in markdown: for each of TABLE_MODELS measured at batch 1, ours (`wasm`)
+    and onnxruntime-web's median ms per call and ours over theirs (> 1: ours is slower); then
+    THROUGHPUT_CASE as images/s, ours over theirs (> 1: ours is faster). '-' where a runner did
+    not run; a model not measured has no line."""
+    by_key = {(c.model, c.batch): c for c in cases}
+
+    def line(label: str, case: Case, key: str, digits: int, ratio: float | None) -> str:
+        ours, web = (case.stats.get(r, {}).get(key) for r in ("wasm", "ort-web"))
+        cells = [f"{v:.{digits}f}" if v is not None else "-" for v in (ours, web)]
+        shown = f"{ratio:.2f}" if ratio is not None else "-"
+        return f"| {label} | {cells[0]} | {cells[1]} | {shown} |"
+
+    lines = ["| model | ours | onnxruntime-web | ratio |", "|---|---|---|---|"]
+    for model in TABLE_MODELS:
+        if case := by_key.get((model, 1)):
+            label = f"{model} ({case.flops / 1e6:.2f} MFLOP), ms per call"
+            lines.append(line(label, case, "median_ms", 3, case.ratios.get("wasm/ort-web")))
+    model, batch = THROUGHPUT_CASE
+    if case := by_key.get(THROUGHPUT_CASE):
+        label = f"{model} batch {batch}, images/s"
+        ratio = case.ratios.get("throughput wasm/ort-web")
+        lines.append(line(label, case, "images_per_s", 0, ratio))
+    return lines
+
+
+def print_issue_table(cases: list[Case]) -> None:
+    print("\n" + "\n".join(issue_table(cases)))
+    print(
+        "(median of the interleaved calls above; ours: `wasm`, one executor.run() per call. "
+        "ratio: ours / onnxruntime-web, ms per call (> 1: ours is slower) and images/s (> 1: ours "
+        "is faster))"
+    )
+
+
 def write_json(cases: list[Case], path: Path, web: OrtWeb | None) -> None:
     machine = {
         "python": platform.python_version(),
@@ -481,6 +424,7 @@ def main() -> None:
     print_summary(cases)
     write_json(cases, args.json, web)
     plot(cases, args.plot)
+    print_issue_table(cases)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import onnx
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
-from models import MODELS, with_batch  # noqa: E402
+from graphs import MODELS, with_batch  # noqa: E402
 
 from teaclave_infer.abi import PROFILES  # noqa: E402
 from teaclave_infer.builder.importer import input_shapes, to_relax  # noqa: E402

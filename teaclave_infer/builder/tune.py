@@ -46,6 +46,7 @@ from ..errors import BuildError, TeaclaveInferError, ToolchainError
 from .codegen import wasm_target
 from .kernel_bench import ArgSpec, KernelBench, bench_module, build_bench, time_kernel
 from .schedule import traced_default
+from .tune_progress import TuneProgress
 
 __all__ = [
     "KEEP_RECORDS",
@@ -178,11 +179,13 @@ class WasmRunner(PyRunner):
 
 @derived_object
 class _Report(PyMeasureCallback):
-    """Reports each measured batch and keeps each kernel's first failure, for the error raised
-    when no candidate of a kernel could be measured."""
+    """Reports each measured batch (trials of the budget, the best time so far: TuneProgress)
+    and keeps each kernel's first failure, for the error raised when no candidate of a kernel
+    could be measured."""
 
-    def __init__(self, names: list[str], progress: Progress | None) -> None:
+    def __init__(self, names: list[str], trials: int, progress: Progress | None) -> None:
         self.names, self.progress = names, progress
+        self.counter = TuneProgress(names, trials, progress) if progress else None
         self.best: dict[str, float] = {}
         self.failures: dict[str, str] = {}
 
@@ -202,10 +205,8 @@ class _Report(PyMeasureCallback):
             elif ran.run_secs:
                 seconds = float(ran.run_secs[0])
                 self.best[name] = min(self.best.get(name, seconds), seconds)
-        if self.progress and measure_candidates:  # a task out of new candidates reports none
-            best = self.best.get(name)
-            shown = f"best {best * 1e6:.1f} us" if best is not None else "nothing valid yet"
-            self.progress(f"tune     {name}: {len(measure_candidates)} candidates, {shown}")
+        if self.counter and measure_candidates:  # a task out of new candidates reports none
+            self.counter.measured(name, len(measure_candidates), self.best.get(name))
 
 
 def _database_files(database_dir: Path, profile: Profile) -> tuple[Path, Path]:
@@ -405,7 +406,7 @@ def tune(
     known = {} if retune else lookup(kernels, profile, database_dir)
     pending = _distinct({s: f for s, f in funcs.items() if s not in known})
     if pending:
-        report = _Report(sorted(pending), progress)
+        report = _Report(sorted(pending), trials, progress)
         _search(pending, profile, trials, database_dir, report, seed)
         _record_defaults(pending, profile, database_dir, report)
         compact(database_dir, profile)

@@ -19,6 +19,7 @@ from teaclave_infer.builder.kernel_bench import run_kernel, time_kernel
 from teaclave_infer.builder.lower import lower
 from teaclave_infer.builder.plan import kernel_functions, read_plan
 from teaclave_infer.builder.tune import KEEP_RECORDS, TunedKernel, apply_database, lookup, tune
+from teaclave_infer.builder.tune_progress import BAR_WIDTH, TuneProgress
 from teaclave_infer.errors import BuildError
 
 MNIST = REPO / "functions" / "mnist" / "mnist.onnx"
@@ -73,6 +74,9 @@ def test_tune_writes_a_database_per_profile(tuned):
     records = (database / "fast" / "records.json").read_text().splitlines()
     assert 0 < len(records) <= KEEP_RECORDS * len(TUNED)  # compacted after the search
     assert any(TUNED[0] in line for line in lines)
+    # the progress ends each kernel's search with its 8 trials counted, of 16 in all
+    assert any(f"{TUNED[0]} 8/8, best" in line for line in lines)
+    assert any("16/16 trials" in line for line in lines)
     assert apply_database(mnist_kernels(), PROFILES["teaclave"], database) == {}
 
 
@@ -100,6 +104,23 @@ def test_tune_skips_kernels_with_records(tuned, kernels):
     again = tune(tvm.IRModule({n: kernels[n] for n in TUNED}), FAST, 8, database, lines.append)
     assert lines == []
     assert {n: t.seconds for n, t in again.items()} == {n: t.seconds for n, t in result.items()}
+
+
+def test_progress_counts_trials_of_the_budget_and_the_time():
+    lines: list[str] = []
+    now = [100.0]
+    progress = TuneProgress(["a", "b"], 10, lines.append, clock=lambda: now[0])
+    now[0] = 105.0
+    progress.measured("a", 5, None)
+    now[0] = 120.0
+    progress.measured("b", 10, 42e-6)
+    assert lines[0] == (
+        f"tune     [{'#' * 5}{'-' * 15}] 5/20 trials, 5 s, about 15 s left: a 5/10, none valid yet"
+    )
+    bar = f"[{'#' * 15}{'-' * 5}]"
+    assert lines[1] == f"tune     {bar} 15/20 trials, 20 s, about 7 s left: b 10/10, best 42.0 us"
+    progress.measured("a", 5, 3e-6)
+    assert lines[2].startswith(f"tune     [{'#' * BAR_WIDTH}] 20/20 trials, 20 s: a 10/10")
 
 
 def test_trials_must_be_positive(kernels, tmp_path):

@@ -1,0 +1,142 @@
+"""The machine's f32 multiply-add peak as WebAssembly in wasmtime, per profile: the ceiling a
+kernel's GFLOP/s are a fraction of (bench/kernels.py).
+
+A hand-written loop keeps `chains` independent multiply chains (x = x * m) and as many add chains
+(y = y + a), enough of them to hide the operations' latency, so that it is bound by the CPU's
+multiply and add throughput alone: SIMD128 (f32x4.mul, f32x4.add: 4 FLOPs each) under the `fast`
+profile's engine, scalar f32 (1 FLOP each) under the `teaclave` profile's, which has no SIMD.
+Equal numbers of multiplies and adds, since a kernel's multiply-accumulate is one of each: wasm
+SIMD128 has no fused multiply-add (only relaxed SIMD's f32x4.relaxed_madd, and every engine of
+ours turns relaxed SIMD off), so a kernel's real multiplies and adds cannot pass this peak.
+m = 1 and a = 0 come in as arguments: the values never change (no denormals, no overflow) and
+the compiler cannot fold them.
+The engine is the executor's own (executor._engine.engine_for), epoch interruption included.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import wasmtime
+
+from teaclave_infer.abi import PROFILES, WasmFeature
+from teaclave_infer.executor import EngineKey, Limits, engine_for
+
+__all__ = ["SHAPES", "Peak", "PeakLoop", "PeakRuns", "measure_peak", "peak_wat"]
+
+# (multiply chains = add chains, steps unrolled in a loop iteration) tried; the fastest counts.
+# Measured on the 2-core Xeon VM, SIMD, GFLOP/s with 4, 6, 8, 12 chains: unrolled 1x, 5.6 to 7.6;
+# 4x: 11.4, 14.4, 15.9, 16.8; 8x: 13.3, 18.0, 17.8, 18.9; 16x: 14.8 to 16.0.
+SHAPES = ((4, 4), (6, 4), (8, 4), (12, 4), (6, 8), (8, 8), (12, 8))
+UNROLL = 4
+EXPORT = "peak"
+
+
+def peak_wat(simd: bool, chains: int, unroll: int = UNROLL) -> str:
+    """A module exporting `peak(iters: i32, m: f32, a: f32) -> f32`: `iters` iterations of
+    `unroll` steps of `chains` multiply and `chains` add chains, on f32x4 vectors (simd) or f32
+    scalars; it returns lane 0 of the sum of every chain, so that none is dead code."""
+    ty, op = ("v128", "f32x4") if simd else ("f32", "f32")
+
+    def splat(name: str) -> str:
+        return f"(f32x4.splat (local.get {name}))" if simd else f"(local.get {name})"
+
+    xs = [f"$x{k}" for k in range(chains)]
+    ys = [f"$y{k}" for k in range(chains)]
+    step = "".join(
+        f"(local.set {x} ({op}.mul (local.get {x}) (local.get $m)))"
+        f"(local.set {y} ({op}.add (local.get {y}) (local.get $a)))"
+        for x, y in zip(xs, ys, strict=True)
+    )
+    total = "(local.get $x0)"
+    for name in [*xs[1:], *ys]:
+        total = f"({op}.add {total} (local.get {name}))"
+    result = f"(f32x4.extract_lane 0 {total})" if simd else total
+    return f"""(module
+  (func (export "{EXPORT}") (param $iters i32) (param $mul f32) (param $add f32) (result f32)
+    (local $m {ty}) (local $a {ty}) {" ".join(f"(local {v} {ty})" for v in xs + ys)}
+    (local.set $m {splat("$mul")})
+    (local.set $a {splat("$add")})
+    {"".join(f"(local.set {v} (local.get $m))" for v in xs + ys)}
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $iters)))
+        {step * unroll}
+        (local.set $iters (i32.sub (local.get $iters) (i32.const 1)))
+        (br $next)))
+    {result}))
+"""
+
+
+class PeakLoop:
+    """One peak loop compiled for a profile's engine, ready to call."""
+
+    def __init__(self, profile: str, chains: int, unroll: int = UNROLL) -> None:
+        self.simd = WasmFeature.SIMD128 in PROFILES[profile].features
+        engine = engine_for(
+            EngineKey(profile, fuel=False, wasm_stack_bytes=Limits().wasm_stack_bytes)
+        )
+        self.store = wasmtime.Store(engine)
+        self.store.set_epoch_deadline(1 << 40)  # nothing ticks this engine's epoch here
+        module = wasmtime.Module(engine, wasmtime.wat2wasm(peak_wat(self.simd, chains, unroll)))
+        export = wasmtime.Instance(self.store, module, []).exports(self.store)[EXPORT]
+        assert isinstance(export, wasmtime.Func)
+        self.func = export
+        self.flops_per_iter = unroll * 2 * chains * (4 if self.simd else 1)
+
+    def call(self, iters: int) -> float:
+        """Runs `iters` iterations (m = 1, a = 0: every chain keeps its value 1)."""
+        return float(self.func(self.store, iters, 1.0, 0.0))
+
+    def gflops(self, seconds: float = 0.02) -> float:
+        """GFLOP/s of a call that runs about `seconds`, after one to size it."""
+        iters = 1000
+        start = time.perf_counter()
+        self.call(iters)
+        once = max(time.perf_counter() - start, 1e-7)
+        iters = max(iters, round(iters * seconds / once))
+        start = time.perf_counter()
+        self.call(iters)
+        return iters * self.flops_per_iter / (time.perf_counter() - start) / 1e9
+
+
+@dataclass(frozen=True)
+class Peak:
+    profile: str
+    simd: bool
+    gflops: float  # the median over the rounds of the fastest loop shape
+    shape: tuple[int, int]  # its (chains, unroll)
+    by_shape: dict[tuple[int, int], float]  # every shape's median GFLOP/s
+
+
+class PeakRuns:
+    """A profile's peak loops, one per (chains, unroll) shape, each timed once a round (so that a
+    caller can interleave the rounds with its own measurements)."""
+
+    def __init__(self, profile: str, shapes: tuple[tuple[int, int], ...] = SHAPES) -> None:
+        self.profile = profile
+        self.loops = {shape: PeakLoop(profile, *shape) for shape in shapes}
+        self.runs: dict[tuple[int, int], list[float]] = {shape: [] for shape in shapes}
+
+    def round(self) -> None:
+        for shape, loop in self.loops.items():
+            self.runs[shape].append(loop.gflops())
+
+    def peak(self) -> Peak:
+        """The fastest shape's median GFLOP/s over the rounds run so far (at least one)."""
+        by_shape = {shape: statistics.median(r) for shape, r in self.runs.items()}
+        best = max(by_shape, key=by_shape.__getitem__)
+        simd = next(iter(self.loops.values())).simd
+        return Peak(self.profile, simd, by_shape[best], best, by_shape)
+
+
+def measure_peak(
+    profile: str, rounds: int = 5, shapes: tuple[tuple[int, int], ...] = SHAPES
+) -> Peak:
+    """The profile's peak: each loop shape timed `rounds` times, interleaved."""
+    runs = PeakRuns(profile, shapes)
+    for _ in range(rounds):
+        runs.round()
+    return runs.peak()
