@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from teaclave_client.vocabulary import HANDLES, MAX_FILE_ID_BYTES, OUTPUT_BYTES, WRITE_FLAG
 from teaclave_client.vocabulary import IMPORT_ERROR as ERROR
@@ -26,8 +27,7 @@ class _Open:
     chunks: list[bytes] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class GuestMemory:
+class GuestMemory(NamedTuple):  # a tuple: made on every host call, a dataclass costs more
     """Bounds-checked view of a guest's linear memory at one moment (guest pointers arrive as
     signed i32; memory may move when it grows, so take a new view per host call)."""
 

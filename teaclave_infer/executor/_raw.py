@@ -20,10 +20,19 @@ from wasmtime import _ffi as ffi
 
 from ._files import ERROR
 
-__all__ = ["call_i32", "define_i32", "export", "memory_address", "write"]
+__all__ = ["MemoryView", "call_i32", "define_i32", "export", "write"]
 
 _CALLBACKS: list[object] = []  # the linker holds only their addresses: they must never be freed
 _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+
+
+# A raw value slot is a 16-byte union; an i32 is its first 4 bytes. The callbacks read the slots
+# as int32s (an index, not a union object per argument: a third of a host call's cost).
+_STRIDE = ctypes.sizeof(ffi.wasmtime_val_raw_t) // ctypes.sizeof(ctypes.c_int32)
+_I32S = ctypes.POINTER(ctypes.c_int32)
+_Callback = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, _I32S, ctypes.c_size_t
+)
 
 
 def define_i32(
@@ -31,15 +40,16 @@ def define_i32(
 ) -> None:
     """Defines `module.name`, an (i32 x arity) -> i32 host function, as an unchecked callback:
     arguments are read from, and the result written to, wasmtime's raw value slots."""
+    at = [i * _STRIDE for i in range(arity)]
 
     def call(env: object, caller: object, slots: ctypes.Array, count: int) -> int:
         try:
-            slots[0].i32 = fn(*[slots[i].i32 for i in range(arity)])
+            slots[0] = fn(*[slots[i] for i in at])
         except Exception:  # an exception must never unwind into wasm: the guest sees ERROR
-            slots[0].i32 = ERROR
+            slots[0] = ERROR
         return 0  # no trap
 
-    callback = ffi.wasmtime_func_unchecked_callback_t(call)
+    callback = _Callback(call)
     _CALLBACKS.append(callback)
     ty = wasmtime.FuncType([wasmtime.ValType.i32()] * arity, [wasmtime.ValType.i32()])
     module_buf, name_buf = module.encode(), name.encode()
@@ -50,7 +60,7 @@ def define_i32(
         ctypes.create_string_buffer(name_buf),
         len(name_buf),
         ty.ptr(),
-        callback,
+        ctypes.cast(callback, ffi.wasmtime_func_unchecked_callback_t),
         None,
         _NO_FINALIZER,
     )
@@ -103,16 +113,31 @@ def export(
     return None
 
 
-def memory_address(store: wasmtime.Store, memory: wasmtime.Memory) -> tuple[int, int]:
-    """(host address, size in bytes) of a linear memory now: it may move when it grows."""
-    context, ref = store._context(), ctypes.byref(memory._memory)
-    base = ctypes.cast(ffi.wasmtime_memory_data(context, ref), ctypes.c_void_p).value or 0
-    return base, ffi.wasmtime_memory_data_size(context, ref)
+# wasmtime_memory_data declared again to return the address as an int (no pointer object).
+_memory_data = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)(
+    ("wasmtime_memory_data", ffi.dll)
+)
+_memory_size = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p)(
+    ("wasmtime_memory_data_size", ffi.dll)
+)
 
 
-def write(store: wasmtime.Store, memory: wasmtime.Memory, data: bytes, at: int) -> None:
+class MemoryView:
+    """A linear memory's place, taken anew on each `address()`: it may move when it grows."""
+
+    __slots__ = ("context", "ref")
+
+    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
+        self.context, self.ref = store._context(), ctypes.byref(memory._memory)
+
+    def address(self) -> tuple[int, int]:
+        """(host address, size in bytes) now."""
+        return _memory_data(self.context, self.ref) or 0, _memory_size(self.context, self.ref)
+
+
+def write(view: MemoryView, data: bytes, at: int) -> None:
     """Copies `data` into linear memory at `at`; raises IndexError past its end."""
-    base, size = memory_address(store, memory)
+    base, size = view.address()
     if at < 0 or at + len(data) > size:
         raise IndexError(f"{len(data)} bytes at {at} run past the memory's {size}")
     ctypes.memmove(base + at, data, len(data))

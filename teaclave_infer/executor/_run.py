@@ -21,7 +21,7 @@ from ._cache import ModuleCache, Wasm
 from ._engine import TICK_S, EngineKey, engine_for, ticker_for
 from ._files import FileContext, GuestMemory
 from ._limits import MAX_TABLES, Limits, Result, ResultKind
-from ._raw import call_i32, define_i32, export, memory_address, write
+from ._raw import MemoryView, call_i32, define_i32, export, write
 from ._tables import REFUSED
 
 __all__ = ["DEFAULT_CACHE", "run"]
@@ -46,10 +46,10 @@ class _Host:
 
     @classmethod
     def guest(cls) -> GuestMemory:
-        invocation = cls.current.invocation
-        if invocation.memory is None:  # a host call during instantiation (a start function)
+        view = cls.current.invocation.view
+        if view is None:  # a host call during instantiation (a start function)
             return GuestMemory(0, 0)
-        return GuestMemory(*memory_address(invocation.store, invocation.memory))
+        return GuestMemory(*view.address())
 
     @classmethod
     def functions(cls) -> dict[str, Callable[..., int]]:
@@ -80,7 +80,9 @@ def _instance_pre(module: wasmtime.Module, key: EngineKey) -> tuple[wasmtime.Ins
     return _linker(key).instantiate_pre(module), guarded
 
 
-def _place_argv(store: wasmtime.Store, memory: wasmtime.Memory, argv: list[bytes]) -> int:
+def _place_argv(
+    store: wasmtime.Store, memory: wasmtime.Memory, view: MemoryView, argv: list[bytes]
+) -> int:
     """Grows memory, writes the pointer array then the strings there; returns the array's
     address. Raises WasmtimeError when the memory limit refuses the growth."""
     strings = b"".join(a + b"\0" for a in argv)
@@ -90,7 +92,7 @@ def _place_argv(store: wasmtime.Store, memory: wasmtime.Memory, argv: list[bytes
     for a in argv:
         table += cursor.to_bytes(4, "little")
         cursor += len(a) + 1
-    write(store, memory, bytes(table) + strings, base)
+    write(view, bytes(table) + strings, base)
     return base
 
 
@@ -132,6 +134,7 @@ class _Invocation:
         self.store.set_epoch_deadline(max(1, round(limits.deadline_s / TICK_S)))
         self.key, self.files = key, files
         self.memory: wasmtime.Memory | None = None
+        self.view: MemoryView | None = None  # where self.memory is, for the host functions
         self.refused: wasmtime.Global | None = None  # set by a guarded module (_tables.py)
 
     def __enter__(self) -> _Invocation:
@@ -168,15 +171,15 @@ class _Invocation:
         memory = export(self.store, instance, "memory")
         entry = export(self.store, instance, ENTRYPOINT)
         assert isinstance(memory, wasmtime.Memory) and isinstance(entry, wasmtime.Func)  # validated
-        self.memory = memory
+        self.memory, self.view = memory, MemoryView(self.store, memory)
         refused = export(self.store, instance, REFUSED) if guarded else None
         self.refused = refused if isinstance(refused, wasmtime.Global) else None
         return entry
 
     def place_argv(self, argv: list[bytes]) -> int:
-        assert self.memory is not None
+        assert self.memory is not None and self.view is not None
         try:
-            return _place_argv(self.store, self.memory, argv)
+            return _place_argv(self.store, self.memory, self.view, argv)
         except wasmtime.WasmtimeError as err:
             raise _Ended(ResultKind.MEMORY_LIMIT, f"no room for argv: {err}") from err
 
