@@ -33,11 +33,13 @@ def builder_manifest(**fields: object) -> bytes:
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEACLAVE_TEST_POSTGRES_URL") else [])
 
 
-def fresh_postgres(url: str) -> str:
-    """An empty database of this test worker's own (xdist runs workers side by side)."""
+def fresh_postgres(url: str, purpose: str = "") -> str:
+    """An empty database of this test worker's own (xdist runs workers side by side); one per
+    `purpose` too, for a fixture that keeps its database while other tests make theirs."""
     from sqlalchemy import create_engine, text
 
-    name = f"{url.rsplit('/', 1)[1]}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"{url.rsplit('/', 1)[1]}_{worker}{'_' + purpose if purpose else ''}"
     server = create_engine(
         url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
     )

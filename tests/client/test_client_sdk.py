@@ -6,9 +6,12 @@ task, a timeout, a service that is down."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import io
 import json
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -322,3 +325,22 @@ def test_infer_waits_for_the_model_owner_then_approves_and_invokes(people, mnist
     )
     assert acted == ["DataAssigned"] and result.return_value == LABELS[name]
     assert result.task.approvals == {data.user.id: True, model.user.id: True}
+
+
+def test_the_package_imports_its_modules_only_when_a_name_is_used():
+    """`teaclave_client` resolves its names lazily (PEP 562): the vocabulary alone imports no
+    requests, numpy or cryptography; every exported name resolves to its module's object."""
+    code = (
+        "import sys, teaclave_client.vocabulary; "
+        "print(sorted({'requests', 'numpy', 'cryptography'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    import teaclave_client
+
+    assert set(teaclave_client._HOME) == set(teaclave_client.__all__)
+    for name in teaclave_client.__all__:
+        module = importlib.import_module(f"teaclave_client.{teaclave_client._HOME[name]}")
+        assert getattr(teaclave_client, name) is getattr(module, name)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        teaclave_client.nope  # noqa: B018

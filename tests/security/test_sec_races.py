@@ -12,7 +12,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -62,12 +61,14 @@ class Live:
             return list(pool.map(run, calls))
 
 
-@pytest.fixture(params=DATABASES)
-def live(request, tmp_path: Path) -> Iterator[Live]:
-    """`teaclave-infer serve` (no workers: invoked tasks stay Staged) with users fo, do1..do4."""
+@pytest.fixture(scope="module", params=DATABASES)
+def live(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """`teaclave-infer serve` (no workers: invoked tasks stay Staged) with users fo, do1..do4;
+    one per module and database: each test makes its own functions, tasks and files."""
     db = None
     if request.param == "postgresql":
-        db = fresh_postgres(os.environ["TEACLAVE_TEST_POSTGRES_URL"])
+        db = fresh_postgres(os.environ["TEACLAVE_TEST_POSTGRES_URL"], "races")
+    tmp_path = tmp_path_factory.mktemp("races")
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
     with local_service(tmp_path / "live", tmp_path / "admin.txt", 0, db=db, entry=ENTRY) as base:
         p = Platform(HttpClient(base))
