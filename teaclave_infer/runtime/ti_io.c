@@ -7,6 +7,7 @@
 
 #define TI_NPY_MAGIC "\x93NUMPY"
 #define TI_NPY_HEADER_MAX 1024
+#define TI_STAGE_BYTES 65536u /* inputs and outputs up to this size move in one host call */
 
 const char *ti_arg(int argc, char **argv, const char *key) {
   for (int i = 0; i + 1 < argc; i += 2)
@@ -121,7 +122,8 @@ static ti_status ti_npy_check(const char *hdr, const ti_tensor *t) {
   ti_npy_descr(t, descr);
   if ((v = ti_npy_field(hdr, "'descr'")) == NULL || v[0] != '\'') return TI_ERR_BAD_INPUT_FORMAT;
   int order_ok = v[1] == descr[0] || (descr[0] == '|' && (v[1] == '<' || v[1] == '='));
-  if (!order_ok || strncmp(v + 2, descr + 1, 2) != 0 || v[4] != '\'') return TI_ERR_BAD_INPUT_FORMAT;
+  if (!order_ok || strncmp(v + 2, descr + 1, 2) != 0 || v[4] != '\'')
+    return TI_ERR_BAD_INPUT_FORMAT;
   if ((v = ti_npy_field(hdr, "'fortran_order'")) == NULL || strncmp(v, "False", 5) != 0)
     return TI_ERR_BAD_INPUT_FORMAT;
   if ((v = ti_npy_field(hdr, "'shape'")) == NULL || !ti_shape_matches(v, t))
@@ -129,37 +131,43 @@ static ti_status ti_npy_check(const char *hdr, const ti_tensor *t) {
   return TI_OK;
 }
 
-/* Reads a .npy file, or a file of exactly the tensor's raw bytes, into dst. The first 10 bytes
- * (a .npy preamble) are read whatever the tensor's size: a .npy of a tensor under 10 bytes is
- * still longer than 10; a raw file under 10 bytes ends early, and no more than the tensor's
- * bytes of it may be kept. */
-static ti_status ti_read_tensor(int fd, const ti_tensor *t, uint8_t *dst) {
-  char hdr[TI_NPY_HEADER_MAX + 1];
-  int64_t got = ti_read_full(fd, (uint8_t *)hdr, 10);
-  if (got < 0) return TI_ERR_READ_INPUT_FAILED;
-  if (got == 10 && memcmp(hdr, TI_NPY_MAGIC, 6) == 0) {
-    uint32_t len = (uint8_t)hdr[8] | (uint32_t)(uint8_t)hdr[9] << 8;
-    if (hdr[6] == 2 || hdr[6] == 3) { /* versions 2 and 3: a 4-byte header length */
-      uint8_t high[2];
-      if (ti_read_full(fd, high, 2) != 2) return TI_ERR_BAD_INPUT_FORMAT;
-      len |= (uint32_t)high[0] << 16 | (uint32_t)high[1] << 24;
-    } else if (hdr[6] != 1) {
-      return TI_ERR_BAD_INPUT_FORMAT;
-    }
-    if (len > TI_NPY_HEADER_MAX) return TI_ERR_BAD_INPUT_FORMAT;
-    got = ti_read_full(fd, (uint8_t *)hdr, len);
-    if (got < 0) return TI_ERR_READ_INPUT_FAILED;
-    if (got != len) return TI_ERR_BAD_INPUT_FORMAT;
-    hdr[len] = '\0';
-    ti_status st = ti_npy_check(hdr, t);
-    if (st != TI_OK) return st;
-    got = 0;
-  } else {
-    if (got > t->nbytes) return TI_ERR_BAD_INPUT_FORMAT; /* raw bytes, more than the tensor's */
-    memcpy(dst, hdr, (size_t)got); /* raw bytes: what was read is the tensor's start */
+/* The .npy preamble at the start of buf (got bytes): its length (magic, version, header length,
+ * header) once the header is checked against the tensor, 0 for raw bytes (no magic), or -1. */
+static int64_t ti_npy_prefix(const uint8_t *buf, uint32_t got, const ti_tensor *t) {
+  if (got < 10 || memcmp(buf, TI_NPY_MAGIC, 6) != 0) return 0;
+  uint32_t len = buf[8] | (uint32_t)buf[9] << 8, at = 10;
+  if (buf[6] == 2 || buf[6] == 3) { /* versions 2 and 3: a 4-byte header length */
+    if (got < 12) return -1;
+    len |= (uint32_t)buf[10] << 16 | (uint32_t)buf[11] << 24;
+    at = 12;
+  } else if (buf[6] != 1) {
+    return -1;
   }
-  uint32_t rest = t->nbytes - (uint32_t)got;
-  int64_t n = ti_read_full(fd, dst + got, rest);
+  if (len > TI_NPY_HEADER_MAX || got < at + len) return -1;
+  char hdr[TI_NPY_HEADER_MAX + 1];
+  memcpy(hdr, buf + at, len);
+  hdr[len] = '\0';
+  return ti_npy_check(hdr, t) == TI_OK ? at + len : -1;
+}
+
+/* Reads a .npy file, or a file of exactly the tensor's raw bytes, into dst. The first read asks
+ * for all a valid file can hold and one byte more (at most TI_STAGE_BYTES) into scratch memory:
+ * a small input then takes one read and one that finds its end, not one per part; a bigger one
+ * is read on in place. A .npy of a tensor under 10 bytes is still longer than 10; a raw file
+ * under 10 bytes is taken whole, and must be exactly the tensor's bytes. */
+static ti_status ti_read_tensor(int fd, const ti_tensor *t, uint8_t *dst) {
+  uint64_t most = 12 + TI_NPY_HEADER_MAX + (uint64_t)t->nbytes + 1;
+  uint32_t first = most < TI_STAGE_BYTES ? (uint32_t)most : TI_STAGE_BYTES;
+  uint8_t *buf = ti_alloc(first);
+  if (buf == NULL) return TI_ERR_OUT_OF_MEMORY;
+  int64_t got = ti_read_full(fd, buf, first);
+  if (got < 0) return TI_ERR_READ_INPUT_FAILED;
+  int64_t prefix = ti_npy_prefix(buf, (uint32_t)got, t);
+  if (prefix < 0 || got - prefix > t->nbytes) return TI_ERR_BAD_INPUT_FORMAT;
+  uint32_t have = (uint32_t)(got - prefix), rest = t->nbytes - have;
+  memcpy(dst, buf + prefix, have);
+  if (got < first) return rest == 0 ? TI_OK : TI_ERR_BAD_INPUT_FORMAT; /* the file ended */
+  int64_t n = ti_read_full(fd, dst + have, rest);
   if (n < 0) return TI_ERR_READ_INPUT_FAILED;
   return n == rest ? ti_expect_eof(fd) : TI_ERR_BAD_INPUT_FORMAT;
 }
@@ -203,8 +211,17 @@ ti_status ti_write_output(const char *fid, const ti_tensor *t, const uint8_t *sr
 
   int fd = teaclave_create_output(fid);
   if (fd < 0) return TI_ERR_WRITE_OUTPUT_FAILED;
-  int bad = ti_write_full(fd, (const uint8_t *)hdr, total) != 0 ||
-            ti_write_full(fd, src, t->nbytes) != 0;
+  uint64_t size = (uint64_t)total + t->nbytes;
+  uint8_t *whole = size <= TI_STAGE_BYTES ? ti_alloc((size_t)size) : NULL;
+  int bad;
+  if (whole != NULL) { /* a small output: one write, not two */
+    memcpy(whole, hdr, total);
+    memcpy(whole + total, src, t->nbytes);
+    bad = ti_write_full(fd, whole, (uint32_t)size) != 0;
+  } else {
+    bad = ti_write_full(fd, (const uint8_t *)hdr, total) != 0 ||
+          ti_write_full(fd, src, t->nbytes) != 0;
+  }
   bad |= teaclave_close_file(fd) != 0;
   return bad ? TI_ERR_WRITE_OUTPUT_FAILED : TI_OK;
 }

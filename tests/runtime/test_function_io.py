@@ -14,6 +14,7 @@ from onnx import helper
 from teaclave_infer.abi import Status
 from teaclave_infer.builder import BuildResult
 from teaclave_infer.executor import run
+from teaclave_infer.executor._files import FileContext
 
 X = np.random.default_rng(3).standard_normal((1, 2, 4, 4)).astype(np.float32)
 
@@ -210,3 +211,65 @@ def test_a_tensor_under_10_bytes_is_read_from_npy_and_raw(tiny_tensor):
 def test_a_tensor_under_10_bytes_takes_exactly_its_bytes(tiny_tensor, given):
     rv, out = call(tiny_tensor, {"x": "in", "y": "out"}, {"in": given}, ("out",))
     assert rv == Status.BAD_INPUT_FORMAT and out == {}
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, most: int | None = None) -> dict[str, int]:
+    """Counts the host's file calls by name; with `most`, every read gives at most that many
+    bytes (as a host may: a read is not bound to fill its buffer)."""
+    calls: dict[str, int] = {}
+    for name in ("open_input", "create_output", "read", "write", "close"):
+        method = getattr(FileContext, name)
+
+        def wrapper(self, *args, _name=name, _method=method):
+            calls[_name] = calls.get(_name, 0) + 1
+            if _name == "read" and most is not None:
+                handle, dst, size = args
+                return _method(self, handle, dst, min(size, most))
+            return _method(self, *args)
+
+        monkeypatch.setattr(FileContext, name, wrapper)
+    return calls
+
+
+def test_a_small_input_and_output_take_one_read_and_one_write(functions, monkeypatch):
+    """The whole .npy in one read (and one that finds its end), the whole output in one write."""
+    calls = counted(monkeypatch)
+    rv, out = call(functions["embedded"], {"x": "img", "y": "out"}, {"img": npy(X)}, ("out",))
+    assert rv == int(np.argmax(expected())) and "out" in out
+    assert calls == {"open_input": 1, "read": 2, "create_output": 1, "write": 1, "close": 2}
+
+
+@pytest.mark.parametrize("most", [1, 7, 100])
+def test_a_host_giving_short_reads_gets_the_same_results(functions, monkeypatch, most):
+    counted(monkeypatch, most)
+    for given in (npy(X), X.tobytes()):
+        assert call(functions["separate"], {"x": "img"}, {"img": given})[0] == int(
+            np.argmax(expected())
+        )
+    assert call(functions["embedded"], {"x": "img"}, {"img": npy(X) + b"\0"})[0] == (
+        Status.BAD_INPUT_FORMAT
+    )
+
+
+@pytest.fixture(scope="module")
+def big_tensor(tmp_path_factory) -> BuildResult:
+    """A function with an input and an output of 80,000 bytes: over what moves in one call."""
+    model = make_model(
+        [helper.make_node("Add", ["x", "one"], ["y"])],
+        [vi("x", TP.FLOAT, [20000])],
+        [vi("y", TP.FLOAT, [20000])],
+        [init("one", np.ones(20000, dtype=np.float32))],
+    )
+    return build_model(tmp_path_factory.mktemp("big"), model, "big")
+
+
+def test_an_input_over_64_kib_is_read_on_in_place(big_tensor, monkeypatch):
+    x = np.random.default_rng(5).standard_normal(20000).astype(np.float32)
+    calls = counted(monkeypatch)
+    for given in (npy(x), x.tobytes()):
+        _, out = call(big_tensor, {"x": "in", "y": "out"}, {"in": given}, ("out",))
+        np.testing.assert_array_equal(np.load(io.BytesIO(out["out"])), x + 1)
+    assert calls["write"] == 2 * 2  # header and data: too big to join
+    for bad in (npy(x)[:-1], npy(x) + b"\0", x.tobytes()[:-1], x.tobytes() + b"\0"):
+        rv, out = call(big_tensor, {"x": "in", "y": "out"}, {"in": bad}, ("out",))
+        assert rv == Status.BAD_INPUT_FORMAT and out == {}
