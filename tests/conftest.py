@@ -114,12 +114,35 @@ def cheap_password_kdf(monkeypatch) -> None:
     monkeypatch.setattr(passwords, "PARAMETERS", CHEAP)
 
 
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory) -> dict[str, Path | str]:
+    """An empty database at the newest revision per database kind, made once per test process
+    and copied for each test: migrating costs 0.1 s a test on SQLite, 0.2 s on PostgreSQL.
+    (The migrations themselves are tested from an empty database in tests/domain.)"""
+    from teaclave_infer.domain.db import make_engine, migrate
+
+    sqlite = tmp_path_factory.mktemp("migrated") / "teaclave.db"
+    made = {"sqlite": sqlite}
+    if "postgresql" in DATABASES:
+        made["postgresql"] = fresh_postgres(os.environ["TEACLAVE_TEST_POSTGRES_URL"], "migrated")
+    for kind, where in made.items():
+        engine = make_engine(f"sqlite:///{where}" if kind == "sqlite" else str(where))
+        migrate(engine)
+        engine.dispose()  # the last connection: SQLite folds its WAL in, PostgreSQL may copy
+    assert not sqlite.with_name("teaclave.db-wal").exists()
+    return made
+
+
 @pytest.fixture(params=DATABASES)
-def settings(request, tmp_path) -> Settings:
+def settings(request, tmp_path, migrated) -> Settings:
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD + "\n")
     db = None
     if request.param == "postgresql":
-        db = fresh_postgres(os.environ["TEACLAVE_TEST_POSTGRES_URL"])
+        url = os.environ["TEACLAVE_TEST_POSTGRES_URL"]
+        db = fresh_postgres(url, template=str(migrated["postgresql"]))
+    else:
+        (tmp_path / "data").mkdir(mode=0o700)
+        shutil.copyfile(migrated["sqlite"], tmp_path / "data" / "teaclave.db")
     return Settings(
         data_dir=tmp_path / "data", db_url=db, admin_password_file=tmp_path / "admin.txt"
     )
