@@ -103,7 +103,8 @@ class FileContext:
             self.output_limit_hit = True
             return ERROR
         self.output_budget -= size
-        entry.chunks.append(ctypes.string_at(src, size))
+        if size:  # an empty write costs nothing, so it must keep nothing either
+            entry.chunks.append(ctypes.string_at(src, size))
         return size
 
     def close(self, handle: int) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import threading
 from collections.abc import Callable
 
 import wasmtime
@@ -20,9 +21,10 @@ from wasmtime import _ffi as ffi
 
 from ._files import ERROR
 
-__all__ = ["MemoryView", "call_i32", "define_i32", "export", "write"]
+__all__ = ["MemoryView", "call_i32", "define_i32", "export", "reraise_stop", "write"]
 
 _CALLBACKS: list[object] = []  # the linker holds only their addresses: they must never be freed
+_stopped = threading.local()  # .exception: a BaseException a host function raised on this thread
 _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 
 
@@ -47,6 +49,9 @@ def define_i32(
             slots[0] = fn(*[slots[i] for i in at])
         except Exception:  # an exception must never unwind into wasm: the guest sees ERROR
             slots[0] = ERROR
+        except BaseException as stop:  # Ctrl-C, exit: end the call, raise it when wasm returns
+            _stopped.exception = stop
+            return _trap("the host was interrupted")
         return 0  # no trap
 
     callback = _Callback(call)
@@ -78,11 +83,26 @@ def call_i32(store: wasmtime.Store, func: wasmtime.Func, *args: int) -> int:
     error = ffi.wasmtime_func_call_unchecked(
         store._context(), ctypes.byref(func._func), slots, len(slots), ctypes.byref(trap)
     )
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
-    if trap:
-        raise wasmtime.Trap._from_ptr(trap)
+    if error or trap:  # a host function's trap comes back as an error
+        ended = wasmtime.WasmtimeError._from_ptr(error) if error else wasmtime.Trap._from_ptr(trap)
+        reraise_stop(ended)  # each object owns what it wraps, and frees it
+        raise ended
     return int(slots[0].i32)
+
+
+def reraise_stop(trapped: Exception) -> None:
+    """Raises the BaseException (Ctrl-C, exit) that a host function took on this thread and
+    turned into `trapped`, if that is what ended the call; else nothing."""
+    stop, _stopped.exception = getattr(_stopped, "exception", None), None
+    if stop is not None:
+        raise stop from trapped
+
+
+def _trap(message: str) -> int:
+    """A new trap, as the address a callback returns to make wasmtime unwind the call."""
+    raw = message.encode()
+    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(raw), len(raw))
+    return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
 
 @functools.cache

@@ -21,7 +21,7 @@ from ._cache import ModuleCache, Wasm
 from ._engine import TICK_S, EngineKey, engine_for, ticker_for
 from ._files import FileContext, GuestMemory
 from ._limits import MAX_TABLES, Limits, Result, ResultKind
-from ._raw import MemoryView, call_i32, define_i32, export, write
+from ._raw import MemoryView, call_i32, define_i32, export, reraise_stop, write
 from ._tables import REFUSED
 
 __all__ = ["DEFAULT_CACHE", "run"]
@@ -163,8 +163,10 @@ class _Invocation:
             pre, guarded = _instance_pre(self.module, self.key)
             instance = pre.instantiate(self.store)
         except wasmtime.Trap as err:  # a start function trapped
+            reraise_stop(err)
             raise self.trapped(err) from err
         except wasmtime.WasmtimeError as err:  # the initial memory is over the cap
+            reraise_stop(err)
             raise _Ended(
                 ResultKind.MEMORY_LIMIT, f"{self.limits.memory_bytes} bytes: {err}"
             ) from err

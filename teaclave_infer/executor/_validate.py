@@ -8,7 +8,7 @@ import wasmtime
 
 from ..abi import ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS
 from ..errors import ForbiddenImportError, InvalidModuleError
-from ._tables import guard_table_growth
+from ._tables import REFUSED, guard_table_growth
 
 __all__ = ["compile_checked", "validate"]
 
@@ -61,6 +61,8 @@ def compile_checked(engine: wasmtime.Engine, wasm: bytes, profile: str) -> wasmt
         raise InvalidModuleError("not a WebAssembly module (no \\0asm magic)")
     module = _compile(engine, wasm, profile)
     validate(module)
+    if any(e.name == REFUSED for e in module.exports):  # the guard's flag is ours alone
+        raise InvalidModuleError(f"export {REFUSED!r}: the name is reserved")
     try:
         guarded = guard_table_growth(wasm)
     except ValueError as err:  # wasmtime accepted what the guard cannot read: refuse, closed

@@ -131,6 +131,14 @@ static ti_status ti_npy_check(const char *hdr, const ti_tensor *t) {
   return TI_OK;
 }
 
+/* Scratch memory for whole small files, taken once per call and reused by every input and
+ * output (the bump allocator never frees): NULL when memory is out. */
+static uint8_t *ti_stage(void) {
+  static uint8_t *stage;
+  if (stage == NULL) stage = ti_alloc(TI_STAGE_BYTES);
+  return stage;
+}
+
 /* The .npy preamble at the start of buf (got bytes): its length (magic, version, header length,
  * header) once the header is checked against the tensor, 0 for raw bytes (no magic), or -1. */
 static int64_t ti_npy_prefix(const uint8_t *buf, uint32_t got, const ti_tensor *t) {
@@ -147,7 +155,8 @@ static int64_t ti_npy_prefix(const uint8_t *buf, uint32_t got, const ti_tensor *
   char hdr[TI_NPY_HEADER_MAX + 1];
   memcpy(hdr, buf + at, len);
   hdr[len] = '\0';
-  return ti_npy_check(hdr, t) == TI_OK ? at + len : -1;
+  if (ti_npy_check(hdr, t) != TI_OK) return -1;
+  return (int64_t)at + len;
 }
 
 /* Reads a .npy file, or a file of exactly the tensor's raw bytes, into dst. The first read asks
@@ -158,12 +167,12 @@ static int64_t ti_npy_prefix(const uint8_t *buf, uint32_t got, const ti_tensor *
 static ti_status ti_read_tensor(int fd, const ti_tensor *t, uint8_t *dst) {
   uint64_t most = 12 + TI_NPY_HEADER_MAX + (uint64_t)t->nbytes + 1;
   uint32_t first = most < TI_STAGE_BYTES ? (uint32_t)most : TI_STAGE_BYTES;
-  uint8_t *buf = ti_alloc(first);
+  uint8_t *buf = ti_stage();
   if (buf == NULL) return TI_ERR_OUT_OF_MEMORY;
   int64_t got = ti_read_full(fd, buf, first);
   if (got < 0) return TI_ERR_READ_INPUT_FAILED;
   int64_t prefix = ti_npy_prefix(buf, (uint32_t)got, t);
-  if (prefix < 0 || got - prefix > t->nbytes) return TI_ERR_BAD_INPUT_FORMAT;
+  if (prefix < 0 || prefix > got || got - prefix > t->nbytes) return TI_ERR_BAD_INPUT_FORMAT;
   uint32_t have = (uint32_t)(got - prefix), rest = t->nbytes - have;
   memcpy(dst, buf + prefix, have);
   if (got < first) return rest == 0 ? TI_OK : TI_ERR_BAD_INPUT_FORMAT; /* the file ended */
@@ -212,7 +221,7 @@ ti_status ti_write_output(const char *fid, const ti_tensor *t, const uint8_t *sr
   int fd = teaclave_create_output(fid);
   if (fd < 0) return TI_ERR_WRITE_OUTPUT_FAILED;
   uint64_t size = (uint64_t)total + t->nbytes;
-  uint8_t *whole = size <= TI_STAGE_BYTES ? ti_alloc((size_t)size) : NULL;
+  uint8_t *whole = size <= TI_STAGE_BYTES ? ti_stage() : NULL;
   int bad;
   if (whole != NULL) { /* a small output: one write, not two */
     memcpy(whole, hdr, total);

@@ -352,3 +352,44 @@ def test_reads_land_in_pages_grown_between_host_calls():
       (call $flush) (i32.const 0)""")
     # memory.grow answers 2: run() placed argv in a second page
     assert logged(wasm, {"in": b"abcd"}) == [2, 2, 2, int.from_bytes(b"cd", "little")]
+
+
+def test_ctrl_c_in_a_host_function_ends_the_call_and_reaches_the_caller(monkeypatch):
+    """A KeyboardInterrupt taken inside a host function becomes a trap that unwinds the wasm,
+    then is raised from run(), in the call and in a start function; the next call is unharmed."""
+
+    def interrupted(self: object, *args: object) -> int:
+        raise KeyboardInterrupt
+
+    wasm = guest(READS)
+    start_function = f"(func $s (drop (call $open (i32.const {IN})))) (start $s)"
+    start = guest("(i32.const 0)", extra=start_function)
+    with monkeypatch.context() as patched:
+        patched.setattr("teaclave_infer.executor._files.FileContext.read", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(wasm, {}, {"in": b"abcdef"}, ["out", "log"])
+        patched.setattr("teaclave_infer.executor._files.FileContext.open_input", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(start, {}, {"in": b"x"})
+    assert logged(wasm, {"in": b"abcdef"}) == [4, 2, 0, 2, 0]
+
+
+def test_a_module_may_not_export_the_table_guards_flag():
+    from teaclave_infer.executor._tables import REFUSED
+
+    wasm = guest("(i32.const 0)", extra=f'(global (export "{REFUSED}") i32 (i32.const 1))')
+    result = run(wasm, {}, {})
+    assert result.kind is ResultKind.INVALID_MODULE and "reserved" in result.message
+
+
+def test_empty_writes_keep_nothing():
+    wasm = guest(f"""
+      (local.set $h (call $create (i32.const {OUT})))
+      (block $done (loop $more
+        (br_if $done (i32.eq (global.get $n) (i32.const 1000)))
+        (drop (call $write (local.get $h) (i32.const {BUF}) (i32.const 0)))
+        (global.set $n (i32.add (global.get $n) (i32.const 1)))
+        (br $more)))
+      (global.set $n (i32.const 0))
+      (drop (call $close (local.get $h))) (i32.const 0)""")
+    assert run(wasm, {}, {}, ["out"]).outputs == {"out": b""}

@@ -273,3 +273,24 @@ def test_an_input_over_64_kib_is_read_on_in_place(big_tensor, monkeypatch):
     for bad in (npy(x)[:-1], npy(x) + b"\0", x.tobytes()[:-1], x.tobytes() + b"\0"):
         rv, out = call(big_tensor, {"x": "in", "y": "out"}, {"in": bad}, ("out",))
         assert rv == Status.BAD_INPUT_FORMAT and out == {}
+
+
+def bad_header(total: int) -> bytes:
+    """A .npy whose header names another dtype, order and shape, zero-padded to `total` bytes."""
+    header = b"{'descr': '<f8', 'fortran_order': True, 'shape': (7, 7), }"
+    npy_file = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    return npy_file + bytes(total - len(npy_file))
+
+
+@pytest.mark.parametrize("total", [127, 128, 129, 1165, 5000, 200_000])
+def test_a_refused_header_is_refused_whatever_the_files_length(functions, total):
+    """Around the tensor's 128 bytes, and past all that the first read asks for (a refused
+    header once read as a huge prefix: the data copied from before the buffer, past the tensor)."""
+    rv, out = call(functions["embedded"], {"x": "img", "y": "out"}, {"img": bad_header(total)})
+    assert rv == Status.BAD_INPUT_FORMAT and out == {}
+
+
+@pytest.mark.parametrize("total", [79_999, 80_000, 200_000])
+def test_a_refused_header_of_a_big_input_is_refused(big_tensor, total):
+    rv, out = call(big_tensor, {"x": "in", "y": "out"}, {"in": bad_header(total)}, ("out",))
+    assert rv == Status.BAD_INPUT_FORMAT and out == {}
