@@ -234,11 +234,21 @@ def _workload(func: tirx.PrimFunc) -> tvm.IRModule:
     `schedule_rule` annotations: they hand a Winograd conv's blocks to MetaSchedule's own
     Winograd rules alone, which fail on our fused kernels ("The block no longer exists in the
     IRModule" while sampling); without them the generic rules tile those blocks too."""
-    sch = s_tir.Schedule(bench_module(func))
-    for block in sch.get_child_blocks(sch.get_sblock("root")):
+    mod = bench_module(func)
+    sch = s_tir.Schedule(mod)
+    if not any("schedule_rule" in sch.get(b).annotations for b in _root_blocks(sch)):
+        return mod
+    # A schedule edits the blocks in place where only one function holds them, and the
+    # caller's function shares them with `mod`: work on a copy.
+    sch = s_tir.Schedule(tvm.ir.load_json(tvm.ir.save_json(mod)))
+    for block in _root_blocks(sch):
         if "schedule_rule" in sch.get(block).annotations:
             sch.unannotate(block, "schedule_rule")
     return sch.mod
+
+
+def _root_blocks(sch: s_tir.Schedule) -> list[s_tir.SBlockRV]:
+    return list(sch.get_child_blocks(sch.get_sblock("root")))
 
 
 def _kernel_funcs(kernels: tvm.IRModule) -> dict[str, tirx.PrimFunc]:
