@@ -28,7 +28,7 @@ from pathlib import Path
 
 import tvm
 import tvm_ffi
-from tvm import tirx
+from tvm import s_tir, tirx
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
@@ -41,7 +41,7 @@ from tvm.s_tir.meta_schedule.runner import (
     RunnerResult,
 )
 
-from ..abi import Profile
+from ..abi import Profile, WasmFeature
 from ..errors import BuildError, TeaclaveInferError, ToolchainError
 from .codegen import wasm_target
 from .kernel_bench import ArgSpec, KernelBench, bench_module, build_bench, time_kernel
@@ -60,6 +60,7 @@ __all__ = [
 
 Progress = Callable[[str], None]
 _NO_PARALLEL = -1  # ParallelizeVectorizeUnroll's "max_jobs_per_core" that disables `parallel`
+_NO_VECTORIZE = -1  # and its "max_vectorize_extent" that disables `vectorize`
 KEEP_RECORDS = 4  # per workload after tuning: the best for lookups, a few to seed a retune
 
 
@@ -76,10 +77,14 @@ def tune_target(profile: Profile) -> tvm.target.Target:
     return tvm.target.Target(config)
 
 
-def _space() -> ms.space_generator.PostOrderApply:
+def _space(profile: Profile) -> ms.space_generator.PostOrderApply:
     """TVM's LLVM defaults (ScheduleRule/Postproc/Mutator::DefaultLLVM) without parallelism:
     AddRFactor and MutateParallel exist only to make parallel loops, and RewriteLayout would
-    change the layout of weight arguments that the plan has already packed."""
+    change the layout of weight arguments that the plan has already packed. Without SIMD128
+    nothing is vectorized: LLVM would only scalarize the vectors again, and under `teaclave`
+    LLVM's codegen of one candidate ran for over 5 minutes, twice (1-channel convs of cnn24
+    and mnist8, each stopped by hand); without vectors their 64 trials took 33 s."""
+    vectorize = 64 if WasmFeature.SIMD128 in profile.features else _NO_VECTORIZE
     rules = ms.schedule_rule
     reuse_write = rules.ReuseType(req="may", levels=[1, 2], scope="global")
     sch_rules = [
@@ -87,7 +92,7 @@ def _space() -> ms.space_generator.PostOrderApply:
         rules.InlineConstantScalars(),
         rules.AutoInline(False, True, True, True, True, True, disallow_op=["tirx.exp"]),
         rules.MultiLevelTiling("SSRSRS", max_innermost_factor=64, reuse_write=reuse_write),
-        rules.ParallelizeVectorizeUnroll(_NO_PARALLEL, 64, [0, 16, 64, 512], True),
+        rules.ParallelizeVectorizeUnroll(_NO_PARALLEL, vectorize, [0, 16, 64, 512], True),
         rules.RandomComputeLocation(),
     ]
     postprocs = [
@@ -224,6 +229,28 @@ def _database(database_dir: Path, profile: Profile) -> ms.database.JSONDatabase:
         raise BuildError(f"tuning database {workloads.parent} is unreadable: {err}") from err
 
 
+def _workload(func: tirx.PrimFunc) -> tvm.IRModule:
+    """The kernel as tune_tir normalizes it ("main", the harness's symbol) and without TOPI's
+    `schedule_rule` annotations: they hand a Winograd conv's blocks to MetaSchedule's own
+    Winograd rules alone, which fail on our fused kernels ("The block no longer exists in the
+    IRModule" while sampling); without them the generic rules tile those blocks too."""
+    mod = bench_module(func)
+    sch = s_tir.Schedule(mod)
+    if not any("schedule_rule" in sch.get(b).annotations for b in _root_blocks(sch)):
+        return mod
+    # A schedule edits the blocks in place where only one function holds them, and the
+    # caller's function shares them with `mod`: work on a copy.
+    sch = s_tir.Schedule(tvm.ir.load_json(tvm.ir.save_json(mod)))
+    for block in _root_blocks(sch):
+        if "schedule_rule" in sch.get(block).annotations:
+            sch.unannotate(block, "schedule_rule")
+    return sch.mod
+
+
+def _root_blocks(sch: s_tir.Schedule) -> list[s_tir.SBlockRV]:
+    return list(sch.get_child_blocks(sch.get_sblock("root")))
+
+
 def _kernel_funcs(kernels: tvm.IRModule) -> dict[str, tirx.PrimFunc]:
     """symbol -> PrimFunc, for every PrimFunc of the module."""
     funcs = {}
@@ -242,7 +269,7 @@ def lookup(kernels: tvm.IRModule, profile: Profile, database_dir: Path) -> dict[
     database, target = _database(database_dir, profile), tune_target(profile)
     found = {}
     for symbol, func in _kernel_funcs(kernels).items():
-        workload = bench_module(func)  # as tune_tir normalizes it: "main", harness symbol
+        workload = _workload(func)
         record = database.query_tuning_record(workload, target, "main")
         if record is None or not record.run_secs:
             continue
@@ -269,8 +296,8 @@ def _distinct(funcs: dict[str, tirx.PrimFunc]) -> dict[str, tirx.PrimFunc]:
     """One kernel per workload: kernels equal up to their symbol are tuned once."""
     kept: dict[str, tirx.PrimFunc] = {}
     for symbol, func in funcs.items():
-        workload = bench_module(func)
-        if not any(tvm_ffi.structural_equal(workload, bench_module(f)) for f in kept.values()):
+        workload = _workload(func)
+        if not any(tvm_ffi.structural_equal(workload, _workload(f)) for f in kept.values()):
             kept[symbol] = func
     return kept
 
@@ -308,7 +335,7 @@ def _search(
     seed: int | None,
 ) -> None:
     """One tune_tir over all the kernels: a task each, `trials` candidates at most per task."""
-    mod = tvm.IRModule({symbol: bench_module(f)["main"] for symbol, f in funcs.items()})
+    mod = tvm.IRModule({symbol: _workload(f)["main"] for symbol, f in funcs.items()})
     meta_logger = logging.getLogger("tvm.s_tir.meta_schedule")
     if meta_logger.level == logging.NOTSET:
         meta_logger.setLevel(logging.WARNING)  # else MetaSchedule prints DEBUG lines to stdout
@@ -329,7 +356,7 @@ def _search(
                 database=_database(database_dir, profile),
                 cost_model=cost_model,
                 measure_callbacks=callbacks,
-                space=_space(),
+                space=_space(profile),
                 strategy=_strategy(cost_model),
                 seed=seed,
                 num_tuning_cores=os.cpu_count() or 1,
@@ -345,7 +372,7 @@ def _record_defaults(
     candidate, so that a lookup returns whichever of the tuned and the default is faster."""
     database, target = _database(database_dir, profile), tune_target(profile)
     for symbol, func in funcs.items():
-        workload_mod = bench_module(func)
+        workload_mod = _workload(func)
         sch = traced_default(workload_mod)
         if sch is None or sch.trace is None:
             continue

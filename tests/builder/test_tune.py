@@ -15,10 +15,17 @@ from tvm import te, tirx
 
 from teaclave_infer.abi import PROFILES
 from teaclave_infer.builder.importer import input_shapes, load_onnx, to_relax
-from teaclave_infer.builder.kernel_bench import run_kernel, time_kernel
+from teaclave_infer.builder.kernel_bench import BENCH_SYMBOL, bench_module, run_kernel, time_kernel
 from teaclave_infer.builder.lower import lower
 from teaclave_infer.builder.plan import kernel_functions, read_plan
-from teaclave_infer.builder.tune import KEEP_RECORDS, TunedKernel, apply_database, lookup, tune
+from teaclave_infer.builder.tune import (
+    KEEP_RECORDS,
+    TunedKernel,
+    _workload,
+    apply_database,
+    lookup,
+    tune,
+)
 from teaclave_infer.builder.tune_progress import BAR_WIDTH, TuneProgress
 from teaclave_infer.errors import BuildError
 
@@ -136,6 +143,20 @@ def test_the_default_schedule_is_one_of_the_candidates(tuned):
         (line,) = [line for line in lines if name in line and "default schedule" in line]
         default_us = float(line.split("default schedule")[1].split()[0])
         assert result[name].seconds * 1e6 <= default_us + 0.051
+
+
+def test_winograd_workloads_are_left_to_the_generic_rules(kernels):
+    """TOPI hands a Winograd conv's blocks to MetaSchedule's own Winograd rules, which fail on
+    our fused kernels while sampling: the tuner's workload drops that annotation."""
+    winograd = kernels["fused_conv2d_winograd2_add2_relu2"]
+    assert "schedule_rule" in winograd.script()
+    workload = _workload(winograd)
+    assert "schedule_rule" not in workload.script()
+    assert "schedule_rule" in winograd.script()  # the kernel itself is left as it was
+    assert workload["main"].attrs["global_symbol"] == BENCH_SYMBOL
+    # kernels without the annotation are unchanged, so their records made before still match
+    dense = kernels["fused_matmul_add3"]
+    assert tvm_ffi.structural_equal(_workload(dense), bench_module(dense))
 
 
 def test_a_build_that_tunes_needs_a_database(tmp_path):
