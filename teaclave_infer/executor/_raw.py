@@ -113,8 +113,9 @@ def _name(name: str) -> tuple[ctypes.Array, int]:
 
 def export(
     store: wasmtime.Store, instance: wasmtime.Instance, name: str
-) -> wasmtime.Func | wasmtime.Memory | wasmtime.Global | wasmtime.Table | None:
-    """One export of an instance by name (None when it has none), without listing the others."""
+) -> wasmtime.Func | wasmtime.Memory | wasmtime.Global | None:
+    """One function, memory or global export of an instance by name (None otherwise), without
+    listing the others."""
     item = ffi.wasmtime_extern_t()
     found = ffi.wasmtime_instance_export_get(
         store._context(), ctypes.byref(instance._instance), *_name(name), ctypes.byref(item)
@@ -128,9 +129,7 @@ def export(
         return wasmtime.Memory._from_raw(item.of.memory)
     if kind == ffi.WASMTIME_EXTERN_GLOBAL.value:
         return wasmtime.Global._from_raw(item.of.global_)
-    if kind == ffi.WASMTIME_EXTERN_TABLE.value:
-        return wasmtime.Table._from_raw(item.of.table)
-    return None
+    return None  # a table or a tag: nothing run() reads
 
 
 # wasmtime_memory_data declared again to return the address as an int (no pointer object).

@@ -184,16 +184,21 @@ def test_imports_are_only_teaclave_file_functions(functions):
         assert sorted(e.name for e in module.exports) == ["entrypoint", "memory"]
 
 
+def add_one(tmp_path_factory: pytest.TempPathFactory, name: str, n: int) -> BuildResult:
+    """A function y = x + 1 on a vector of n float32s."""
+    model = make_model(
+        [helper.make_node("Add", ["x", "one"], ["y"])],
+        [vi("x", TP.FLOAT, [n])],
+        [vi("y", TP.FLOAT, [n])],
+        [init("one", np.ones(n, dtype=np.float32))],
+    )
+    return build_model(tmp_path_factory.mktemp(name), model, name)
+
+
 @pytest.fixture(scope="module")
 def tiny_tensor(tmp_path_factory) -> BuildResult:
     """A function whose input is 2 float32s: 8 bytes, fewer than a .npy file's 10-byte preamble."""
-    model = make_model(
-        [helper.make_node("Add", ["x", "one"], ["y"])],
-        [vi("x", TP.FLOAT, [2])],
-        [vi("y", TP.FLOAT, [2])],
-        [init("one", np.ones(2, dtype=np.float32))],
-    )
-    return build_model(tmp_path_factory.mktemp("tiny"), model, "tiny")
+    return add_one(tmp_path_factory, "tiny", 2)
 
 
 def test_a_tensor_under_10_bytes_is_read_from_npy_and_raw(tiny_tensor):
@@ -254,13 +259,7 @@ def test_a_host_giving_short_reads_gets_the_same_results(functions, monkeypatch,
 @pytest.fixture(scope="module")
 def big_tensor(tmp_path_factory) -> BuildResult:
     """A function with an input and an output of 80,000 bytes: over what moves in one call."""
-    model = make_model(
-        [helper.make_node("Add", ["x", "one"], ["y"])],
-        [vi("x", TP.FLOAT, [20000])],
-        [vi("y", TP.FLOAT, [20000])],
-        [init("one", np.ones(20000, dtype=np.float32))],
-    )
-    return build_model(tmp_path_factory.mktemp("big"), model, "big")
+    return add_one(tmp_path_factory, "big", 20000)
 
 
 def test_an_input_over_64_kib_is_read_on_in_place(big_tensor, monkeypatch):
