@@ -8,12 +8,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 import requests
 import uvicorn
 from fastapi.testclient import TestClient
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
+from sqlalchemy import Engine, create_engine, text
 from teaclave_client import Client
 from teaclave_client.vocabulary import MANIFEST_FORMAT
 
@@ -33,22 +35,24 @@ def builder_manifest(**fields: object) -> bytes:
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEACLAVE_TEST_POSTGRES_URL") else [])
 
 
+@cache
+def _server(url: str) -> Engine:
+    """One AUTOCOMMIT engine per test process for CREATE/DROP DATABASE (connecting costs tens of
+    milliseconds, and every PostgreSQL test makes a database)."""
+    url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    return create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1)
+
+
 def fresh_postgres(url: str, purpose: str = "", template: str | None = None) -> str:
     """An empty database of this test worker's own (xdist runs workers side by side); one per
     `purpose` too, for a fixture that keeps its database while other tests make theirs; a copy
     of the database at URL `template` when given (PostgreSQL copies it in a few milliseconds)."""
-    from sqlalchemy import create_engine, text
-
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = f"{url.rsplit('/', 1)[1]}_{worker}{'_' + purpose if purpose else ''}"
-    server = create_engine(
-        url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
     copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
-    with server.connect() as conn:
+    with _server(url).connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
-    server.dispose()
     return f"{url.rsplit('/', 1)[0]}/{name}"
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from platform_helpers import Platform
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from service_helpers import BUILDER, HttpClient, assert_problem, builder_manifest
+from service_helpers import BUILDER, DATABASES, HttpClient, assert_problem, builder_manifest
 from sqlalchemy.exc import StatementError
 from teaclave_client.vocabulary import MANIFEST_FORMAT as FORMAT
 
@@ -242,6 +242,7 @@ EXAMPLES = int(os.environ.get("TEACLAVE_FUZZ_EXAMPLES", "8"))
 # Revokes the token the run uses; nothing to fuzz in it (no body, no parameters).
 SKIPPED = {"POST /v1/auth/logout"}
 ROLES = ("admin", "fo", "do1")
+IN_PROCESS = [db for db in DATABASES if db != "sqlite"]
 
 
 def _seeded(world: Platform) -> dict[str, str]:
@@ -308,8 +309,11 @@ def _fuzz(schema: Any, world: Platform, ids: dict[str, str], role: str, **call: 
 
 
 @pytest.mark.slow  # many processes or requests: the full tier
+@pytest.mark.parametrize("settings", IN_PROCESS, indirect=True)
 @pytest.mark.parametrize("role", ROLES)
 def test_schemathesis_finds_no_server_error(client, role):
+    """In process, on each database but SQLite: the live variant below draws the same cases
+    (the same schema and strategies, derandomized) against a served SQLite database."""
     world = Platform(client)
     ids = _seeded(world)
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
@@ -317,7 +321,6 @@ def test_schemathesis_finds_no_server_error(client, role):
 
 
 @pytest.mark.slow  # many processes or requests: the full tier
-@pytest.mark.slow
 @pytest.mark.parametrize("role", ROLES)
 def test_schemathesis_finds_no_server_error_live(live_service, role):
     """The same against `teaclave-infer serve` over HTTP (set TEACLAVE_FUZZ_EXAMPLES=300 or
