@@ -96,8 +96,18 @@ def _cost(item: pytest.Item) -> int:
     return 1 if item.get_closest_marker("build") or _in_build_folder(item.path) else 2
 
 
+def _module_fixtures(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture made once per module (a live service, builds)."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    return any(d and d[-1].scope == "module" for d in defs)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=_cost)  # stable: each kind keeps its order
+    for item in items:  # xdist (--dist loadgroup) runs a group on one worker: made once, not twice
+        if _module_fixtures(item):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
     if fast_tier(config):
         left_out = [i for i in items if _full_tier_only(i)]
         if left_out:
