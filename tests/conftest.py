@@ -96,17 +96,19 @@ def _cost(item: pytest.Item) -> int:
     return 1 if item.get_closest_marker("build") or _in_build_folder(item.path) else 2
 
 
-def _module_fixtures(item: pytest.Item) -> bool:
-    """Whether the test uses a fixture made once per module (a live service, builds)."""
+def _shares_a_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture its module's tests share: module-scoped (a live service,
+    builds), or session-scoped and defined in the module (the web host's Node run)."""
     info = getattr(item, "_fixtureinfo", None)
-    defs = info.name2fixturedefs.values() if info is not None else ()
-    return any(d and d[-1].scope == "module" for d in defs)
+    defs = [d[-1] for d in info.name2fixturedefs.values() if d] if info is not None else []
+    module = item.nodeid.split("::")[0]
+    return any(d.scope == "module" or (d.scope == "session" and d.baseid == module) for d in defs)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=_cost)  # stable: each kind keeps its order
     for item in items:  # xdist (--dist loadgroup) runs a group on one worker: made once, not twice
-        if _module_fixtures(item):
+        if _shares_a_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
     if fast_tier(config):
         left_out = [i for i in items if _full_tier_only(i)]
