@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Every conv and dense kernel of the benchmark models, timed as wasm in wasmtime, as a fraction
-of the machine's measured multiply-add peak, per profile, in one run.
+of the machine's measured multiply-add peak and of its roofline, per profile, in one run.
 
     python bench/kernels.py [--models mnist8,cnn24,mnist] [--profiles fast,teaclave]
                             [--batch 1] [--rounds 3] [--seconds 0.02]
@@ -19,6 +19,11 @@ FLOPs are 2 x the multiply-accumulates of the direct computation: a Winograd ker
 is counted as the direct 3x3 conv it replaces, which does about 4x its multiplies, so it may
 exceed 100% of the peak. The kernels' FLOPs of each model are checked against bench/graphs.py's
 count of its ONNX graph.
+
+The roofline: a kernel takes at least its FLOPs at the peak, and at least the time to read its
+arguments' bytes once (bench/peak.py's StreamLoop, timed in the same rounds over a buffer of the
+kernel's size, warm in cache as the kernel's are). A dense layer at batch 1 does 2 FLOPs per
+weight it reads (4 bytes): its bound is the read, not the multiply-adds.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from graphs import MODELS, flop_count, with_batch  # noqa: E402
-from peak import Peak, PeakRuns  # noqa: E402
+from peak import Peak, PeakRuns, StreamLoop  # noqa: E402
 
 from teaclave_infer.abi import PROFILES, Profile  # noqa: E402
 from teaclave_infer.builder import SHIPPED_TUNING, BuildOptions, _schedule  # noqa: E402
@@ -67,18 +72,32 @@ class Kernel:
     schedule: str  # "tuned" (a shipped record), "rules" (the default rules), "lowered" (neither)
     func: tirx.PrimFunc  # scheduled
     bench: KernelBench | None = None  # once loaded in the harness
+    stream: StreamLoop | None = None  # a read of its arguments' bytes, for its roofline
     seconds: list[float] = field(default_factory=list)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(spec.nbytes for spec in self.specs)
 
     def load(self, work: Path) -> None:
         """Compiles the kernel into the timing harness, in a folder of its own under `work`."""
         folder = work / f"{self.profile}_{self.model}_{self.symbol}"
         folder.mkdir()
         self.bench = _bench(self.func, PROFILES[self.profile], folder)
+        self.stream = StreamLoop(self.profile, self.nbytes)
 
     def time(self, seconds: float) -> None:
-        """One more median per call, over repeats of at least `seconds` in all."""
-        assert self.bench is not None, "load() first"
+        """One more median per call, over repeats of at least `seconds` in all; and one more
+        read of as many bytes."""
+        assert self.bench is not None and self.stream is not None, "load() first"
         self.seconds.append(self.bench.time(min_total_s=seconds))
+        self.stream.gbps(seconds)
+
+    def roof_s(self, peak: Peak) -> float:
+        """The roofline: the longer of its FLOPs at the peak and its bytes at the read's speed."""
+        assert self.stream is not None, "load() first"
+        read_s = self.nbytes / (statistics.median(self.stream.runs) * 1e9)
+        return max(self.flops / (peak.gflops * 1e9), read_s)
 
 
 def direct_flops(symbol: str, specs: list[ArgSpec]) -> int:
@@ -166,15 +185,18 @@ def print_kernels(kernels: list[Kernel], peaks: dict[str, Peak]) -> None:
     shape_w = max(len("data * weight -> out"), *(len(r[1]) for r in rows)) + 2
     print(
         f"\n{'profile':<9}{'model':<8}{'kernel':<{name_w}}{'data * weight -> out':<{shape_w}}"
-        f"{'schedule':<9}{'MFLOP':>8}{'us':>10}{'GFLOP/s':>9}{'of peak':>9}"
+        f"{'schedule':<9}{'MFLOP':>8}{'MB':>7}{'us':>10}{'GFLOP/s':>9}{'of peak':>9}"
+        f"{'roof us':>9}{'of roof':>9}"
     )
     for name, shapes, kernel in rows:
         median = statistics.median(kernel.seconds)
         gflops = kernel.flops / median / 1e9
+        roof = kernel.roof_s(peaks[kernel.profile])
         print(
             f"{kernel.profile:<9}{kernel.model:<8}{name:<{name_w}}{shapes:<{shape_w}}"
-            f"{kernel.schedule:<9}{kernel.flops / 1e6:>8.3f}{median * 1e6:>10.1f}{gflops:>9.2f}"
-            f"{gflops / peaks[kernel.profile].gflops:>9.0%}"
+            f"{kernel.schedule:<9}{kernel.flops / 1e6:>8.3f}{kernel.nbytes / 1e6:>7.2f}"
+            f"{median * 1e6:>10.1f}{gflops:>9.2f}{gflops / peaks[kernel.profile].gflops:>9.0%}"
+            f"{roof * 1e6:>9.1f}{roof / median:>9.0%}"
         )
 
 
@@ -182,15 +204,18 @@ def print_totals(kernels: list[Kernel], peaks: dict[str, Peak]) -> None:
     for profile, peak in peaks.items():
         mine = [k for k in kernels if k.profile == profile]
         total_s = sum(statistics.median(k.seconds) for k in mine)
+        roof_s = sum(k.roof_s(peak) for k in mine)
         gflops = sum(k.flops for k in mine) / total_s / 1e9
         print(
             f"{profile}: all {len(mine)} kernels {total_s * 1e3:.2f} ms, {gflops:.2f} GFLOP/s, "
-            f"{gflops / peak.gflops:.0%} of the peak"
+            f"{gflops / peak.gflops:.0%} of the peak, {roof_s / total_s:.0%} of the roofline"
         )
     print(
         "(* Winograd: FLOPs of the direct 3x3 conv it replaces, about 4x its multiplies. "
         "schedule: tuned = a shipped tuning record, rules = the default rules, lowered = neither "
-        "applied. us: median over the rounds of the harness's median per call)"
+        "applied. us: median over the rounds of the harness's median per call. MB: the "
+        "arguments' bytes; roof us: the longer of the FLOPs at the peak and the bytes at the "
+        "read speed measured over as many bytes)"
     )
 
 

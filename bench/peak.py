@@ -18,13 +18,23 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 import wasmtime
 
 from teaclave_infer.abi import PROFILES, WasmFeature
 from teaclave_infer.executor import EngineKey, Limits, engine_for
 
-__all__ = ["SHAPES", "Peak", "PeakLoop", "PeakRuns", "measure_peak", "peak_wat"]
+__all__ = [
+    "SHAPES",
+    "Peak",
+    "PeakLoop",
+    "PeakRuns",
+    "StreamLoop",
+    "measure_peak",
+    "peak_wat",
+    "stream_wat",
+]
 
 # (multiply chains = add chains, steps unrolled in a loop iteration) tried; the fastest counts.
 # Measured on the 2-core Xeon VM, SIMD, GFLOP/s with 4, 6, 8, 12 chains: unrolled 1x, 5.6 to 7.6;
@@ -32,6 +42,7 @@ __all__ = ["SHAPES", "Peak", "PeakLoop", "PeakRuns", "measure_peak", "peak_wat"]
 SHAPES = ((4, 4), (6, 4), (8, 4), (12, 4), (6, 8), (8, 8), (12, 8))
 UNROLL = 4
 EXPORT = "peak"
+T = TypeVar("T")
 
 
 def peak_wat(simd: bool, chains: int, unroll: int = UNROLL) -> str:
@@ -70,20 +81,92 @@ def peak_wat(simd: bool, chains: int, unroll: int = UNROLL) -> str:
 """
 
 
+STREAM_EXPORT = "stream"
+STREAM_STEP = 128  # bytes read an iteration: 8 vectors or 32 scalars, into 8 sums
+
+
+def stream_wat(simd: bool, nbytes: int) -> str:
+    """A module exporting `stream(reps: i32) -> f32`: `reps` passes reading its `nbytes` of
+    memory (zeros, rounded up to STREAM_STEP) in order, into 8 independent sums (v128 or f32
+    loads): the least a kernel reading that many bytes must do."""
+    size = -(-nbytes // STREAM_STEP) * STREAM_STEP
+    ty, load, add = ("v128", "v128.load", "f32x4.add") if simd else ("f32", "f32.load", "f32.add")
+    width = 16 if simd else 4
+    step = "".join(
+        f"(local.set $s{k % 8} ({add} (local.get $s{k % 8}) "
+        f"({load} offset={k * width} (local.get $p))))"
+        for k in range(STREAM_STEP // width)
+    )
+    total = "(local.get $s0)"
+    for k in range(1, 8):
+        total = f"({add} {total} (local.get $s{k}))"
+    result = f"(f32x4.extract_lane 0 {total})" if simd else total
+    return f"""(module
+  (memory (export "memory") {max(1, -(-size // 65536))})
+  (func (export "{STREAM_EXPORT}") (param $reps i32) (result f32)
+    (local $p i32) {" ".join(f"(local $s{k} {ty})" for k in range(8))}
+    (block $done
+      (loop $rep
+        (br_if $done (i32.eqz (local.get $reps)))
+        (local.set $p (i32.const 0))
+        (loop $next
+          {step}
+          (local.set $p (i32.add (local.get $p) (i32.const {STREAM_STEP})))
+          (br_if $next (i32.lt_u (local.get $p) (i32.const {size}))))
+        (local.set $reps (i32.sub (local.get $reps) (i32.const 1)))
+        (br $rep)))
+    {result}))
+"""
+
+
+def _instance(profile: str, wat: str) -> tuple[wasmtime.Store, wasmtime.Instance]:
+    """A fresh instance of `wat` under the profile's engine (the executor's own)."""
+    engine = engine_for(EngineKey(profile, fuel=False, wasm_stack_bytes=Limits().wasm_stack_bytes))
+    store = wasmtime.Store(engine)
+    store.set_epoch_deadline(1 << 40)  # nothing ticks this engine's epoch here
+    return store, wasmtime.Instance(store, wasmtime.Module(engine, wasmtime.wat2wasm(wat)), [])
+
+
+def _export(store: wasmtime.Store, instance: wasmtime.Instance, name: str, kind: type[T]) -> T:
+    export = instance.exports(store)[name]
+    assert isinstance(export, kind)
+    return export
+
+
+class StreamLoop:
+    """The read bandwidth of a profile's wasm over a buffer of a kernel's size (its arguments'
+    bytes), warm in cache as a kernel's are when it is called again: with the multiply-add peak,
+    the roofline a kernel's time is held to (a dense layer at batch 1 reads each weight once)."""
+
+    def __init__(self, profile: str, nbytes: int) -> None:
+        simd = WasmFeature.SIMD128 in PROFILES[profile].features
+        self.nbytes = nbytes
+        self.store, instance = _instance(profile, stream_wat(simd, nbytes))
+        self.func = _export(self.store, instance, STREAM_EXPORT, wasmtime.Func)
+        self.memory = _export(self.store, instance, "memory", wasmtime.Memory)
+        self.runs: list[float] = []
+
+    def gbps(self, seconds: float = 0.02) -> float:
+        """GB/s of a call of about `seconds` after one to size it (and warm the cache); kept in
+        `runs`."""
+        reps = 4
+        start = time.perf_counter()
+        self.func(self.store, reps)
+        once = max(time.perf_counter() - start, 1e-7)
+        reps = max(reps, round(reps * seconds / once))
+        start = time.perf_counter()
+        self.func(self.store, reps)
+        self.runs.append(reps * self.nbytes / (time.perf_counter() - start) / 1e9)
+        return self.runs[-1]
+
+
 class PeakLoop:
     """One peak loop compiled for a profile's engine, ready to call."""
 
     def __init__(self, profile: str, chains: int, unroll: int = UNROLL) -> None:
         self.simd = WasmFeature.SIMD128 in PROFILES[profile].features
-        engine = engine_for(
-            EngineKey(profile, fuel=False, wasm_stack_bytes=Limits().wasm_stack_bytes)
-        )
-        self.store = wasmtime.Store(engine)
-        self.store.set_epoch_deadline(1 << 40)  # nothing ticks this engine's epoch here
-        module = wasmtime.Module(engine, wasmtime.wat2wasm(peak_wat(self.simd, chains, unroll)))
-        export = wasmtime.Instance(self.store, module, []).exports(self.store)[EXPORT]
-        assert isinstance(export, wasmtime.Func)
-        self.func = export
+        self.store, instance = _instance(profile, peak_wat(self.simd, chains, unroll))
+        self.func = _export(self.store, instance, EXPORT, wasmtime.Func)
         self.flops_per_iter = unroll * 2 * chains * (4 if self.simd else 1)
 
     def call(self, iters: int) -> float:

@@ -106,10 +106,17 @@ def _shares_a_fixture(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=_cost)  # stable: each kind keeps its order
-    for item in items:  # xdist (--dist loadgroup) runs a group on one worker: made once, not twice
-        if _shares_a_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    # xdist (--dist loadgroup) runs a group on one worker, so that its shared fixture is made
+    # once, not on each worker; a group keeps pytest's order (which makes a parametrized module
+    # fixture once per parameter) and takes its slowest test's place in the run.
+    groups = {i.nodeid: i.path.stem for i in items if _shares_a_fixture(i)}
+    group_cost: dict[str, int] = {}
+    for item in items:
+        if (group := groups.get(item.nodeid)) is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+            group_cost[group] = min(group_cost.get(group, 2), _cost(item))
+    # stable: each kind keeps its order
+    items.sort(key=lambda i: group_cost[groups[i.nodeid]] if i.nodeid in groups else _cost(i))
     if fast_tier(config):
         left_out = [i for i in items if _full_tier_only(i)]
         if left_out:

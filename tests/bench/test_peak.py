@@ -1,5 +1,6 @@
 """bench/peak.py's loops: they compute every chain (so none is dead code), they compile under
-their profile's engine only, and the peak is the fastest loop shape's median."""
+their profile's engine only, and the peak is the fastest loop shape's median; the read loop
+reads every byte of its buffer once a pass."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from paths import BENCH
 
 sys.path.insert(0, str(BENCH))
 
-from peak import PeakLoop, PeakRuns, peak_wat
+import numpy as np
+from peak import PeakLoop, PeakRuns, StreamLoop, peak_wat
 
 from teaclave_infer.executor import EngineKey, Limits, engine_for
 
@@ -45,3 +47,13 @@ def test_peak_is_the_fastest_shape_median() -> None:
     peak = runs.peak()
     assert (peak.gflops, peak.shape, peak.simd) == (7.0, (4, 2), True)
     assert peak.by_shape == {(2, 1): 6.0, (4, 2): 7.0}
+
+
+@pytest.mark.parametrize(("profile", "lanes"), [("fast", 4), ("teaclave", 1)])
+@pytest.mark.parametrize("nbytes", [128, 70_000 * 128])  # one step; past one 64 KiB page
+def test_the_read_loop_reads_every_byte_once_a_pass(profile: str, lanes: int, nbytes: int) -> None:
+    loop = StreamLoop(profile, nbytes)
+    loop.memory.write(loop.store, np.ones(nbytes // 4, np.float32).tobytes(), 0)
+    # lane 0 of the sum: every `lanes`-th float of the buffer, 3 passes
+    assert loop.func(loop.store, 3) == 3 * nbytes // 4 // lanes
+    assert loop.gbps(seconds=0.001) > 0 and len(loop.runs) == 1
