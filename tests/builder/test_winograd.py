@@ -131,8 +131,8 @@ def test_winograd_kernel_is_scheduled(case, monkeypatch):
 # The profile changes how a kernel is scheduled (SIMD128 lanes or scalar code), not what it
 # computes: the tile-edge cases (odd sizes, padding, batches) run in `fast`, and `teaclave` runs
 # the cases that reach each of the schedule's paths (whole vectors of channels, and not).
-SCALAR = ("even_pad1_batch1", "channels_not_4", "few_channels", "many_pairs")
-PROFILED = [(case, "fast") for case in sorted(CASES)] + [(case, "teaclave") for case in SCALAR]
+BOTH_PROFILES = ("even_pad1_batch1", "channels_not_4", "few_channels", "many_pairs")
+PROFILED = [(c, "fast") for c in sorted(CASES)] + [(c, "teaclave") for c in BOTH_PROFILES]
 
 
 @pytest.mark.parametrize("winograd", [True, False])
