@@ -1,5 +1,6 @@
 """The machine's f32 multiply-add peak as WebAssembly in wasmtime, per profile: the ceiling a
-kernel's GFLOP/s are a fraction of (bench/kernels.py).
+kernel's GFLOP/s are a fraction of (bench/kernels.py); and its read speed (StreamLoop, below),
+the other side of a kernel's roofline.
 
 A hand-written loop keeps `chains` independent multiply chains (x = x * m) and as many add chains
 (y = y + a), enough of them to hide the operations' latency, so that it is bound by the CPU's
@@ -33,6 +34,7 @@ __all__ = [
     "StreamLoop",
     "measure_peak",
     "peak_wat",
+    "stream_bytes",
     "stream_wat",
 ]
 
@@ -85,11 +87,16 @@ STREAM_EXPORT = "stream"
 STREAM_STEP = 128  # bytes read an iteration: 8 vectors or 32 scalars, into 8 sums
 
 
+def stream_bytes(nbytes: int) -> int:
+    """The bytes a read loop of `nbytes` reads a pass: rounded up to whole steps."""
+    return -(-nbytes // STREAM_STEP) * STREAM_STEP
+
+
 def stream_wat(simd: bool, nbytes: int) -> str:
     """A module exporting `stream(reps: i32) -> f32`: `reps` passes reading its `nbytes` of
     memory (zeros, rounded up to STREAM_STEP) in order, into 8 independent sums (v128 or f32
     loads): the least a kernel reading that many bytes must do."""
-    size = -(-nbytes // STREAM_STEP) * STREAM_STEP
+    size = stream_bytes(nbytes)
     ty, load, add = ("v128", "v128.load", "f32x4.add") if simd else ("f32", "f32.load", "f32.add")
     width = 16 if simd else 4
     step = "".join(
@@ -140,7 +147,7 @@ class StreamLoop:
 
     def __init__(self, profile: str, nbytes: int) -> None:
         simd = WasmFeature.SIMD128 in PROFILES[profile].features
-        self.nbytes = nbytes
+        self.nbytes = stream_bytes(nbytes)
         self.store, instance = _instance(profile, stream_wat(simd, nbytes))
         self.func = _export(self.store, instance, STREAM_EXPORT, wasmtime.Func)
         self.memory = _export(self.store, instance, "memory", wasmtime.Memory)
