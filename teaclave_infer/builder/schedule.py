@@ -6,7 +6,9 @@ restructure every kernel for WebAssembly as compiled by wasmtime's Cranelift:
 - Reductions (conv2d, dense, matmul) whose output row divides by 4: a block of at most 8 vectors
   of the output is accumulated in registers over the whole reduction (Cranelift has 16 SIMD
   registers; the rest hold operands), its shape chosen for the fewest loads per multiply-add;
-  the epilogue (bias, activation) runs on the block straight from the registers.
+  the epilogue (bias, activation) runs on the block straight from the registers. Two reduction
+  steps an iteration: wasmtime's epoch check at each loop header makes Cranelift keep the
+  accumulators in stack slots across it, and two steps share that cost.
 - Reductions whose row does not divide by 4 (7x7, 14x14 feature maps): the lanes come from
   another axis (a conv's output channels) and an L1-resident tile of the output is accumulated in
   NCHW4c order, the reduction loops outside it; the epilogue writes each finished tile back.
@@ -40,6 +42,7 @@ TILE_BYTES = 8 << 10  # an output tile that stays in L1 with its inputs' rows
 ACCUMULATORS = 8  # vectors kept in registers: Cranelift has 16, the rest hold operands
 MIN_REDUCTION = 16  # a pooling window or a 1-channel 3x3 conv: as lowered is faster
 WINOGRAD_BLOCK = 128 << 10  # a block of tiles' transformed inputs and products, in L2
+UNROLL_STEPS = 2  # reduction steps per loop iteration of a register block (_unroll_steps)
 
 
 def schedule_kernels(
@@ -278,9 +281,21 @@ def _register_blocked(
         sch.unroll(loop)
     sch.vectorize(lanes)
     sch.decompose_reduction(block, reduce[0])
+    _unroll_steps(sch, reduce[-1])
     for other in [accumulator, *epilogue, *_blocks_named(sch, sch.get(block).name_hint + "_init")]:
         _vectorize_innermost(sch, other)
     return {sch.get(b).name_hint for b in [accumulator, *epilogue]}
+
+
+def _unroll_steps(sch: s_tir.Schedule, loop: s_tir.LoopRV) -> None:
+    """Unrolls UNROLL_STEPS steps of a register block's innermost reduction loop. Wasmtime
+    checks its epoch (our deadline) at every loop header, and the check's slow path is a call,
+    which clobbers every vector register: Cranelift keeps the accumulators in stack slots across
+    the header, a store and a load per accumulator per iteration (wasmtime issue #7244); with
+    several steps an iteration that traffic is shared by all of them. (More steps make LLVM
+    hoist the loads of the next steps and Cranelift spill those instead.)"""
+    if _extents(sch, [loop])[0] % UNROLL_STEPS == 0:  # a 3-wide window's row: measured no gain
+        sch.unroll(sch.split(loop, [None, UNROLL_STEPS])[1])
 
 
 def _reads_use(sch: s_tir.Schedule, block: s_tir.SBlockRV, rank: int) -> list[set[int]]:

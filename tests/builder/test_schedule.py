@@ -6,14 +6,16 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import tvm
 from helpers import assert_matches_onnxruntime, init, make_model, vi
 from onnx import TensorProto as TP
 from onnx import helper
+from tvm import s_tir, tirx
 
 from teaclave_infer.builder.importer import input_shapes, to_relax
 from teaclave_infer.builder.lower import lower
 from teaclave_infer.builder.plan import kernel_functions, read_plan
-from teaclave_infer.builder.schedule import default_schedule
+from teaclave_infer.builder.schedule import UNROLL_STEPS, default_schedule
 
 rng = np.random.default_rng(11)
 
@@ -95,6 +97,19 @@ def test_rules_apply_to_their_kernels(case):
     assert not scheduled.same_as(kernels[heaviest]) or not vectorized
     assert ("T.vectorized" in scheduled.script()) == vectorized, heaviest
     assert scheduled.attrs["global_symbol"] == kernels[heaviest].attrs["global_symbol"]
+
+
+def test_a_register_block_takes_several_reduction_steps_an_iteration():
+    """Wasmtime's epoch check at each loop header spills the accumulators: a dense layer's
+    reduction over 300 runs as 300 / UNROLL_STEPS iterations of UNROLL_STEPS unrolled steps."""
+    kernels = _kernels(CASES["dense_batch_1"][0])
+    (name,) = [n for n in kernels if "matmul" in n]
+    sch = s_tir.Schedule(tvm.IRModule({"main": default_schedule(kernels[name])}))
+    loops = [sch.get(lp) for lp in sch.get_loops(sch.get_sblock("matmul_update"))]
+    nest = [(int(lp.extent), lp.kind) for lp in loops]
+    steps = (300 // UNROLL_STEPS, tirx.ForKind.SERIAL), (UNROLL_STEPS, tirx.ForKind.UNROLLED)
+    assert UNROLL_STEPS > 1
+    assert any(tuple(nest[i : i + 2]) == steps for i in range(len(nest) - 1)), nest
 
 
 @pytest.mark.parametrize("schedule", ["default", "none"])
