@@ -1,9 +1,16 @@
 """wasmtime engines with explicit features per profile, and the epoch ticker for deadlines.
 
-One engine per (profile, fuel on/off, wasm stack size), shared by every invocation. wasmtime-py
-aborts the process on an invalid engine config, so no user value reaches `Config` except the
-stack size, checked by `Limits`. wasmtime 50 cannot turn reference types off (ARCHITECTURE.md);
-SIMD goes off only together with relaxed SIMD.
+One engine per (profile, fuel on/off, wasm stack size, pooled), shared by every invocation.
+wasmtime-py aborts the process on an invalid engine config, so no user value reaches `Config`
+except the stack size, checked by `Limits`. wasmtime 50 cannot turn reference types off
+(ARCHITECTURE.md); SIMD goes off only together with relaxed SIMD.
+
+Invocations (`pooled`) take their instance, memory and tables from wasmtime's pooling allocator.
+Each call still gets a fresh store and a memory in its initial state, but a slot's first
+KEEP_RESIDENT bytes are reset in place between calls instead of being unmapped: a fresh mapping
+costs a page fault per page the next call touches (a model's weights, read or copied in, its
+arena), which measured more than the kernels themselves on small models (bench/executor.py).
+wasmtime-py has no API for it; its C bindings do.
 """
 
 from __future__ import annotations
@@ -14,12 +21,17 @@ import time
 from dataclasses import dataclass
 
 import wasmtime
+from teaclave_client.vocabulary import MAX_TABLES, MEMORY_BYTES, TABLE_ELEMENT_BYTES
+from wasmtime import _ffi as ffi
 
 from ..abi import PROFILES, Profile, WasmFeature
 
-__all__ = ["EngineKey", "Ticker", "engine_for"]
+__all__ = ["EngineKey", "Ticker", "engine_for", "pool_slot"]
 
 TICK_S = 0.01  # deadline granularity: an interrupted call stops within one tick of its deadline
+POOL_SLOTS = 32  # invocations alive at once per engine; more wait for a slot (pool_slot)
+KEEP_RESIDENT = 32 << 20  # of each slot's memory: MNIST-size weights and arena stay mapped
+WARM_SLOTS = 4  # idle slots that keep their resident pages (at most 4 x KEEP_RESIDENT)
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,7 @@ class EngineKey:
     profile: str
     fuel: bool
     wasm_stack_bytes: int
+    pooled: bool = False  # executor.run's invocations; the kernel harnesses keep their stores
 
     def describe(self) -> str:
         """Every config choice, for the module cache's key."""
@@ -35,7 +48,7 @@ class EngineKey:
             f"profile={self.profile};simd={simd};bulk_memory={bulk_memory};relaxed_simd=False;"
             f"multi_value=False;tail_call=False;threads=False;gc=False;memory64=False;"
             f"exceptions=False;fuel={self.fuel};epochs=True;stack={self.wasm_stack_bytes};"
-            "table_grow=guarded-1"  # what compile_checked makes of the bytes (_tables.py)
+            f"table_grow=guarded-1;pooled={self.pooled}"  # guarded: by compile_checked
         )
 
 
@@ -73,7 +86,37 @@ def engine_for(key: EngineKey) -> wasmtime.Engine:
     config.consume_fuel = key.fuel
     config.epoch_interruption = True
     config.max_wasm_stack = key.wasm_stack_bytes
+    if key.pooled:
+        _pooling(config)
     return wasmtime.Engine(config)
+
+
+def _pooling(config: wasmtime.Config) -> None:
+    """Room for POOL_SLOTS instances as large as any call's limits allow (the store's limits
+    still hold each call to its own)."""
+    most_elements = MEMORY_BYTES.function_max // 256 // (MAX_TABLES * TABLE_ELEMENT_BYTES)
+    pool = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, POOL_SLOTS)
+        ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, POOL_SLOTS)
+        ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, POOL_SLOTS * MAX_TABLES)
+        ffi.wasmtime_pooling_allocation_config_max_tables_per_module_set(pool, MAX_TABLES)
+        ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, most_elements)
+        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, MEMORY_BYTES.function_max)
+        ffi.wasmtime_pooling_allocation_config_max_core_instance_size_set(pool, 16 << 20)
+        ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, KEEP_RESIDENT)
+        ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(pool, 64 << 10)
+        ffi.wasmtime_pooling_allocation_config_max_unused_warm_slots_set(pool, WARM_SLOTS)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)  # copies the settings
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pool)
+
+
+@functools.cache
+def pool_slot(key: EngineKey) -> threading.BoundedSemaphore:
+    """Held from a pooled invocation's instantiation until its store is closed: a call beyond
+    POOL_SLOTS waits rather than fails to instantiate."""
+    return threading.BoundedSemaphore(POOL_SLOTS)
 
 
 class Ticker:

@@ -50,6 +50,11 @@ class GuestMemory(NamedTuple):  # a tuple: made on every host call, a dataclass 
         return raw[:end].decode("utf-8", "replace") if end >= 0 else None
 
 
+def _address(data: bytes) -> int:
+    """Where the bytes object keeps its bytes (ctypes passes a bytes object's own buffer)."""
+    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+
+
 class FileContext:
     """Inputs granted to one invocation, and the outputs it writes."""
 
@@ -60,7 +65,8 @@ class FileContext:
         max_handles: int = HANDLES.default,
         output_bytes: int = OUTPUT_BYTES.default,
     ) -> None:
-        self.inputs = dict(inputs)
+        # read-only bytes, so that a read copies from them straight into the guest's memory
+        self.inputs = {fid: bytes(data) for fid, data in inputs.items()}
         self.output_ids = set(outputs) - set(inputs)  # an input id is never an output
         self.max_handles, self.output_budget = max_handles, output_bytes
         self.handles: dict[int, _Open] = {}
@@ -90,10 +96,12 @@ class FileContext:
         entry = self.handles.get(handle)
         if entry is None or entry.write or dst is None:
             return ERROR
-        chunk = self.inputs[entry.fid][entry.position : entry.position + size]
-        ctypes.memmove(dst, chunk, len(chunk))
-        entry.position += len(chunk)
-        return len(chunk)
+        data = self.inputs[entry.fid]
+        count = max(0, min(size, len(data) - entry.position))
+        if count:  # from the bytes' own buffer: a slice would copy them first (a model's weights)
+            ctypes.memmove(dst, _address(data) + entry.position, count)
+        entry.position += count
+        return count
 
     def write(self, handle: int, src: int | None, size: int) -> int:
         entry = self.handles.get(handle)

@@ -7,6 +7,7 @@ the cache are shared, so invocations may run on several threads at once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import threading
@@ -18,7 +19,7 @@ from ..abi import DEFAULT_PROFILE, ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS, 
 from ..errors import ForbiddenImportError, InvalidModuleError, LimitError
 from ..laps import Laps
 from ._cache import ModuleCache, Wasm
-from ._engine import TICK_S, EngineKey, engine_for, ticker_for
+from ._engine import TICK_S, EngineKey, engine_for, pool_slot, ticker_for
 from ._files import FileContext, GuestMemory
 from ._limits import MAX_TABLES, Limits, Result, ResultKind
 from ._raw import MemoryView, call_i32, define_i32, export, reraise_stop, write
@@ -143,6 +144,7 @@ class _Invocation:
 
     def __exit__(self, *exc: object) -> None:
         _Host.current.invocation = None
+        self.store.close()  # gives the instance's pool slot back now, not when collected
 
     def table_refused(self) -> bool:
         """Whether the store's limit refused a table growth (the guard then trapped)."""
@@ -216,6 +218,20 @@ class _Invocation:
         return _Ended(ResultKind.TRAP, first, code.name.lower() if code is not None else None)
 
 
+def _compiled(
+    cache: ModuleCache, wasm: bytes | Wasm, key: EngineKey
+) -> tuple[wasmtime.Module, EngineKey]:
+    """The module for the pooled engine, or, when it does not fit the pool (more than
+    MAX_TABLES tables, or a table declared larger than any limit allows), for the unpooled one:
+    there the store's limits end it as `memory_limit`, as in the web host. A module that is
+    invalid for both raises the unpooled engine's error."""
+    try:
+        return cache.get(wasm, key), key
+    except InvalidModuleError:
+        unpooled = dataclasses.replace(key, pooled=False)
+        return cache.get(wasm, unpooled), unpooled
+
+
 def run(
     wasm: bytes | Wasm,
     arguments: Mapping[str, object],
@@ -230,10 +246,10 @@ def run(
     LimitError, for a request that breaks a limit before anything runs, and what a `Wasm`'s
     load raises (called only if the module is in neither cache)."""
     _check_inputs(inputs, limits)
-    key = EngineKey(profile, limits.fuel is not None, limits.wasm_stack_bytes)
+    key = EngineKey(profile, limits.fuel is not None, limits.wasm_stack_bytes, pooled=True)
     laps = Laps()
     try:
-        module = cache.get(wasm, key)  # validate + compile, or load from the cache
+        module, key = _compiled(cache, wasm, key)  # validate + compile, or load from the cache
     except ForbiddenImportError as err:
         kind = ResultKind.FORBIDDEN_IMPORT
         return Result(kind, message=f"{kind}: {err}")
@@ -244,13 +260,15 @@ def run(
     files = FileContext(inputs, outputs, limits.max_handles, limits.output_bytes)
     invocation = _Invocation(module, key, limits, files)
     try:
-        with ticker_for(key), invocation:  # the epoch advances while anything runs
+        # the epoch advances while anything runs; the store is closed before the slot is freed
+        with ticker_for(key), pool_slot(key), invocation:
             entry = invocation.instantiate()  # link + instantiate
             argv = pack_arguments(arguments)
             argv_ptr = invocation.place_argv(argv)  # argv in fresh pages at the end
             laps("instantiate")
             return_value = invocation.call(entry, len(argv), argv_ptr)  # under the limits
             laps("run")
+            at_cap = return_value < 0 and invocation.at_memory_cap()
     except _Ended as ended:
         laps("run")
         return Result(
@@ -260,7 +278,7 @@ def run(
         kind = ResultKind.OUTPUT_LIMIT
         message = f"{kind}: outputs exceeded {limits.output_bytes} bytes"
         return Result(kind, message=message, timings=laps.times)
-    if return_value < 0 and invocation.at_memory_cap():
+    if at_cap:
         kind = ResultKind.MEMORY_LIMIT
         message = f"{kind}: the function hit {limits.memory_bytes} bytes and failed"
         return Result(kind, message=message, timings=laps.times)
