@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 import wasmtime
-from teaclave_client.vocabulary import MAX_TABLES, MEMORY_BYTES, TABLE_ELEMENT_BYTES
+from teaclave_client.vocabulary import MAX_TABLES, TABLE_ELEMENT_BYTES
 from wasmtime import _ffi as ffi
 
 from ..abi import PROFILES, Profile, WasmFeature
@@ -32,6 +32,7 @@ TICK_S = 0.01  # deadline granularity: an interrupted call stops within one tick
 POOL_SLOTS = 32  # invocations alive at once per engine; more wait for a slot (pool_slot)
 KEEP_RESIDENT = 32 << 20  # of each slot's memory: MNIST-size weights and arena stay mapped
 WARM_SLOTS = 4  # idle slots that keep their resident pages (at most 4 x KEEP_RESIDENT)
+WASM32_MEMORY = 4 << 30  # a wasm32 memory's whole address space: any call's limit fits a slot
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def engine_for(key: EngineKey) -> wasmtime.Engine:
 def _pooling(config: wasmtime.Config) -> None:
     """Room for POOL_SLOTS instances as large as any call's limits allow (the store's limits
     still hold each call to its own)."""
-    most_elements = MEMORY_BYTES.function_max // 256 // (MAX_TABLES * TABLE_ELEMENT_BYTES)
+    most_elements = WASM32_MEMORY // 256 // (MAX_TABLES * TABLE_ELEMENT_BYTES)  # Limits' share
     pool = ffi.wasmtime_pooling_allocation_config_new()
     try:
         ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, POOL_SLOTS)
@@ -102,7 +103,7 @@ def _pooling(config: wasmtime.Config) -> None:
         ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, POOL_SLOTS * MAX_TABLES)
         ffi.wasmtime_pooling_allocation_config_max_tables_per_module_set(pool, MAX_TABLES)
         ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, most_elements)
-        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, MEMORY_BYTES.function_max)
+        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, WASM32_MEMORY)
         ffi.wasmtime_pooling_allocation_config_max_core_instance_size_set(pool, 16 << 20)
         ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, KEEP_RESIDENT)
         ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(pool, 64 << 10)
