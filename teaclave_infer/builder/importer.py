@@ -22,7 +22,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     """Reads and checks an ONNX file; every operator must be one the importer knows."""
     try:
         model = onnx.load(str(path))
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(path))  # from the file: a proto would be serialized again
     except FileNotFoundError as err:
         raise ModelLoadError(f"{path}: no such file") from err
     except Exception as err:  # onnx raises DecodeError, ValidationError, OSError...
