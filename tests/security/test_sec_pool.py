@@ -5,11 +5,12 @@ back at its initial size, and more calls at once than the pool has slots must al
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 from guests import BUF, IN, guest, log_values
 
-from teaclave_infer.executor import Limits, ResultKind, run
+from teaclave_infer.executor import Limits, ModuleCache, ResultKind, Wasm, run
 from teaclave_infer.executor._engine import KEEP_RESIDENT, POOL_SLOTS
 
 PAGE = 65536
@@ -70,3 +71,17 @@ def test_more_calls_at_once_than_the_pool_has_slots_all_run():
 
     with ThreadPoolExecutor(max_workers=calls) as pool:
         assert list(pool.map(call, range(calls))) == [i % 10 for i in range(calls)]
+
+
+def test_a_module_the_pool_cannot_hold_runs_unpooled_and_is_not_compiled_again():
+    """16 tables: more than a pool slot holds (and than the store's limits allow). An attacker
+    who registers one must not make every call compile it for the pool again."""
+    tables = " ".join(["(table 400 funcref)"] * 16)
+    data = guest("(i32.const 0)", f"{tables} (global i32 (i32.const 3))")
+    loads = []
+    wasm = Wasm(hashlib.sha256(data).hexdigest(), lambda: loads.append(1) or data)
+    cache = ModuleCache()
+    for _ in range(3):
+        result = run(wasm, {}, {}, limits=Limits(memory_bytes=1 << 20), cache=cache)
+        assert result.kind is ResultKind.MEMORY_LIMIT, result.message
+    assert len(loads) == 2  # the first call: for the pool (refused), then unpooled; no more
