@@ -10,8 +10,11 @@ restructure every kernel for WebAssembly as compiled by wasmtime's Cranelift:
   steps an iteration: wasmtime's epoch check at each loop header makes Cranelift keep the
   accumulators in stack slots across it, and two steps share that cost.
 - Reductions whose row does not divide by 4 (7x7, 14x14 feature maps): the lanes come from
-  another axis (a conv's output channels) and an L1-resident tile of the output is accumulated in
-  NCHW4c order, the reduction loops outside it; the epilogue writes each finished tile back.
+  another axis (a conv's output channels), the output is accumulated in NCHW4c order, and the
+  epilogue writes it back. The weight is read from a copy with those 4 lanes contiguous, made
+  once a call, and the output is register-blocked as above; when no read can be copied so (a
+  grouped conv's input needs the same axis), an L1-resident tile is accumulated instead, the
+  reduction loops outside it.
 - Small reductions (pooling windows, a 1-channel 3x3 conv) stay as lowered: that is faster.
 - Winograd convs (lower.py; blocks `data_pack`, `bgemm`, `inverse`): every intermediate is laid
   out channels-last, so that the lanes are 4 channels (tiles are gathered from rows at a stride
@@ -201,8 +204,54 @@ def _schedule_reduction(sch: s_tir.Schedule, block: s_tir.SBlockRV) -> set[str]:
         return set()
     if _extents(sch, spatial[-1:])[0] % LANES == 0:
         return _register_blocked(sch, block, spatial, reduce)
-    block, spatial = _lanes_from_another_axis(sch, block, spatial)
+    rank = len(spatial)
+    block, spatial, axis = _lanes_from_another_axis(sch, block, spatial)
+    if axis is not None and _lanes_contiguous(sch, block, axis, rank):
+        return _register_blocked(sch, block, spatial, reduce)
     return _l1_tiled(sch, block, spatial, reduce)
+
+
+def _lanes_contiguous(sch: s_tir.Schedule, block: s_tir.SBlockRV, axis: int, rank: int) -> bool:
+    """After _lanes_from_another_axis (lanes from spatial axis `axis` of `rank`): copies each
+    read indexed by the lanes' axis but not by the output's innermost one (a conv's weight,
+    [CO, CI, KH, KW]) into a buffer whose lanes are contiguous ([CO/4, CI, KH, KW, 4]: a few KB
+    a call), so that a reduction step loads them as one vector instead of gathering four floats;
+    the output can then be register-blocked (measured 1.8-2.1x the L1 tile on 7x7 and 14x14
+    convs). False, with nothing changed, when no read is like that or when another read needs
+    the lanes' axis too (a depthwise conv's input: gathered either way)."""
+    stmt = sch.get(block)
+    lane, row = stmt.iter_vars[axis].var, stmt.iter_vars[rank - 1].var
+    written = {w.source.name for w in stmt.writes}
+    repack = []
+    for index, read in enumerate(stmt.reads):
+        if read.source.name in written:
+            continue
+        used = [tirx.analysis.undefined_vars(r.min) for r in read.region]
+        lane_dims = [d for d, vs in enumerate(used) if any(v.same_as(lane) for v in vs)]
+        if not lane_dims:
+            continue
+        dim = lane_dims[0]
+        if (
+            len(lane_dims) > 1
+            or any(v.same_as(row) for vs in used for v in vs)
+            or not read.region[dim].min.same_as(lane)
+            or int(read.source.shape[dim]) % LANES
+        ):
+            return False
+        repack.append((index, dim, len(read.region)))
+    for index, dim, ndim in reversed(repack):  # a copy is a new read: later indices first
+        copy = sch.cache_read(block, index, "global")
+        sch.transform_layout(copy, ("write", 0), _lanes_last(dim, ndim))
+    return bool(repack)
+
+
+def _lanes_last(dim: int, ndim: int) -> tirx.IndexMap:
+    """Axis `dim` of an `ndim`-axis buffer split in LANES, the lanes innermost."""
+
+    def index(*idx: tirx.PrimExpr) -> list[tirx.PrimExpr]:
+        return [*idx[:dim], idx[dim] // LANES, *idx[dim + 1 :], idx[dim] % LANES]
+
+    return tirx.IndexMap.from_func(index, ndim=ndim)
 
 
 def _l1_tiled(
@@ -326,7 +375,7 @@ def _loads(uses: list[set[int]], blocks: dict[int, int], vectors: int, last: int
 
 def _lanes_from_another_axis(
     sch: s_tir.Schedule, block: s_tir.SBlockRV, spatial: list[s_tir.LoopRV]
-) -> tuple[s_tir.SBlockRV, list[s_tir.LoopRV]]:
+) -> tuple[s_tir.SBlockRV, list[s_tir.LoopRV], int | None]:
     """When the output's innermost axis cannot be cut into vectors (a 7x7 or 14x14 feature map),
     takes the lanes from the innermost axis that can (a conv's output channels): splits 4 off it,
     moves them innermost, and stores the accumulator with those 4 lanes contiguous
@@ -342,7 +391,7 @@ def _lanes_from_another_axis(
             r.extent == 1 and r.min.same_as(v) for r, v in zip(write.region, indices, strict=True)
         )
     ):
-        return block, spatial  # not an output indexed by its loops in order: leave it
+        return block, spatial, None  # not an output indexed by its loops in order: leave it
     if not sch.get_consumers(block):  # the output is a parameter: accumulate in a copy
         sch.cache_write(block, 0, "global")
     rank = len(spatial)
@@ -354,7 +403,7 @@ def _lanes_from_another_axis(
     outer_part, lanes = sch.split(spatial[axis], [None, LANES])
     spatial = [*spatial[:axis], outer_part, *spatial[axis + 1 :], lanes]
     sch.reorder(*spatial)
-    return block, spatial
+    return block, spatial, axis
 
 
 def _blocks_named(sch: s_tir.Schedule, name: str) -> list[s_tir.SBlockRV]:

@@ -112,6 +112,24 @@ def test_a_register_block_takes_several_reduction_steps_an_iteration():
     assert any(tuple(nest[i : i + 2]) == steps for i in range(len(nest) - 1)), nest
 
 
+def _allocated(func: tirx.PrimFunc) -> list[tuple[int, ...]]:
+    return [tuple(int(d) for d in b.shape) for b in func.body.block.alloc_buffers]
+
+
+def test_channel_lanes_read_a_copy_of_the_weight_with_its_lanes_innermost():
+    """A 7x7 output takes its lanes from the output channels: the weight [16, 8, 3, 3] is read
+    from a copy laid out [16/4, 8, 3, 3, 4], one vector a step; a grouped conv's input needs
+    the output channel too, so it keeps the gathered reads and no copy."""
+    kernels = _kernels(CASES["conv_7x7_channel_lanes"][0])
+    (name,) = [n for n in kernels if "conv" in n]
+    assert (4, 8, 3, 3, 4) in _allocated(default_schedule(kernels[name]))
+    grouped = _kernels(conv(8, 8, 9, group=2))  # 7x7 out; the input's channel needs the lanes
+    (name,) = [n for n in grouped if "conv" in n]
+    scheduled = default_schedule(grouped[name])
+    assert "T.vectorized" in scheduled.script()  # lanes from the channels, but no copy
+    assert (2, 4, 3, 3, 4) not in _allocated(scheduled)
+
+
 @pytest.mark.parametrize("schedule", ["default", "none"])
 @pytest.mark.parametrize("profile", ["fast", "teaclave"])
 @pytest.mark.parametrize("case", sorted(CASES))
