@@ -1,7 +1,8 @@
 """Pooled instances (executor/_engine.py): a call reuses a slot of wasmtime's pooling allocator,
 whose memory is reset in place rather than unmapped. A call must still never see what an earlier
 call left in memory, its data segments must be as the module declares them, its memory must be
-back at its initial size, and more calls at once than the pool has slots must all run."""
+back at its initial size, and more calls at once than the pool has slots must all run. A module
+the pool cannot hold runs unpooled, compiled for the pool only once."""
 
 from __future__ import annotations
 
@@ -77,6 +78,7 @@ def test_a_module_the_pool_cannot_hold_runs_unpooled_and_is_not_compiled_again()
     """16 tables: more than a pool slot holds (and than the store's limits allow). An attacker
     who registers one must not make every call compile it for the pool again."""
     tables = " ".join(["(table 400 funcref)"] * 16)
+    # its own global: no other test's module, so the process has not met it yet
     data = guest("(i32.const 0)", f"{tables} (global i32 (i32.const 3))")
     loads = []
     wasm = Wasm(hashlib.sha256(data).hexdigest(), lambda: loads.append(1) or data)
