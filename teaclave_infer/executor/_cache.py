@@ -33,6 +33,7 @@ VERSION = (1).to_bytes(4, "little")
 HEADER = len(MAGIC) + len(VERSION) + 32
 
 
+REFUSALS_KEPT = 256
 WASMTIME_VERSION = metadata.version("wasmtime")  # read once: a lookup costs ~1 ms
 
 
@@ -61,6 +62,9 @@ class ModuleCache:
         self.memory: OrderedDict[str, wasmtime.Module] = OrderedDict()
         self.lock = threading.Lock()
         self.stats = {"memory_hits": 0, "disk_hits": 0, "compiles": 0, "rejected": 0}
+        # key -> the error compiling gave: a module is not compiled again to be refused again
+        # (run() asks for the pooled engine first, and a module may not fit its pool)
+        self.refused: OrderedDict[str, InvalidModuleError] = OrderedDict()
         # id -> (the bytes object, its sha256): the same object passed again is not rehashed
         # (100 MB of ResNet-50 take ~60 ms); holding the object keeps its id from being reused
         self.digests: OrderedDict[int, tuple[bytes, str]] = OrderedDict()
@@ -99,10 +103,22 @@ class ModuleCache:
         if module is not None:
             self._count("memory_hits")
             return module
+        with self.lock:
+            refused = self.refused.get(key)
+        if refused is not None:
+            raise type(refused)(str(refused))
         engine = engine_for(engine_key)
         module = self._load(key, engine)
         if module is None:
-            module = compile_checked(engine, self._bytes(wasm), engine_key.profile)
+            data = self._bytes(wasm)  # a loader's error is not the module's: not remembered
+            try:
+                module = compile_checked(engine, data, engine_key.profile)
+            except InvalidModuleError as err:
+                with self.lock:
+                    self.refused[key] = err
+                    while len(self.refused) > REFUSALS_KEPT:
+                        self.refused.popitem(last=False)
+                raise
             self._count("compiles")
             self._store(key, module)
         with self.lock:

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 import wasmtime
@@ -219,34 +218,19 @@ class _Invocation:
         return _Ended(ResultKind.TRAP, first, code.name.lower() if code is not None else None)
 
 
-_MISFITS: OrderedDict[str, None] = OrderedDict()  # sha256 of modules the pool cannot hold
-_MISFITS_KEPT = 256
-_MISFITS_LOCK = threading.Lock()
-
-
 def _compiled(
     cache: ModuleCache, wasm: bytes | Wasm, key: EngineKey
 ) -> tuple[wasmtime.Module, EngineKey]:
     """The module for the pooled engine, or, when it does not fit the pool (more than
     MAX_TABLES tables, or a table declared larger than any limit allows), for the unpooled one:
-    there the store's limits end it as `memory_limit`, as in the web host. A misfit is
-    remembered, so that its next calls are not compiled for the pool again. A module that is
-    invalid for both raises the unpooled engine's error."""
-    digest = wasm.sha256 if isinstance(wasm, Wasm) else cache.digest(wasm)
-    with _MISFITS_LOCK:
-        misfit = digest in _MISFITS
-    if not misfit:
-        try:
-            return cache.get(wasm, key), key
-        except InvalidModuleError:
-            pass
-    unpooled = dataclasses.replace(key, pooled=False)
-    module = cache.get(wasm, unpooled)
-    with _MISFITS_LOCK:
-        _MISFITS[digest] = None
-        while len(_MISFITS) > _MISFITS_KEPT:
-            _MISFITS.popitem(last=False)
-    return module, unpooled
+    there the store's limits end it as `memory_limit`, as in the web host. The cache remembers
+    the pooled engine's refusal, so a misfit is not compiled for the pool on every call. A module
+    that is invalid for both raises the unpooled engine's error."""
+    try:
+        return cache.get(wasm, key), key
+    except InvalidModuleError:
+        unpooled = dataclasses.replace(key, pooled=False)
+        return cache.get(wasm, unpooled), unpooled
 
 
 def run(
