@@ -26,7 +26,7 @@ from .arena import ArenaLayout, plan_arena
 from .blob import pack_blob
 from .codegen import compile_kernels, kernel_cache
 from .importer import graph_inputs, input_shapes, load_onnx, named_by_onnx, to_relax
-from .link import BLOB_FILE, IoIds, LinkInputs, link, model_source
+from .link import IoIds, LinkInputs, link, model_source
 from .lower import lower
 from .manifest import make_manifest
 from .plan import Plan, kernel_functions, read_plan
@@ -194,11 +194,9 @@ def _link(inputs: LinkInputs, kernels: bytes, profile: Profile, keep_dir: Path |
         work.mkdir(parents=True, exist_ok=True)
         (work / "kernels.o").write_bytes(kernels)
         (work / "model.c").write_text(model_source(inputs))
-        if inputs.embedded_blob is not None:
-            (work / BLOB_FILE).write_bytes(inputs.embedded_blob)
         if keep_dir:
             (work / "plan.json").write_text(json.dumps(_plan_json(inputs.plan), indent=1))
-        return link(work, work / "kernels.o", work / "model.c", profile)
+        return link(work, work / "kernels.o", work / "model.c", profile, inputs.embedded_blob)
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:

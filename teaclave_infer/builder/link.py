@@ -13,13 +13,13 @@ import tvm_ffi.libinfo
 from ..abi import ENTRYPOINT, Profile
 from ..errors import ToolchainError
 from .plan import Plan
-from .wasmbin import keep_exports
+from .wasmbin import embed_data, keep_exports
 
 __all__ = ["IoIds", "LinkInputs", "link", "model_source"]
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_SOURCES = ("ti_entry.c", "ti_io.c", "ti_mem.c", "ti_plan.c")
-BLOB_FILE = "model.weights"
+BLOB_SYMBOL = "ti_blob"  # the embedded weights' array, exported to the post-link step
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,12 @@ def model_source(inputs: LinkInputs) -> str:
         f'    {{"{i}", {t}}},\n' for i, t in zip(inputs.io.output_ids, plan.outputs, strict=True)
     )
     if inputs.embedded_blob is not None:
+        # zeroed here, filled after the link (wasmbin.embed_data); not static, so that the
+        # compiler cannot assume its bytes are zeros
         blob = (
-            f'_Alignas(64) static const uint8_t ti_blob[] = {{\n#embed "{BLOB_FILE}"\n}};\n'
-            "const uint8_t *const ti_embedded_blob = ti_blob;\n"
-            "const uint32_t ti_embedded_blob_size = sizeof ti_blob;\n"
+            f"_Alignas(64) uint8_t {BLOB_SYMBOL}[{max(1, len(inputs.embedded_blob))}];\n"
+            f"const uint8_t *const ti_embedded_blob = {BLOB_SYMBOL};\n"
+            f"const uint32_t ti_embedded_blob_size = {len(inputs.embedded_blob)};\n"
         )
     else:
         blob = (
@@ -109,17 +111,22 @@ def _compile_flags(profile: Profile) -> list[str]:
     ]
 
 
-def link(workdir: Path, kernels_o: Path, model_c: Path, profile: Profile) -> bytes:
-    """Compiles the runtime and the model's C, links them with the kernels into a wasm."""
+def link(
+    workdir: Path, kernels_o: Path, model_c: Path, profile: Profile, blob: bytes | None = None
+) -> bytes:
+    """Compiles the runtime and the model's C, links them with the kernels into a wasm; `blob`:
+    the embedded weights, for the array model_source declared."""
     workdir = workdir.resolve()
     out = workdir / "function.wasm"
     sources = [str(RUNTIME_DIR / s) for s in RUNTIME_SOURCES]
+    exports = [f"-Wl,--export={BLOB_SYMBOL}"] if blob is not None else []
     cmd = [
         sys.executable,
         "-m",
         "ziglang",
         "cc",
         *_compile_flags(profile),
+        *exports,
         *sources,
         str(model_c.resolve()),
         str(kernels_o.resolve()),
@@ -129,4 +136,5 @@ def link(workdir: Path, kernels_o: Path, model_c: Path, profile: Profile) -> byt
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ToolchainError("zig cc failed to link the function", proc.stderr.strip())
-    return keep_exports(out.read_bytes(), (ENTRYPOINT, "memory"))
+    wasm = keep_exports(out.read_bytes(), (ENTRYPOINT, "memory", BLOB_SYMBOL))
+    return embed_data(wasm, BLOB_SYMBOL, blob) if blob is not None else wasm

@@ -13,6 +13,7 @@ Runs on a module wasmtime has already validated, with only function imports (`_v
 
 from __future__ import annotations
 
+import bisect
 import re
 
 __all__ = ["REFUSED", "guard_table_growth"]
@@ -191,11 +192,21 @@ def guard_table_growth(wasm: bytes) -> bytes | None:
     if code_span is None or not _MAYBE_GROW.search(wasm, *code_span):
         return None
     r = _Reader(wasm, *code_span)
-    bodies = []
+    spans = []
     for _ in range(r.u32()):
         size = r.u32()
-        bodies.append((r.pos, r.pos + size, _grows(_Reader(wasm, r.pos, r.pos + size))))
+        spans.append((r.pos, r.pos + size))
         r.skip(size)
+    # Only a body holding the byte pair may grow a table: walk those (a large model's kernels
+    # hold the pair by chance in a constant or two, and walking all of them takes seconds).
+    starts = [start for start, _ in spans]
+    maybe = {
+        bisect.bisect_right(starts, m.start()) - 1 for m in _MAYBE_GROW.finditer(wasm, *code_span)
+    }
+    bodies = [
+        (start, end, _grows(_Reader(wasm, start, end)) if i in maybe else [])
+        for i, (start, end) in enumerate(spans)
+    ]
     if not any(grows for *_, grows in bodies):
         return None
     tables = _tables(wasm, sections.get(4))

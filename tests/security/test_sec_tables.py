@@ -122,3 +122,13 @@ def test_the_guard_leaves_other_modules_alone_and_keeps_every_instruction() -> N
     assert result.kind is ResultKind.OK, result.message
     assert log_values(result.outputs["log"]) == [1, 1, 7]
     assert result.return_value == 45
+
+
+def test_the_byte_pair_of_table_grow_in_a_constant_is_not_a_grow() -> None:
+    """`i32.const 2044` is 0x41 0xfc 0x0f: the guard's byte search finds the pair, and the walk of
+    that body (only that body) finds no `table.grow`; a grow in a later body is still guarded."""
+    assert b"\xfc\x0f" in guest("(i32.const 2044)", TABLE)
+    assert guard_table_growth(guest("(i32.const 2044)", TABLE)) is None
+    pair_first = f"{TABLE} (func $pair (result i32) (i32.const 2044))"
+    result = run(guest(f"(drop (call $pair)) {GROW_100M}", pair_first), {}, {}, limits=ONE_MIB)
+    assert result.kind is ResultKind.MEMORY_LIMIT, result.message
