@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from .. import leb128
+
 Bytes = bytes | memoryview
 
 __all__ = ["embed_data", "keep_exports"]
@@ -29,48 +31,13 @@ _GLOBAL_KIND = 3
 _I32_CONST, _END = 0x41, 0x0B
 
 
-def _uleb(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _sleb(data: bytes, pos: int) -> tuple[int, int]:
-    value, end = _uleb(data, pos)
-    bits = 7 * (end - pos)
-    return (value - (1 << bits) if value >> (bits - 1) & 1 else value), end
-
-
-def _enc(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _enc_signed(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
-            return bytes(out + bytes([byte]))
-        out.append(byte | 0x80)
-
-
 def _sections(wasm: bytes) -> dict[int, tuple[int, int, int]]:
     """Section id -> (start of its header, start of its payload, end); custom sections left out."""
     if not wasm.startswith(_HEADER):
         raise ValueError("not a WebAssembly module")
     found, pos = {}, len(_HEADER)
     while pos < len(wasm):
-        size, start = _uleb(wasm, pos + 1)
+        size, start = leb128.read_unsigned(wasm, pos + 1)
         if wasm[pos]:
             found[wasm[pos]] = (pos, start, start + size)
         pos = start + size
@@ -84,20 +51,20 @@ def _splice(wasm: bytes, new: dict[int, tuple[int, list[Bytes]]]) -> bytes:
     view, pieces, pos = memoryview(wasm), [], 0
     for sid, (at, payload) in sorted(new.items(), key=lambda item: item[1][0]):
         size = sum(len(memoryview(p)) for p in payload)
-        pieces += [view[pos:at], bytes([sid]) + _enc(size), *payload]
+        pieces += [view[pos:at], bytes([sid]) + leb128.unsigned(size), *payload]
         pos = sections[sid][2] if sid in sections else at
     return b"".join([*pieces, view[pos:]])
 
 
 def _exports(payload: bytes) -> list[tuple[str, int, int, bytes]]:
     """(name, kind, index, its bytes) of each export."""
-    count, pos = _uleb(payload, 0)
+    count, pos = leb128.read_unsigned(payload, 0)
     found = []
     for _ in range(count):
         start = pos
-        length, pos = _uleb(payload, pos)
+        length, pos = leb128.read_unsigned(payload, pos)
         name, kind = payload[pos : pos + length].decode(), payload[pos + length]
-        index, pos = _uleb(payload, pos + length + 1)
+        index, pos = leb128.read_unsigned(payload, pos + length + 1)
         found.append((name, kind, index, payload[start:pos]))
     return found
 
@@ -109,24 +76,24 @@ def keep_exports(wasm: bytes, keep: Collection[str]) -> bytes:
         return wasm
     at, start, end = sections[_EXPORTS]
     kept = [raw for name, _, _, raw in _exports(wasm[start:end]) if name in keep]
-    return _splice(wasm, {_EXPORTS: (at, [_enc(len(kept)), *kept])})
+    return _splice(wasm, {_EXPORTS: (at, [leb128.unsigned(len(kept)), *kept])})
 
 
 def _imported_globals(payload: bytes) -> int:
-    count, pos = _uleb(payload, 0)
+    count, pos = leb128.read_unsigned(payload, 0)
     globals_ = 0
     for _ in range(count):
         for _field in range(2):  # module and name
-            length, pos = _uleb(payload, pos)
+            length, pos = leb128.read_unsigned(payload, pos)
             pos += length
         kind, pos = payload[pos], pos + 1
         if kind == 0:  # a function: its type index
-            _, pos = _uleb(payload, pos)
+            _, pos = leb128.read_unsigned(payload, pos)
         elif kind in (1, 2):  # a table (element type first) or a memory: limits
             pos += kind == 1
             flags, pos = payload[pos], pos + 1
             for _limit in range(1 + (flags & 1)):
-                _, pos = _uleb(payload, pos)
+                _, pos = leb128.read_unsigned(payload, pos)
         elif kind == _GLOBAL_KIND:
             globals_, pos = globals_ + 1, pos + 2  # value type, mutability
         else:
@@ -145,22 +112,22 @@ def _address(wasm: bytes, sections: dict[int, tuple[int, int, int]], symbol: str
         _, start, end = sections[_IMPORTS]
         index -= _imported_globals(wasm[start:end])
     _, start, end = sections[_GLOBALS]
-    count, pos = _uleb(wasm, start)
+    count, pos = leb128.read_unsigned(wasm, start)
     for current in range(count):
         pos += 2  # value type, mutability
         if current == index:
             if wasm[pos] != _I32_CONST:
                 break
-            address, pos = _sleb(wasm, pos + 1)
+            address, pos = leb128.read_signed(wasm, pos + 1)
             if wasm[pos] == _END:
                 return address & 0xFFFFFFFF
             break
         while wasm[pos] != _END:  # skip a constant expression (what wasm-ld writes)
             op, pos = wasm[pos], pos + 1
             if op in (0x41, 0x42):  # i32.const, i64.const
-                _, pos = _sleb(wasm, pos)
+                _, pos = leb128.read_signed(wasm, pos)
             elif op == 0x23:  # global.get
-                _, pos = _uleb(wasm, pos)
+                _, pos = leb128.read_unsigned(wasm, pos)
             else:
                 raise ValueError(f"a global's initializer has opcode 0x{op:02x}")
         pos += 1
@@ -174,18 +141,19 @@ def embed_data(wasm: bytes, symbol: str, data: Bytes) -> bytes:
     address = _address(wasm, sections, symbol)
     at, start, end = sections[_EXPORTS]
     kept = [raw for name, _, _, raw in _exports(wasm[start:end]) if name != symbol]
-    offset = _enc_signed(address - (address >> 31 << 32))  # an i32 constant: signed
+    offset = leb128.signed(address - (address >> 31 << 32))  # an i32 constant: signed
     segment: list[Bytes] = [b"\0", bytes([_I32_CONST]), offset, bytes([_END])]
-    segment += [_enc(len(memoryview(data))), data]
+    segment += [leb128.unsigned(len(memoryview(data))), data]
     new: dict[int, tuple[int, list[Bytes]]]
     if _DATA in sections:
         data_at, start, end = sections[_DATA]
-        count, first = _uleb(wasm, start)
-        new = {_DATA: (data_at, [_enc(count + 1), memoryview(wasm)[first:end], *segment])}
+        count, first = leb128.read_unsigned(wasm, start)
+        segments = memoryview(wasm)[first:end]
+        new = {_DATA: (data_at, [leb128.unsigned(count + 1), segments, *segment])}
     else:
         count, data_at = 0, sections[_CODE][2]  # the data section follows the code section
-        new = {_DATA: (data_at, [_enc(1), *segment])}
+        new = {_DATA: (data_at, [leb128.unsigned(1), *segment])}
     if _DATA_COUNT in sections:
-        new[_DATA_COUNT] = (sections[_DATA_COUNT][0], [_enc(count + 1)])
-    new[_EXPORTS] = (at, [_enc(len(kept)), *kept])
+        new[_DATA_COUNT] = (sections[_DATA_COUNT][0], [leb128.unsigned(count + 1)])
+    new[_EXPORTS] = (at, [leb128.unsigned(len(kept)), *kept])
     return _splice(wasm, new)

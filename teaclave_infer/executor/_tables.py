@@ -16,6 +16,8 @@ from __future__ import annotations
 import bisect
 import re
 
+from .. import leb128
+
 __all__ = ["REFUSED", "guard_table_growth"]
 
 REFUSED = "teaclave-infer:table-growth-refused"  # an exported i32 global: 1 once refused
@@ -51,24 +53,6 @@ class _Reader:
 
     def skip(self, n: int) -> None:
         self.pos += n
-
-
-def _leb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if value == 0:
-            return bytes(out + bytes([low]))
-        out.append(low | 0x80)
-
-
-def _sleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if (value == 0 and not low & 0x40) or (value == -1 and low & 0x40):
-            return bytes(out + bytes([low]))
-        out.append(low | 0x80)
 
 
 def _memarg(r: _Reader) -> None:
@@ -171,17 +155,17 @@ def _tables(wasm: bytes, span: tuple[int, int] | None) -> list[tuple[int, int]]:
 def _guard(table: int, allowed: int, flag: int) -> bytes:
     """(func (param ref i32) (result i32)): table.grow; refused within its type's maximum ->
     flag = 1, unreachable; else the grow's result."""
-    t = _leb(table)
+    t = leb128.unsigned(table)
     code = (
         b"\x20\x00\x20\x01\xfc\x0f" + t + b"\x22\x02"  # r = table.grow(init, delta)
         b"\x41\x7f\x46"  # r == -1
         b"\xfc\x10" + t + b"\xad\x20\x01\xad\x7c"  # size + delta (as i64)
-        b"\x42" + _sleb(allowed) + b"\x58\x71"  # <= allowed, and
-        b"\x04\x40\x41\x01\x24" + _leb(flag) + b"\x00\x0b"  # if: flag = 1; unreachable
+        b"\x42" + leb128.signed(allowed) + b"\x58\x71"  # <= allowed, and
+        b"\x04\x40\x41\x01\x24" + leb128.unsigned(flag) + b"\x00\x0b"  # if: flag = 1; unreachable
         b"\x20\x02\x0b"  # r
     )
     body = b"\x01\x01\x7f" + code  # one i32 local: r
-    return _leb(len(body)) + body
+    return leb128.unsigned(len(body)) + body
 
 
 def guard_table_growth(wasm: bytes) -> bytes | None:
@@ -218,23 +202,24 @@ def guard_table_growth(wasm: bytes) -> bytes | None:
     elements = sorted({element for element, _ in tables})
     new_types = b"".join(b"\x60\x02" + bytes([e]) + b"\x7f\x01\x7f" for e in elements)
     first_guard = n_imports + n_funcs
-    guard_types = b"".join(_leb(n_types + elements.index(e)) for e, _ in tables)
+    guard_types = b"".join(leb128.unsigned(n_types + elements.index(e)) for e, _ in tables)
     guards = b"".join(_guard(t, allowed, n_globals) for t, (_, allowed) in enumerate(tables))
     code = bytearray()
     for start, end, grows in bodies:
         body, cursor = bytearray(), start
         for at, after, table in grows:
-            body += wasm[cursor:at] + b"\x10" + _leb(first_guard + table)
+            body += wasm[cursor:at] + b"\x10" + leb128.unsigned(first_guard + table)
             cursor = after
         body += wasm[cursor:end]
-        code += _leb(len(body)) + body
+        code += leb128.unsigned(len(body)) + body
     name = REFUSED.encode()
+    refused_export = leb128.unsigned(len(name)) + name + b"\x03" + leb128.unsigned(n_globals)
     replaced = {
-        1: _leb(n_types + len(elements)) + types + new_types,
-        3: _leb(n_funcs + len(tables)) + funcs + guard_types,
-        6: _leb(n_globals + 1) + globals_ + b"\x7f\x01\x41\x00\x0b",  # mut i32 = 0
-        7: _leb(n_exports + 1) + exports + _leb(len(name)) + name + b"\x03" + _leb(n_globals),
-        10: _leb(len(bodies) + len(tables)) + bytes(code) + guards,
+        1: leb128.unsigned(n_types + len(elements)) + types + new_types,
+        3: leb128.unsigned(n_funcs + len(tables)) + funcs + guard_types,
+        6: leb128.unsigned(n_globals + 1) + globals_ + b"\x7f\x01\x41\x00\x0b",  # mut i32 = 0
+        7: leb128.unsigned(n_exports + 1) + exports + refused_export,
+        10: leb128.unsigned(len(bodies) + len(tables)) + bytes(code) + guards,
     }
     return _rewrite(wasm, sections, replaced)
 
@@ -251,13 +236,13 @@ def _rewrite(wasm: bytes, sections: dict[int, tuple[int, int]], new: dict[int, b
         if sid:
             while pending and _ORDER.index(pending[0]) < _ORDER.index(sid):
                 missing = pending.pop(0)
-                out += bytes([missing]) + _leb(len(new[missing])) + new[missing]
+                out += bytes([missing]) + leb128.unsigned(len(new[missing])) + new[missing]
         if sid in new:
             pending.remove(sid)
-            out += bytes([sid]) + _leb(len(new[sid])) + new[sid]
+            out += bytes([sid]) + leb128.unsigned(len(new[sid])) + new[sid]
         else:
             out += wasm[header:end]
         r.pos = end
     for missing in pending:
-        out += bytes([missing]) + _leb(len(new[missing])) + new[missing]
+        out += bytes([missing]) + leb128.unsigned(len(new[missing])) + new[missing]
     return bytes(out)
