@@ -17,7 +17,7 @@ a global (section 6) is (type, mutability, constant expression); an active data 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from .. import leb128
 
@@ -26,7 +26,7 @@ Bytes = bytes | memoryview
 __all__ = ["embed_data", "keep_exports"]
 
 _HEADER = b"\0asm\x01\0\0\0"
-_IMPORTS, _GLOBALS, _EXPORTS, _CODE, _DATA, _DATA_COUNT = 2, 6, 7, 10, 11, 12
+_IMPORTS, _GLOBALS, _EXPORTS, _DATA, _DATA_COUNT = 2, 6, 7, 11, 12
 _GLOBAL_KIND = 3
 _I32_CONST, _END = 0x41, 0x0B
 
@@ -69,14 +69,21 @@ def _exports(payload: bytes) -> list[tuple[str, int, int, bytes]]:
     return found
 
 
+def _export_section(
+    wasm: bytes, sections: dict[int, tuple[int, int, int]], keep: Callable[[str], bool]
+) -> tuple[int, list[Bytes]]:
+    """The export section with only the exports whose name `keep` accepts, for _splice."""
+    at, start, end = sections[_EXPORTS]
+    kept = [raw for name, _, _, raw in _exports(wasm[start:end]) if keep(name)]
+    return at, [leb128.unsigned(len(kept)), *kept]
+
+
 def keep_exports(wasm: bytes, keep: Collection[str]) -> bytes:
     """The module with every export not named in `keep` removed."""
     sections = _sections(wasm)
     if _EXPORTS not in sections:
         return wasm
-    at, start, end = sections[_EXPORTS]
-    kept = [raw for name, _, _, raw in _exports(wasm[start:end]) if name in keep]
-    return _splice(wasm, {_EXPORTS: (at, [leb128.unsigned(len(kept)), *kept])})
+    return _splice(wasm, {_EXPORTS: _export_section(wasm, sections, keep.__contains__)})
 
 
 def _imported_globals(payload: bytes) -> int:
@@ -139,21 +146,18 @@ def embed_data(wasm: bytes, symbol: str, data: Bytes) -> bytes:
     zeroed array whose address the module exports as the global `symbol`; that export dropped."""
     sections = _sections(wasm)
     address = _address(wasm, sections, symbol)
-    at, start, end = sections[_EXPORTS]
-    kept = [raw for name, _, _, raw in _exports(wasm[start:end]) if name != symbol]
+    if _DATA not in sections:  # wasm-ld writes one for the model's tables
+        raise ValueError("the module has no data section")
     offset = leb128.signed(address - (address >> 31 << 32))  # an i32 constant: signed
     segment: list[Bytes] = [b"\0", bytes([_I32_CONST]), offset, bytes([_END])]
     segment += [leb128.unsigned(len(memoryview(data))), data]
-    new: dict[int, tuple[int, list[Bytes]]]
-    if _DATA in sections:
-        data_at, start, end = sections[_DATA]
-        count, first = leb128.read_unsigned(wasm, start)
-        segments = memoryview(wasm)[first:end]
-        new = {_DATA: (data_at, [leb128.unsigned(count + 1), segments, *segment])}
-    else:
-        count, data_at = 0, sections[_CODE][2]  # the data section follows the code section
-        new = {_DATA: (data_at, [leb128.unsigned(1), *segment])}
+    data_at, start, end = sections[_DATA]
+    count, first = leb128.read_unsigned(wasm, start)
+    segments = memoryview(wasm)[first:end]
+    new = {
+        _DATA: (data_at, [leb128.unsigned(count + 1), segments, *segment]),
+        _EXPORTS: _export_section(wasm, sections, lambda name: name != symbol),
+    }
     if _DATA_COUNT in sections:
         new[_DATA_COUNT] = (sections[_DATA_COUNT][0], [leb128.unsigned(count + 1)])
-    new[_EXPORTS] = (at, [leb128.unsigned(len(kept)), *kept])
     return _splice(wasm, new)

@@ -70,3 +70,11 @@ def test_embed_data_writes_the_array_and_keeps_the_rest(address, pages):
 def test_embed_data_names_a_missing_symbol():
     with pytest.raises(ValueError, match="exports no global 'weights'"):
         embed_data(_blob_module(1024, 1), "weights", b"x")
+
+
+def test_embed_data_names_a_module_without_a_data_section():
+    wasm = bytes(
+        wasmtime.wat2wasm('(module (memory 1) (global (export "ti_blob") i32 (i32.const 64)))')
+    )
+    with pytest.raises(ValueError, match="no data section"):
+        embed_data(wasm, "ti_blob", b"x")
