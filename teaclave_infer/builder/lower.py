@@ -3,13 +3,15 @@
 
 With `winograd`, a 3x3 stride-1 float32 conv whose weight is a constant, whose channels are both
 at least WINOGRAD_MIN_CHANNELS and whose channel pairs are at most WINOGRAD_MAX_PAIRS becomes
-TOPI's Winograd F(4x4, 3x3): the weight transform is a separate call on the constant, folded by
-fold.py into the packed weight [6, 6, CI, CO]; the kernel keeps the input transform, the 36
-batched GEMMs and the inverse transform (schedule.py's `_winograd` schedules it). 4x fewer
-multiplies than the direct conv.
+Winograd F(4x4, 3x3): the weight transform is a separate call on the constant, folded by fold.py
+into the packed weight [6, 6, CI, CO]; the kernel keeps the input transform, the 36 batched GEMMs
+and the inverse transform, each transform a dimension at a time (`_winograd`; schedule.py's
+`_winograd` schedules it). 4x fewer multiplies than the direct conv.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import tvm
 from tvm import relax, te, topi
@@ -80,7 +82,7 @@ def _qualifies(call: relax.Call) -> bool:
 
 
 def _legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-    """A qualifying conv as TOPI's Winograd on a weight packed by a separate (constant) call;
+    """A qualifying conv as Winograd on a weight packed by a separate (constant) call;
     any other conv as Relax's default legalization."""
     if not _qualifies(call):
         return tvm.ir.Op.get("relax.nn.conv2d").get_attr("FLegalize")(bb, call)
@@ -95,7 +97,7 @@ def _legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 
 
 def _pack_weight(weight: te.Tensor) -> te.Tensor:
-    """G w G^T per (out, in) channel pair, laid out [6, 6, CI, CO] as TOPI's bgemm reads it.
+    """G w G^T per (out, in) channel pair, laid out [6, 6, CI, CO] as `bgemm` reads it.
     (TOPI's own conv2d_winograd_weight_transform fails in TVM 0.27: its memoized matrices
     reject the tensor's DataType dtype.)"""
     cout, cin, kh, kw = _ints(weight.shape)
@@ -111,16 +113,53 @@ def _pack_weight(weight: te.Tensor) -> te.Tensor:
 
 
 def _winograd(data: te.Tensor, packed: te.Tensor, padding: list[int]) -> te.Tensor:
-    """TOPI's Winograd conv. Its input tiles would read past the padded input when the output is
-    not a whole number of tiles, so the bottom and right get zeros up to whole tiles, and the
-    output is cut back."""
-    batch, _, height, width = _ints(data.shape)
-    cout = _ints(packed.shape)[3]
+    """The Winograd conv, Y = A^T [(G g G^T) . (B^T d B)] A per 6x6 input tile d and channel pair:
+    input transform, 36 batched GEMMs over the input channels, inverse transform. Each transform
+    is applied one dimension at a time (rows, then columns): 2 x 6 x nnz(B) = 312 multiply-adds
+    a tile and channel where TOPI's conv2d_winograd_nchw sums over both dimensions at once,
+    nnz(B)^2 = 676, and keeps 36 partial sums live (more than the registers). The input is
+    padded with zeros to whole tiles; the output reads only the conv's own positions."""
+    batch, cin, height, width = _ints(data.shape)
+    alpha, _, _, cout = _ints(packed.shape)
+    m = WINOGRAD_TILE
     top, left, bottom, right = padding
     out_h, out_w = height + top + bottom - 2, width + left + right - 2
-    extra_h, extra_w = -out_h % WINOGRAD_TILE, -out_w % WINOGRAD_TILE
-    pads = [top, left, bottom + extra_h, right + extra_w]
-    out = topi.nn.conv2d_winograd_nchw_without_weight_transform(data, packed, 1, pads, 1, "float32")
-    if extra_h or extra_w:
-        out = topi.strided_slice(out, [0, 0, 0, 0], [batch, cout, out_h, out_w])
-    return out
+    tiles_h, tiles_w = -(-out_h // m), -(-out_w // m)
+    per_image = tiles_h * tiles_w
+    extra = [0, 0, bottom + tiles_h * m - out_h, right + tiles_w * m - out_w]
+    data_pad = topi.nn.pad(data, [0, 0, top, left], extra, name="data_pad")
+    a, b, _ = winograd_transform_matrices(m, alpha - m + 1, "float32")
+
+    def tile(c: te.Var, p: te.Var, y: te.Var, x: te.Var) -> te.Tensor:
+        image, at = p // per_image, p % per_image
+        return data_pad[image, c, at // tiles_w * m + y, at % tiles_w * m + x]
+
+    def transform(shape: tuple[int, ...], name: str, term: Callable[..., te.Tensor]) -> te.Tensor:
+        """A sum of 6 terms per element: term(*index, r) over r."""
+        r = te.reduce_axis((0, alpha), "r")
+        return te.compute(shape, lambda *i: te.sum(term(*i, r), axis=r), name=name)
+
+    n_tiles = batch * per_image
+    rows = transform(
+        (cin, n_tiles, alpha, alpha), "data_rows", lambda c, p, y, x, r: tile(c, p, y, r) * b[r, x]
+    )
+    data_pack = transform(
+        (alpha, alpha, cin, n_tiles), "data_pack", lambda e, x, c, p, r: rows[c, p, r, x] * b[r, e]
+    )
+    ci = te.reduce_axis((0, cin), "ci")
+    bgemm = te.compute(
+        (alpha, alpha, cout, n_tiles),
+        lambda e, nu, co, p: te.sum(data_pack[e, nu, ci, p] * packed[e, nu, ci, co], axis=ci),
+        name="bgemm",
+    )
+    inverse_rows = transform(
+        (cout, n_tiles, alpha, m), "inverse_rows", lambda c, p, e, w, r: bgemm[e, r, c, p] * a[r, w]
+    )
+    inverse = transform(
+        (cout, n_tiles, m, m), "inverse", lambda c, p, h, w, r: inverse_rows[c, p, r, w] * a[r, h]
+    )
+    return te.compute(
+        (batch, cout, out_h, out_w),
+        lambda n, co, h, w: inverse[co, n * per_image + h // m * tiles_w + w // m, h % m, w % m],
+        name="conv2d_winograd",
+    )

@@ -16,12 +16,13 @@ restructure every kernel for WebAssembly as compiled by wasmtime's Cranelift:
   grouped conv's input needs the same axis), an L1-resident tile is accumulated instead, the
   reduction loops outside it.
 - Small reductions (pooling windows, a 1-channel 3x3 conv) stay as lowered: that is faster.
-- Winograd convs (lower.py; blocks `data_pack`, `bgemm`, `inverse`): every intermediate is laid
-  out channels-last, so that the lanes are 4 channels (tiles are gathered from rows at a stride
-  and their count often does not divide by 4). A block of tiles goes through all three stages
-  at a time, so the intermediates stay in cache. The transforms' 6x6 constant reductions are
-  unrolled so that their matrices fold into adds and a few multiplies, accumulated in registers;
-  the batched GEMM is register-blocked as above, lanes over output channels.
+- Winograd convs (lower.py; blocks `data_rows`, `data_pack`, `bgemm`, `inverse_rows`,
+  `inverse`): every intermediate is laid out channels-last, so that the lanes are 4 channels
+  (tiles are gathered from rows at a stride and their count often does not divide by 4). A block
+  of tiles goes through all the stages at a time, so the intermediates stay in cache. Each
+  transform runs per tile and vector of channels, its rows pass into a local array and then its
+  columns pass, unrolled so that the constant matrices fold into adds and a few multiplies; the
+  batched GEMM is register-blocked as above, lanes over output channels.
 - Elementwise chains are inlined into one loop, which is vectorized when its innermost extent
   divides by 4 (otherwise it would become per-lane code). Nothing is `parallel`: there are no
   threads in the sandbox.
@@ -93,15 +94,18 @@ def _schedule(sch: s_tir.Schedule) -> None:
 
 
 def _winograd(sch: s_tir.Schedule) -> None:
-    """TOPI's Winograd conv: data_pad -> input tiles -> data_pack (B^T d B) -> bgemm (per
-    transformed position, a GEMM over input channels) -> inverse (A^T m A) -> output."""
-    for constant_or_gather in ("A", "B", "input_tile"):  # into the blocks that read them
-        sch.compute_inline(sch.get_sblock(constant_or_gather))
+    """lower.py's Winograd conv: data_pad -> data_rows, data_pack (B^T d B, a dimension at a
+    time) -> bgemm (per transformed position, a GEMM over input channels) -> inverse_rows,
+    inverse (A^T m A) -> output."""
+    for constant in ("A", "B"):  # into the blocks that read them: their entries fold
+        sch.compute_inline(sch.get_sblock(constant))
     _inline_elementwise(sch)  # the output copy, bias, activation: one loop
     channels_last = {
         "data_pad": lambda n, c, y, x: (n, y, x, c),
+        "data_rows": lambda c, p, y, x: (p, y, x, c),
         "data_pack": lambda e, u, c, p: (e, u, p, c),
         "bgemm": lambda e, u, c, p: (e, u, p, c),
+        "inverse_rows": lambda c, p, e, x: (p, e, x, c),
         "inverse": lambda c, p, h, w: (p, h, w, c),
     }
     for name, layout in channels_last.items():
@@ -109,8 +113,8 @@ def _winograd(sch: s_tir.Schedule) -> None:
         sch.transform_layout(block, ("write", 0), tirx.IndexMap.from_func(layout))
     batch, channel, row, column = sch.get_loops(sch.get_sblock("data_pad"))
     sch.reorder(batch, row, column, channel)
-    # A block of tiles at a time, all three stages: their intermediates stay in cache and are
-    # the same few pages for every block (a fresh instance touches each new page once, slowly).
+    # A block of tiles at a time, all stages: their intermediates stay in cache and are the
+    # same few pages for every block (a fresh instance touches each new page once, slowly).
     # Each block reads all the packed weights again: a block may be as large as they are.
     bgemm = sch.get_sblock("bgemm")
     eps, nu, co, tile, ci = sch.get_loops(bgemm)
@@ -123,22 +127,25 @@ def _winograd(sch: s_tir.Schedule) -> None:
     if cout % LANES == 0:
         _register_blocked(sch, bgemm, [eps, nu, tile, co], [ci])
     sch.compute_at(sch.get_sblock("data_pack"), tiles, preserve_unit_loops=True)
-    sch.reverse_compute_at(sch.get_sblock("inverse"), tiles, preserve_unit_loops=True)
-    eps, nu, ci, tile, r_a, r_b = sch.get_loops(sch.get_sblock("data_pack"))[-6:]
-    _winograd_transform(sch, "data_pack", tile, ci, [r_a, r_b, eps, nu])
-    co, tile, vh, vw, r_a, r_b = sch.get_loops(sch.get_sblock("inverse"))[-6:]
-    _winograd_transform(sch, "inverse", tile, co, [r_a, r_b, vh, vw])
+    for name in ("inverse_rows", "inverse"):
+        sch.reverse_compute_at(sch.get_sblock(name), tiles, preserve_unit_loops=True)
+    eps, nu, ci, tile, r = sch.get_loops(sch.get_sblock("data_pack"))[-5:]
+    _winograd_transform(sch, "data_pack", "data_rows", tile, ci, [r, eps, nu])
+    co, tile, vh, vw, r = sch.get_loops(sch.get_sblock("inverse"))[-5:]
+    _winograd_transform(sch, "inverse", "inverse_rows", tile, co, [r, vh, vw])
 
 
 def _winograd_transform(
     sch: s_tir.Schedule,
     name: str,
+    rows_name: str,
     tile: s_tir.LoopRV,
     channel: s_tir.LoopRV,
     unrolled: list[s_tir.LoopRV],
 ) -> None:
-    """Per tile and 4 channels (one vector), the whole small transform in registers: its loops
-    unrolled so that the constant matrix entries fold (zeros vanish, ones become adds)."""
+    """Per tile and 4 channels (one vector), the whole small transform in registers: its rows
+    pass (block `rows_name`) into a local array, then its columns pass, every loop unrolled so
+    that the constant matrix entries fold (zeros vanish, ones become adds)."""
     block = sch.get_sblock(name)
     lanes = None
     if _extents(sch, [channel])[0] % LANES == 0:
@@ -146,12 +153,20 @@ def _winograd_transform(
     sch.reorder(tile, channel, *unrolled, *([lanes] if lanes else []))
     accumulator = sch.cache_write(block, 0, "local")
     sch.reverse_compute_at(accumulator, channel, preserve_unit_loops=True)
-    for loop in unrolled:
+    rows = sch.get_sblock(rows_name)
+    sch.compute_at(rows, channel, preserve_unit_loops=True)
+    sch.set_scope(rows, 0, "local")
+    c, _, y, x, r = sch.get_loops(rows)[-5:]
+    sch.reorder(y, x, r, c)
+    for loop in [*unrolled, y, x, r]:
         sch.unroll(loop)
     if lanes is not None:
         sch.vectorize(lanes)
+        sch.vectorize(c)
     sch.decompose_reduction(block, unrolled[0])
-    for other in [accumulator, *_blocks_named(sch, name + "_init")]:
+    sch.decompose_reduction(rows, y)
+    inits = [*_blocks_named(sch, name + "_init"), *_blocks_named(sch, rows_name + "_init")]
+    for other in [accumulator, *inits]:
         _vectorize_innermost(sch, other)
 
 

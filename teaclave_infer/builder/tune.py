@@ -230,10 +230,11 @@ def _database(database_dir: Path, profile: Profile) -> ms.database.JSONDatabase:
 
 
 def _workload(func: tirx.PrimFunc) -> tvm.IRModule:
-    """The kernel as tune_tir normalizes it ("main", the harness's symbol) and without TOPI's
-    `schedule_rule` annotations: they hand a Winograd conv's blocks to MetaSchedule's own
-    Winograd rules alone, which fail on our fused kernels ("The block no longer exists in the
-    IRModule" while sampling); without them the generic rules tile those blocks too."""
+    """The kernel as tune_tir normalizes it ("main", the harness's symbol) and without the
+    `schedule_rule` annotations TOPI puts on some blocks (a Winograd conv's constant transform
+    matrices): an annotation hands its block to the MetaSchedule rule it names alone, and TOPI's
+    Winograd rules failed on our fused kernels ("The block no longer exists in the IRModule"
+    while sampling); without them the generic rules see every block."""
     mod = bench_module(func)
     sch = s_tir.Schedule(mod)
     if not any("schedule_rule" in sch.get(b).annotations for b in _root_blocks(sch)):

@@ -146,8 +146,8 @@ def test_the_default_schedule_is_one_of_the_candidates(tuned):
 
 
 def test_winograd_workloads_are_left_to_the_generic_rules(kernels):
-    """TOPI hands a Winograd conv's blocks to MetaSchedule's own Winograd rules, which fail on
-    our fused kernels while sampling: the tuner's workload drops that annotation."""
+    """TOPI annotates blocks of a Winograd conv (its transform matrices) with the MetaSchedule
+    rules meant for them: the tuner's workload drops those annotations."""
     winograd = kernels["fused_conv2d_winograd2_add2_relu2"]
     assert "schedule_rule" in winograd.script()
     workload = _workload(winograd)

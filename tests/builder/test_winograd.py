@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+import tvm
 from helpers import assert_matches_onnxruntime, init, make_model, vi
 from onnx import TensorProto as TP
 from onnx import helper
@@ -18,7 +19,8 @@ from teaclave_infer.builder.plan import kernel_functions, read_plan
 from teaclave_infer.builder.schedule import default_schedule
 
 rng = np.random.default_rng(5)
-BLOCKS = ("data_pack", "bgemm", "inverse")
+BLOCKS = ("data_rows", "data_pack", "bgemm", "inverse_rows", "inverse")
+TRANSFORMS = ("data_rows", "data_pack", "inverse_rows", "inverse")
 
 
 def conv(
@@ -108,6 +110,16 @@ def test_weight_transform_is_folded_into_a_constant():
     assert len(plan.calls) == 1  # no weight transform left to run in the function
 
 
+def test_transforms_sum_over_one_dimension_at_a_time():
+    """B^T d B and A^T m A as two passes of 6 terms, not one of 36 (lower.py's _winograd)."""
+    model, _ = CASES["even_pad1_batch1"]
+    (func,) = [f for n, f in _kernels(model).items() if "winograd" in n]
+    sch = tvm.s_tir.Schedule(tvm.IRModule({"main": func}))
+    for name in TRANSFORMS:
+        reduce = [v for v in sch.get(sch.get_sblock(name)).iter_vars if int(v.iter_type) == 2]
+        assert [int(v.dom.extent) for v in reduce] == [WINOGRAD_TILE + 2], name
+
+
 SCHEDULED = {
     **{case: CASES[case][0] for case in ("even_pad1_batch1", "odd_pad1_batch2", "channels_not_4")},
     "wide": conv(480, 480, 4),  # one tile's intermediates exceed the block budget
@@ -124,6 +136,9 @@ def test_winograd_kernel_is_scheduled(case, monkeypatch):
     assert not scheduled.same_as(func)
     script = scheduled.script()
     assert "T.unroll" in script  # the transforms' constant reductions
+    allocations = [line.strip() for line in script.splitlines() if "alloc_buffer" in line]
+    for name in ("data_rows", "inverse_rows"):  # a tile's rows pass stays local to it
+        assert any(a.startswith(f"{name}_local = ") and 'scope="local"' in a for a in allocations)
     assert "T.vectorized" in script or case == "channels_not_4"  # lanes: 4 channels
     assert scheduled.attrs["global_symbol"] == func.attrs["global_symbol"]
 
