@@ -72,7 +72,11 @@ class Profile:
     features: frozenset[WasmFeature]
     description: str
     heap_limit: int | None = None  # bytes of data + arena + weights the host can give, if capped
-    stack_size: int = 1 << 20
+    # The runtime's and the kernels' frames are small; wasm-ld puts the stack first, so an
+    # overflow traps (below address 0), never writes over data. The executor resets a function's
+    # whole memory after each call: a 1 MiB stack cost mnist-8 6% of a call (212 vs 200 us,
+    # interleaved), and every model in the tests runs within this one.
+    stack_size: int = 160 << 10
 
     @property
     def llvm_features(self) -> tuple[str, ...]:
@@ -93,7 +97,6 @@ PROFILES: dict[str, Profile] = {
         _MVP_EXTRAS,
         "wasm MVP + sign-extension + non-trapping float-to-int; 20 MiB heap, 160 KiB stack",
         heap_limit=20 << 20,
-        stack_size=160 << 10,
     ),
     "fast": Profile(
         "fast",
