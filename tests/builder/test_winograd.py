@@ -116,7 +116,8 @@ def test_transforms_sum_over_one_dimension_at_a_time():
     (func,) = [f for n, f in _kernels(model).items() if "winograd" in n]
     sch = tvm.s_tir.Schedule(tvm.IRModule({"main": func}))
     for name in TRANSFORMS:
-        reduce = [v for v in sch.get(sch.get_sblock(name)).iter_vars if int(v.iter_type) == 2]
+        iters = sch.get(sch.get_sblock(name)).iter_vars
+        reduce = [v for v in iters if int(v.iter_type) == tvm.tirx.IterVar.CommReduce]
         assert [int(v.dom.extent) for v in reduce] == [WINOGRAD_TILE + 2], name
 
 
