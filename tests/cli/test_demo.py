@@ -15,6 +15,7 @@ import pytest
 from paths import MNIST
 from PIL import Image, ImageOps
 from teaclave_client import Client
+from teaclave_examples.mnist import local
 from teaclave_examples.mnist.local import WEB_BUILD, built
 from teaclave_examples.mnist.remote import labelled_images
 
@@ -80,7 +81,7 @@ def test_the_demo_then_serves_the_page_with_the_function_shared(
             seen["browser"] = user._json("GET", f"/v1/functions/{fn.id}/browser")
             seen["page"] = user._http.get(f"{url}/demo/", timeout=10)
 
-    monkeypatch.setattr("teaclave_examples.mnist.local._until_interrupted", while_serving)
+    monkeypatch.setattr("teaclave_examples.mnist.local._wait_forever", while_serving)
     args = ["demo", "--model", str(MNIST / "mnist.onnx"), "--out", str(demo_out)]
     assert main([*args, "--images", str(images), "--web"]) == 0
     browser = seen["browser"]
@@ -88,6 +89,26 @@ def test_the_demo_then_serves_the_page_with_the_function_shared(
     assert browser["weights"] is None and browser["manifest"]["weights"]["mode"] == "embedded"
     assert seen["page"].status_code == 200  # type: ignore[attr-defined]
     assert (demo_out / "web" / "mnist.wasm").exists()
+
+
+def test_an_interrupt_as_the_page_is_announced_is_a_clean_stop(monkeypatch, capsys):
+    """Whoever reads the page's line may stop the demo at once: a SIGTERM that lands right after
+    the line is written (before the wait begins) stops the service as one during the wait does."""
+
+    flushes: list[str] = []
+
+    def interrupted_once() -> None:  # the signal's handler runs as the first flush returns
+        flushes.append("flush")
+        if len(flushes) == 1:
+            raise KeyboardInterrupt
+
+    waits: list[str] = []
+    monkeypatch.setattr(local, "_wait_forever", lambda: waits.append("waited"))
+    monkeypatch.setattr(sys.stdout, "flush", interrupted_once)
+    local._serve_until_interrupted("the page: http://127.0.0.1:1/demo")
+    monkeypatch.undo()
+    assert waits == [] and len(flushes) == 2
+    assert capsys.readouterr().out.splitlines()[-1] == "stopping the service"
 
 
 @pytest.fixture(scope="module")

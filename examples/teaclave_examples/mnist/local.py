@@ -134,12 +134,10 @@ def _run_locally(model: Path, images: Path, out: Path, workers: int, web: bool) 
             if web:
                 embedded = built(model, out / "web", WEB_BUILD)
                 username, user_password = share_for_web(local_url, password, embedded)
-                print(
+                _serve_until_interrupted(
                     f"\nthe page: {local_url}/demo  (sign in as {username}, password "
-                    f"{user_password}); Ctrl-C stops the service",
-                    flush=True,
+                    f"{user_password}); Ctrl-C stops the service"
                 )
-                _until_interrupted()
     return 0 if report.ok else 1
 
 
@@ -180,9 +178,17 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _until_interrupted() -> None:
+def _serve_until_interrupted(message: str) -> None:
+    """Prints `message` (the page's address) and waits for Ctrl-C or SIGTERM. The message is
+    printed inside the `try`: whoever reads it may stop the demo at once, and an interrupt
+    arriving between the print and the wait must still count as a clean stop."""
     try:
-        while True:
-            time.sleep(3600)
+        print(message, flush=True)
+        _wait_forever()
     except KeyboardInterrupt:
         print("stopping the service", flush=True)
+
+
+def _wait_forever() -> None:
+    while True:
+        time.sleep(3600)
