@@ -87,6 +87,10 @@ def engine_for(key: EngineKey) -> wasmtime.Engine:
     config.consume_fuel = key.fuel
     config.epoch_interruption = True
     config.max_wasm_stack = key.wasm_stack_bytes
+    # All a wasm32 memory can grow to is reserved and no memory moves: the host functions read
+    # a memory's base once a call (_raw.MemoryView).
+    config.memory_reservation = WASM32_MEMORY
+    config.memory_may_move = False
     if key.pooled:
         _pooling(config)
     return wasmtime.Engine(config)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-from teaclave_client.vocabulary import HANDLES, MAX_FILE_ID_BYTES, OUTPUT_BYTES, WRITE_FLAG
+from teaclave_client.vocabulary import HANDLES, OUTPUT_BYTES, WRITE_FLAG
 from teaclave_client.vocabulary import IMPORT_ERROR as ERROR
 
-__all__ = ["ERROR", "FileContext", "GuestMemory"]
+__all__ = ["ERROR", "FileContext"]
 
 
 @dataclass
@@ -25,29 +24,6 @@ class _Open:
     write: bool
     position: int = 0
     chunks: list[bytes] = field(default_factory=list)
-
-
-class GuestMemory(NamedTuple):  # a tuple: made on every host call, a dataclass costs more
-    """Bounds-checked view of a guest's linear memory at one moment (guest pointers arrive as
-    signed i32; memory may move when it grows, so take a new view per host call)."""
-
-    base: int
-    size: int
-
-    def span(self, ptr: int, length: int) -> int | None:
-        """The host address of guest [ptr, ptr+length), or None when it runs past the memory."""
-        ptr &= 0xFFFF_FFFF
-        if length < 0 or ptr + length > self.size:
-            return None
-        return self.base + ptr
-
-    def c_string(self, ptr: int) -> str | None:
-        ptr &= 0xFFFF_FFFF
-        if ptr >= self.size:
-            return None
-        raw = ctypes.string_at(self.base + ptr, min(MAX_FILE_ID_BYTES, self.size - ptr))
-        end = raw.find(b"\0")
-        return raw[:end].decode("utf-8", "replace") if end >= 0 else None
 
 
 def _address(data: bytes) -> int:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 
 import wasmtime
+from teaclave_client.vocabulary import MAX_FILE_ID_BYTES
 from wasmtime import _ffi as ffi
 
 from ._files import ERROR
@@ -142,21 +143,47 @@ _memory_size = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_
 
 
 class MemoryView:
-    """A linear memory's place, taken anew on each `address()`: it may move when it grows."""
+    """One invocation's linear memory, bounds-checked for the host functions (guest pointers
+    arrive as signed i32). Its base is read once: no engine lets a memory move (_engine.py sets
+    memory_may_move off, with all of wasm32's 4 GiB reserved). Its size only grows, so it is
+    read again only when an access runs past the size last read: two C calls a host call fewer
+    (bench/executor.py's file call). No memory (a host call during instantiation): size 0."""
 
-    __slots__ = ("context", "ref")
+    __slots__ = ("base", "context", "ref", "size")
 
-    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
-        self.context, self.ref = store._context(), ctypes.byref(memory._memory)
+    def __init__(self, store: wasmtime.Store | None = None, memory: wasmtime.Memory | None = None):
+        self.context, self.ref, self.base, self.size = None, None, 0, 0
+        if store is not None and memory is not None:
+            self.context, self.ref = store._context(), ctypes.byref(memory._memory)
+            self.base = _memory_data(self.context, self.ref) or 0
+            self.size = _memory_size(self.context, self.ref)
 
-    def address(self) -> tuple[int, int]:
-        """(host address, size in bytes) now."""
-        return _memory_data(self.context, self.ref) or 0, _memory_size(self.context, self.ref)
+    def holds(self, end: int) -> bool:
+        """Whether guest bytes [0, end) are in the memory now."""
+        if end > self.size and self.ref is not None:
+            self.size = _memory_size(self.context, self.ref)
+        return end <= self.size
+
+    def span(self, ptr: int, length: int) -> int | None:
+        """The host address of guest [ptr, ptr+length), or None when it runs past the memory."""
+        ptr &= 0xFFFF_FFFF
+        if length < 0 or not self.holds(ptr + length):
+            return None
+        return self.base + ptr
+
+    def c_string(self, ptr: int) -> str | None:
+        """The NUL-terminated string at `ptr`, within MAX_FILE_ID_BYTES, else None."""
+        ptr &= 0xFFFF_FFFF
+        self.holds(ptr + MAX_FILE_ID_BYTES)
+        if ptr >= self.size:
+            return None
+        raw = ctypes.string_at(self.base + ptr, min(MAX_FILE_ID_BYTES, self.size - ptr))
+        end = raw.find(b"\0")
+        return raw[:end].decode("utf-8", "replace") if end >= 0 else None
 
 
 def write(view: MemoryView, data: bytes, at: int) -> None:
     """Copies `data` into linear memory at `at`; raises IndexError past its end."""
-    base, size = view.address()
-    if at < 0 or at + len(data) > size:
-        raise IndexError(f"{len(data)} bytes at {at} run past the memory's {size}")
-    ctypes.memmove(base + at, data, len(data))
+    if at < 0 or not view.holds(at + len(data)):
+        raise IndexError(f"{len(data)} bytes at {at} run past the memory's {view.size}")
+    ctypes.memmove(view.base + at, data, len(data))

@@ -20,7 +20,7 @@ from ..errors import ForbiddenImportError, InvalidModuleError, LimitError
 from ..laps import Laps
 from ._cache import ModuleCache, Wasm
 from ._engine import TICK_S, EngineKey, engine_for, pool_slot, ticker_for
-from ._files import FileContext, GuestMemory
+from ._files import FileContext
 from ._limits import MAX_TABLES, Limits, Result, ResultKind
 from ._raw import MemoryView, call_i32, define_i32, export, reraise_stop, write
 from ._tables import REFUSED
@@ -46,11 +46,8 @@ class _Host:
         return cls.current.invocation.files
 
     @classmethod
-    def guest(cls) -> GuestMemory:
-        view = cls.current.invocation.view
-        if view is None:  # a host call during instantiation (a start function)
-            return GuestMemory(0, 0)
-        return GuestMemory(*view.address())
+    def guest(cls) -> MemoryView:
+        return cls.current.invocation.view
 
     @classmethod
     def functions(cls) -> dict[str, Callable[..., int]]:
@@ -135,7 +132,7 @@ class _Invocation:
         self.store.set_epoch_deadline(max(1, round(limits.deadline_s / TICK_S)))
         self.key, self.files = key, files
         self.memory: wasmtime.Memory | None = None
-        self.view: MemoryView | None = None  # where self.memory is, for the host functions
+        self.view = MemoryView()  # self.memory's, for the host functions; none until instantiated
         self.refused: wasmtime.Global | None = None  # set by a guarded module (_tables.py)
 
     def __enter__(self) -> _Invocation:
@@ -181,7 +178,7 @@ class _Invocation:
         return entry
 
     def place_argv(self, argv: list[bytes]) -> int:
-        assert self.memory is not None and self.view is not None
+        assert self.memory is not None
         try:
             return _place_argv(self.store, self.memory, self.view, argv)
         except wasmtime.WasmtimeError as err:

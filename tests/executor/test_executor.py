@@ -3,6 +3,7 @@ result kind, the module cache and concurrent invocations."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import threading
 import weakref
@@ -342,7 +343,8 @@ def test_a_host_function_that_raises_is_minus_one_to_the_guest(monkeypatch):
 
 
 def test_reads_land_in_pages_grown_between_host_calls():
-    """The host takes the memory's address and size anew on each call: growing may move it."""
+    """A host call past the memory size the host last read (the guest grew it since) reads the
+    size again: the pages are there."""
     wasm = guest(f"""
       (local.set $h (call $open (i32.const {IN})))
       (call $log (call $read (local.get $h) (i32.const {BUF}) (i32.const 2)))
@@ -352,6 +354,20 @@ def test_reads_land_in_pages_grown_between_host_calls():
       (call $flush) (i32.const 0)""")
     # memory.grow answers 2: run() placed argv in a second page
     assert logged(wasm, {"in": b"abcd"}) == [2, 2, 2, int.from_bytes(b"cd", "little")]
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_no_engine_moves_a_memory_that_grows(pooled):
+    """The host functions keep a memory's base for the whole call (_raw.MemoryView): growing it
+    to a gigabyte, a page at a time and at once, leaves it where it was."""
+    store = wasmtime.Store(engine_for(EngineKey("fast", False, 512 << 10, pooled=pooled)))
+    memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(1, None)))
+    base = ctypes.addressof(memory.data_ptr(store).contents)
+    for _ in range(8):
+        memory.grow(store, 1)
+    memory.grow(store, (1 << 30) // 65536 - memory.size(store))
+    assert memory.data_len(store) == 1 << 30
+    assert ctypes.addressof(memory.data_ptr(store).contents) == base
 
 
 def test_ctrl_c_in_a_host_function_ends_the_call_and_reaches_the_caller(monkeypatch):
