@@ -24,7 +24,7 @@ from ..abi import PROFILES, WEIGHTS_ID, Profile, safe_id
 from ..errors import BuildError, UnsupportedModelError
 from .arena import ArenaLayout, plan_arena
 from .blob import pack_blob
-from .codegen import compile_kernels, kernel_cache
+from .codegen import compile_kernels, kernel_cache, workspace_bytes
 from .importer import graph_inputs, input_shapes, load_onnx, named_by_onnx, to_relax
 from .link import IoIds, LinkInputs, link, model_source
 from .lower import lower
@@ -113,7 +113,9 @@ def build(
         stage("tune", tune, kernels, profile, options.tune_trials, options.tuning_db, progress)
     kernels = stage("schedule", _schedule, kernels, profile, options)  # tuned or default
     objects = stage("kernels", compile_kernels, kernels, profile, kernel_cache())  # TIR -> wasm32
-    link_in = LinkInputs(plan, io, model_id, blob if options.weights == "embedded" else None)
+    embedded = blob if options.weights == "embedded" else None
+    workspace = workspace_bytes(kernels)
+    link_in = LinkInputs(plan, io, model_id, embedded, len(blob), layout.arena_bytes, workspace)
     wasm = stage("link", _link, link_in, objects, profile, keep_dir)  # runtime + kernels -> wasm
     artifacts = {f"{name}.wasm": wasm}
     if options.weights == "separate":

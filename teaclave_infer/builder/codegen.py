@@ -25,10 +25,12 @@ from tvm import tirx
 
 from ..abi import Profile
 from ..errors import ToolchainError
+from .arena import ALIGN
 
-__all__ = ["CACHE_VARIABLE", "compile_kernels", "kernel_cache", "wasm_target"]
+__all__ = ["CACHE_VARIABLE", "compile_kernels", "kernel_cache", "wasm_target", "workspace_bytes"]
 
 CACHE_VARIABLE = "TEACLAVE_KERNEL_CACHE"
+STACK_ALLOCA_BYTES = 1024  # TVM's kMaxStackAlloca: a smaller buffer is a stack array
 _SOURCE = Path(__file__).read_bytes()  # a change here (flags, target) is a new key
 
 
@@ -92,3 +94,25 @@ def _compile(kernels: tvm.IRModule, target: tvm.target.Target) -> bytes:
             return path.read_bytes()
     except Exception as err:  # TVM's C++ errors surface as several Python types
         raise ToolchainError("TVM could not compile the kernels for wasm32", str(err)) from err
+
+
+def workspace_bytes(kernels: tvm.IRModule) -> int:
+    """What the compiled kernels ask the runtime for at once through __TVMBackendAllocWorkspace,
+    at most: TVM gives each intermediate buffer of STACK_ALLOCA_BYTES or more a workspace, freed
+    before the kernel returns, so this is the largest kernel's sum of global intermediates (at
+    full size: TVM may only shrink them), each rounded as the runtime rounds it (to ALIGN, its
+    TI_ALIGN). `local` buffers shrink to a tile on the stack; one that did not would be found by
+    growing memory, as any allocation past the heap is (ti_mem.c)."""
+    most = 0
+    for func in kernels.functions.values():
+        if not isinstance(func, tirx.PrimFunc):
+            continue
+        total = 0
+        for buffer in func.body.block.alloc_buffers:
+            size = tvm.DataType(buffer.dtype).bits // 8
+            for extent in buffer.shape:
+                size *= int(extent)
+            if buffer.scope() == "global" and size >= STACK_ALLOCA_BYTES:
+                total += -(-size // ALIGN) * ALIGN
+        most = max(most, total)
+    return most

@@ -53,6 +53,21 @@ extern const uint32_t ti_embedded_blob_size;
 /* ti_mem.c */
 void *ti_alloc(size_t nbytes);
 
+/* ti_alloc's first region, generated per model (model.c) in the initial memory: what a call
+ * allocates, so that it never grows memory (a grown page costs the host two mprotect calls a
+ * call, several times what a page of the initial memory costs to reset). TI_HEAP_BYTES adds up
+ * the allocations in the order a call makes them, each rounded as ti_alloc rounds it: the
+ * weights when read in (separate), the arena, the DLTensor and argument tables, the I/O stage,
+ * then the kernels' workspaces (a bound the builder reads from the scheduled kernels). */
+extern uint8_t ti_heap[];
+extern const uint32_t ti_heap_bytes;
+#define TI_STAGE_BYTES 65536u /* inputs and outputs up to this size move in one host call */
+#define TI_ALLOC_SIZE(n) ((((n) ? (n) : 1) + TI_ALIGN - 1) / TI_ALIGN * TI_ALIGN)
+#define TI_HEAP_BYTES(weights, arena, tensors, args, workspaces)                               \
+  (((weights) ? TI_ALLOC_SIZE(weights) : 0) + TI_ALLOC_SIZE(arena) +                            \
+   TI_ALLOC_SIZE((tensors) * sizeof(DLTensor)) + TI_ALLOC_SIZE((args) * sizeof(TVMFFIAny)) +   \
+   TI_ALLOC_SIZE(TI_STAGE_BYTES) + (workspaces))
+
 /* ti_plan.c: a loaded model, ready to run. */
 typedef struct {
   const uint8_t *blob;

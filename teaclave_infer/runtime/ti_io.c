@@ -7,7 +7,6 @@
 
 #define TI_NPY_MAGIC "\x93NUMPY"
 #define TI_NPY_HEADER_MAX 1024
-#define TI_STAGE_BYTES 65536u /* inputs and outputs up to this size move in one host call */
 
 const char *ti_arg(int argc, char **argv, const char *key) {
   for (int i = 0; i + 1 < argc; i += 2)

@@ -1,19 +1,26 @@
-/* Memory for the runtime: fresh pages from memory.grow, never a libc malloc.
- * The host may grow memory between our calls (it places argv there), so a region is only
- * extended when the new pages are adjacent to it. TVM kernels allocate their scratch space
- * through the workspace hooks below, strictly last-in first-out. */
+/* Memory for the runtime, never a libc malloc: first the model's heap (ti_heap, in the initial
+ * memory), then fresh pages from memory.grow. The host may grow memory between our calls (it
+ * places argv there), so a region is only extended when the new pages are adjacent to it. TVM
+ * kernels allocate their scratch space through the workspace hooks below, strictly last-in
+ * first-out. */
 #include "ti.h"
 
 #define TI_PAGE 65536u
 #define TI_MAX_WORKSPACES 64
 
 static uintptr_t ti_start, ti_top, ti_end; /* the current region */
+static int ti_started;
 
 static size_t ti_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
 void *ti_alloc(size_t nbytes) {
   if (nbytes > (size_t)-1 - TI_PAGE) return NULL; /* would wrap when rounded up to pages */
   nbytes = ti_align_up(nbytes ? nbytes : 1, TI_ALIGN);
+  if (!ti_started) {
+    ti_started = 1;
+    ti_start = ti_top = (uintptr_t)ti_heap;
+    ti_end = ti_start + ti_heap_bytes;
+  }
   if (ti_end - ti_top < nbytes) {
     size_t pages = ti_align_up(nbytes, TI_PAGE) / TI_PAGE;
     size_t old = __builtin_wasm_memory_grow(0, pages);

@@ -10,11 +10,13 @@ import pytest
 from helpers import build_model, init, make_model, npy, vi
 from onnx import TensorProto as TP
 from onnx import helper
+from prebuilt import prebuilt
 
 from teaclave_infer.abi import Status
 from teaclave_infer.builder import BuildResult
 from teaclave_infer.executor import run
 from teaclave_infer.executor._files import FileContext
+from teaclave_infer.executor._run import _Invocation
 
 X = np.random.default_rng(3).standard_normal((1, 2, 4, 4)).astype(np.float32)
 
@@ -216,6 +218,38 @@ def test_a_tensor_under_10_bytes_is_read_from_npy_and_raw(tiny_tensor):
 def test_a_tensor_under_10_bytes_takes_exactly_its_bytes(tiny_tensor, given):
     rv, out = call(tiny_tensor, {"x": "in", "y": "out"}, {"in": given}, ("out",))
     assert rv == Status.BAD_INPUT_FORMAT and out == {}
+
+
+def grown_pages(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """For each call, how many pages its memory grew past the module's initial memory (read as
+    its store closes)."""
+    grown: list[int] = []
+    close = _Invocation.__exit__
+
+    def closing(self: _Invocation, *exc: object) -> None:
+        (memory,) = [e.type for e in self.module.exports if e.name == "memory"]
+        assert self.memory is not None
+        grown.append(self.memory.size(self.store) - memory.limits.min)
+        close(self, *exc)
+
+    monkeypatch.setattr(_Invocation, "__exit__", closing)
+    return grown
+
+
+@pytest.mark.parametrize("weights", ["embedded", "separate"])
+def test_a_call_grows_memory_only_for_argv(functions, weights, monkeypatch):
+    """The runtime allocates from the heap the builder sized into the initial memory (weights
+    read in, arena, tables, I/O stage, workspaces): only the host's page for argv is grown."""
+    grown = grown_pages(monkeypatch)
+    small = functions[weights]
+    call(small, {"x": "img", "y": "out"}, {"img": npy(X)}, ("out",))
+    mnist = prebuilt(weights)  # Winograd kernels: the largest workspaces of the tests' models
+    files = {"img": npy(np.zeros((1, 1, 28, 28), np.float32))}
+    if mnist.weights is not None:
+        files["weights"] = mnist.weights.read_bytes()
+    result = run(mnist.wasm.read_bytes(), {"input_img": "img", "scores": "out"}, files)
+    assert result.ok, result.message
+    assert grown == [1, 1]
 
 
 def counted(monkeypatch: pytest.MonkeyPatch, most: int | None = None) -> dict[str, int]:
