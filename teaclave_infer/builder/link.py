@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tvm_ffi.libinfo
+from teaclave_client.vocabulary import ARGV_AREA
 
 from ..abi import ENTRYPOINT, Profile
 from ..errors import ToolchainError
@@ -131,7 +132,8 @@ def link(
     workdir = workdir.resolve()
     out = workdir / "function.wasm"
     sources = [str(RUNTIME_DIR / s) for s in RUNTIME_SOURCES]
-    exports = [f"-Wl,--export={BLOB_SYMBOL}"] if blob is not None else []
+    exports = [f"-Wl,--export={ARGV_AREA}"]
+    exports += [f"-Wl,--export={BLOB_SYMBOL}"] if blob is not None else []
     cmd = [
         sys.executable,
         "-m",
@@ -148,5 +150,5 @@ def link(
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ToolchainError("zig cc failed to link the function", proc.stderr.strip())
-    wasm = keep_exports(out.read_bytes(), (ENTRYPOINT, "memory", BLOB_SYMBOL))
+    wasm = keep_exports(out.read_bytes(), (ENTRYPOINT, "memory", ARGV_AREA, BLOB_SYMBOL))
     return embed_data(wasm, BLOB_SYMBOL, blob) if blob is not None else wasm

@@ -12,8 +12,10 @@ import functools
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import wasmtime
+from teaclave_client.vocabulary import ARGV_AREA, ARGV_AREA_BYTES
 
 from ..abi import DEFAULT_PROFILE, ENTRYPOINT, IMPORT_MODULE, TEACLAVE_IMPORTS, pack_arguments
 from ..errors import ForbiddenImportError, InvalidModuleError, LimitError
@@ -69,23 +71,56 @@ def _linker(key: EngineKey) -> wasmtime.Linker:
     return linker
 
 
+@dataclass
+class _Prepared:
+    """A module with its imports resolved once (instantiating it is then only the store's work),
+    and what run() reads of its exports: whether it exports the REFUSED flag of a guarded table
+    (_tables.py), and the address of its argv area (ARGV_AREA: an immutable i32 global, so the
+    same in every instance; read from the first)."""
+
+    pre: wasmtime.InstancePre
+    guarded: bool
+    has_argv_area: bool
+    argv_area: int | None = None
+
+    def argv_area_of(self, store: wasmtime.Store, instance: wasmtime.Instance) -> int | None:
+        if self.has_argv_area and self.argv_area is None:
+            area = export(store, instance, ARGV_AREA)
+            if not isinstance(area, wasmtime.Global) or not _immutable_i32(area.type(store)):
+                self.has_argv_area = False  # not what the ABI describes: argv goes in grown pages
+                return None
+            self.argv_area = area.value(store) & 0xFFFF_FFFF
+        return self.argv_area
+
+
+def _immutable_i32(ty: wasmtime.GlobalType) -> bool:
+    return not ty.mutable and str(ty.content) == "i32"
+
+
 @functools.lru_cache(maxsize=16)  # as many as the module cache keeps by default
-def _instance_pre(module: wasmtime.Module, key: EngineKey) -> tuple[wasmtime.InstancePre, bool]:
-    """The module with its imports resolved once: instantiating it is then only the store's
-    work (cached by the module object, which the module cache hands out again and again); and
-    whether it exports the REFUSED flag of a guarded table (_tables.py)."""
-    guarded = any(e.name == REFUSED for e in module.exports)
-    return _linker(key).instantiate_pre(module), guarded
+def _prepared(module: wasmtime.Module, key: EngineKey) -> _Prepared:
+    """Cached by the module object, which the module cache hands out again and again."""
+    names = {e.name for e in module.exports}
+    return _Prepared(_linker(key).instantiate_pre(module), REFUSED in names, ARGV_AREA in names)
 
 
 def _place_argv(
-    store: wasmtime.Store, memory: wasmtime.Memory, view: MemoryView, argv: list[bytes]
+    store: wasmtime.Store,
+    memory: wasmtime.Memory,
+    view: MemoryView,
+    argv: list[bytes],
+    area: int | None,
 ) -> int:
-    """Grows memory, writes the pointer array then the strings there; returns the array's
-    address. Raises WasmtimeError when the memory limit refuses the growth."""
+    """Writes the pointer array then the strings into the module's argv area when it has one
+    that holds them, else into pages it grows at the end of memory; returns the array's address.
+    Raises WasmtimeError when the memory limit refuses the growth."""
     strings = b"".join(a + b"\0" for a in argv)
     table_bytes = 4 * len(argv)
-    base = memory.grow(store, max(1, -(-(table_bytes + len(strings)) // PAGE))) * PAGE
+    size = table_bytes + len(strings)
+    if area is not None and size <= ARGV_AREA_BYTES and view.holds(area + size):
+        base = area  # no growth: a grown page costs two mprotect calls a call (ti_mem.c)
+    else:
+        base = memory.grow(store, max(1, -(-size // PAGE))) * PAGE
     table, cursor = bytearray(), base + table_bytes
     for a in argv:
         table += cursor.to_bytes(4, "little")
@@ -134,6 +169,7 @@ class _Invocation:
         self.memory: wasmtime.Memory | None = None
         self.view = MemoryView()  # self.memory's, for the host functions; none until instantiated
         self.refused: wasmtime.Global | None = None  # set by a guarded module (_tables.py)
+        self.argv_area: int | None = None  # where argv goes, if the module has an area for it
 
     def __enter__(self) -> _Invocation:
         _Host.current.invocation = self
@@ -159,8 +195,8 @@ class _Invocation:
 
     def instantiate(self) -> wasmtime.Func:
         try:
-            pre, guarded = _instance_pre(self.module, self.key)
-            instance = pre.instantiate(self.store)
+            prepared = _prepared(self.module, self.key)
+            instance = prepared.pre.instantiate(self.store)
         except wasmtime.Trap as err:  # a start function trapped
             reraise_stop(err)
             raise self.trapped(err) from err
@@ -173,14 +209,15 @@ class _Invocation:
         entry = export(self.store, instance, ENTRYPOINT)
         assert isinstance(memory, wasmtime.Memory) and isinstance(entry, wasmtime.Func)  # validated
         self.memory, self.view = memory, MemoryView(self.store, memory)
-        refused = export(self.store, instance, REFUSED) if guarded else None
+        refused = export(self.store, instance, REFUSED) if prepared.guarded else None
         self.refused = refused if isinstance(refused, wasmtime.Global) else None
+        self.argv_area = prepared.argv_area_of(self.store, instance)
         return entry
 
     def place_argv(self, argv: list[bytes]) -> int:
         assert self.memory is not None
         try:
-            return _place_argv(self.store, self.memory, self.view, argv)
+            return _place_argv(self.store, self.memory, self.view, argv, self.argv_area)
         except wasmtime.WasmtimeError as err:
             raise _Ended(ResultKind.MEMORY_LIMIT, f"no room for argv: {err}") from err
 

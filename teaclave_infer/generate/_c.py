@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from teaclave_client.vocabulary import MAX_NDIM, WEIGHTS_ID, Status
+from teaclave_client.vocabulary import ARGV_AREA, ARGV_AREA_BYTES, MAX_NDIM, WEIGHTS_ID, Status
 
 
 def c_header(command: str) -> str:
@@ -24,6 +24,9 @@ def c_header(command: str) -> str:
         f"#define TI_MAX_NDIM {MAX_NDIM}\n"
         "/* The file id of separate weights when no task argument names one. */\n"
         f'#define TI_WEIGHTS_ID "{WEIGHTS_ID}"\n'
+        "/* The exported array a host may place argv in instead of growing memory. */\n"
+        f"#define TI_ARGV_AREA {ARGV_AREA}\n"
+        f"#define TI_ARGV_AREA_BYTES {ARGV_AREA_BYTES}\n"
         "\n"
         "#endif\n"
     )

@@ -19,5 +19,8 @@ typedef enum {
 #define TI_MAX_NDIM 8
 /* The file id of separate weights when no task argument names one. */
 #define TI_WEIGHTS_ID "weights"
+/* The exported array a host may place argv in instead of growing memory. */
+#define TI_ARGV_AREA ti_argv_area
+#define TI_ARGV_AREA_BYTES 4096
 
 #endif

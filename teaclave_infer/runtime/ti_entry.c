@@ -5,6 +5,10 @@
  * vector [1, N] with N > 1, else 0; a negative ti_status on failure. Never traps on bad input. */
 #include "ti.h"
 
+/* Where a host may place argv instead of growing memory for it: exported by the link (its
+ * address, as an i32 global); zeroed, and nothing here writes it. */
+_Alignas(16) uint8_t TI_ARGV_AREA[TI_ARGV_AREA_BYTES];
+
 static int ti_argmax(const ti_tensor *t, const uint8_t *data) {
   uint32_t n = (uint32_t)t->shape[1], best = 0;
   for (uint32_t i = 1; i < n; i++) {

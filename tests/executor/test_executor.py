@@ -11,6 +11,7 @@ import weakref
 import pytest
 import wasmtime
 from guests import ARGV, BUF, DEEP, HANDLES, IN, NOPE, OPEN_ALL, OUT, READS, guest, log_values
+from teaclave_client.vocabulary import ARGV_AREA, ARGV_AREA_BYTES
 
 from teaclave_infer.errors import LimitError
 from teaclave_infer.executor import (
@@ -81,6 +82,33 @@ def test_argv_is_sorted_pairs_in_grown_pages():
     pointers = [int.from_bytes(region[4 * i : 4 * i + 4], "little") for i in range(argc)]
     strings = [region[p - argv_ptr : region.index(b"\0", p - argv_ptr)] for p in pointers]
     assert strings == [b"alpha", b"x y", b"mid", b"[1,2]", b"zeta", b"1"]  # RFC 8785
+
+
+def argv_area(at: int, mutable: bool = False) -> str:
+    value = f"(mut i32) (i32.const {at})" if mutable else f"i32 (i32.const {at})"
+    return f'(global (export "{ARGV_AREA}") {value})'
+
+
+@pytest.mark.parametrize(
+    ("extra", "arguments", "placed"),
+    [
+        (argv_area(1024), {"a": "b"}, 1024),  # the area: no growth
+        (argv_area(65536 - 8), {"a": "b"}, 65536),  # runs past the memory: grown
+        (argv_area(-4096), {"a": "b"}, 65536),  # past it as unsigned, too
+        (argv_area(1024, mutable=True), {"a": "b"}, 65536),  # not what the ABI says: ignored
+        (argv_area(1024), {"a": "x" * ARGV_AREA_BYTES}, 65536),  # longer than the area
+    ],
+)
+def test_argv_goes_in_the_modules_argv_area_when_it_fits(extra, arguments, placed):
+    body = ARGV.replace("(call $flush)", "(call $log (memory.size)) (call $flush)")
+    result = run(guest(body, extra), arguments, {}, ["out", "log"])
+    assert result.ok, result.message
+    argc, argv_ptr, pages = log_values(result.outputs["log"])
+    assert (argc, argv_ptr, pages) == (2, placed, 1 if placed < 65536 else 2)
+    region = result.outputs["out"]
+    pointers = [int.from_bytes(region[4 * i : 4 * i + 4], "little") for i in range(argc)]
+    strings = [region[p - argv_ptr : region.index(b"\0", p - argv_ptr)] for p in pointers]
+    assert strings == [a.encode() for pair in arguments.items() for a in pair]
 
 
 DIV0 = "integer_division_by_zero"

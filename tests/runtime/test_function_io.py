@@ -11,6 +11,7 @@ from helpers import build_model, init, make_model, npy, vi
 from onnx import TensorProto as TP
 from onnx import helper
 from prebuilt import prebuilt
+from teaclave_client.vocabulary import ARGV_AREA
 
 from teaclave_infer.abi import Status
 from teaclave_infer.builder import BuildResult
@@ -183,7 +184,10 @@ def test_imports_are_only_teaclave_file_functions(functions):
         assert {(i.module, i.name) for i in module.imports} <= {
             ("env", n) for n in TEACLAVE_IMPORTS
         }
-        assert sorted(e.name for e in module.exports) == ["entrypoint", "memory"]
+        exports = {e.name: e.type for e in module.exports}
+        assert sorted(exports) == ["entrypoint", "memory", ARGV_AREA]
+        area = exports[ARGV_AREA]
+        assert isinstance(area, wasmtime.GlobalType) and not area.mutable
 
 
 def add_one(tmp_path_factory: pytest.TempPathFactory, name: str, n: int) -> BuildResult:
@@ -237,9 +241,10 @@ def grown_pages(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.mark.parametrize("weights", ["embedded", "separate"])
-def test_a_call_grows_memory_only_for_argv(functions, weights, monkeypatch):
+def test_a_call_grows_no_memory(functions, weights, monkeypatch):
     """The runtime allocates from the heap the builder sized into the initial memory (weights
-    read in, arena, tables, I/O stage, workspaces): only the host's page for argv is grown."""
+    read in, arena, tables, I/O stage, workspaces), and the host puts argv in the runtime's argv
+    area: a call grows no page."""
     grown = grown_pages(monkeypatch)
     small = functions[weights]
     call(small, {"x": "img", "y": "out"}, {"img": npy(X)}, ("out",))
@@ -249,7 +254,7 @@ def test_a_call_grows_memory_only_for_argv(functions, weights, monkeypatch):
         files["weights"] = mnist.weights.read_bytes()
     result = run(mnist.wasm.read_bytes(), {"input_img": "img", "scores": "out"}, files)
     assert result.ok, result.message
-    assert grown == [1, 1]
+    assert grown == [0, 0]
 
 
 def counted(monkeypatch: pytest.MonkeyPatch, most: int | None = None) -> dict[str, int]:

@@ -9,6 +9,8 @@ host's `teaclave-constants.js` and `docs/reference/vocabulary.md` are generated 
 """
 
 from .abi import (
+    ARGV_AREA,
+    ARGV_AREA_BYTES,
     ENTRYPOINT,
     IMPORT_ERROR,
     IMPORT_MODULE,
@@ -59,6 +61,8 @@ from .spec import (
 from .states import BEFORE_INVOKE, ENDED, TaskState
 
 __all__ = [
+    "ARGV_AREA",
+    "ARGV_AREA_BYTES",
     "BEFORE_INVOKE",
     "DEADLINE_S",
     "DEFAULT_SCHEMA",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "ARGV_AREA",
+    "ARGV_AREA_BYTES",
     "ENTRYPOINT",
     "IMPORT_ERROR",
     "IMPORT_MODULE",
@@ -39,6 +41,12 @@ WRITE_FLAG = 0x4000_0000  # marks a write handle, as Teaclave's: 0x4000_0000 | n
 MAX_FILE_ID_BYTES = 4096  # bytes of a file id a host reads before giving up on finding its NUL
 WEIGHTS_ID = "weights"  # the input a function with separate weights reads them from
 MAX_NDIM = 8  # dimensions of a tensor in the runtime's blob (ti_tensor.shape)
+# A function may export ARGV_AREA, an i32 global: the address of ARGV_AREA_BYTES of its memory,
+# zeroed and unused until entrypoint runs. A host that finds it there (and within the memory)
+# may place argv in it instead of growing memory for it; otherwise, or when argv is longer, it
+# grows memory as for any module. The runtime of the functions built here exports one.
+ARGV_AREA = "ti_argv_area"
+ARGV_AREA_BYTES = 4096
 
 
 class Status(enum.IntEnum):
