@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,14 +29,9 @@ sys.path.insert(0, str(REPO))
 from teaclave_client.vocabulary import DEFAULT_SCHEMA  # noqa: E402
 
 from teaclave_infer.builder import build  # noqa: E402
+from teaclave_infer.local import free_port  # noqa: E402
 
 PASSWORD = "bench-password"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(work: Path, port: int) -> subprocess.Popen[bytes]:

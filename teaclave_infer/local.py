@@ -1,6 +1,10 @@
 """`teaclave-infer serve` as a child process on a free loopback port: what the demo and the
 tests start. The context managers yield once /v1/health answers, and stop it (SIGTERM, after
-which its worker processes finish their tasks; then SIGKILL) however the block ends."""
+which its worker processes finish their tasks; then SIGKILL) however the block ends.
+
+The service binds port 0 itself (the kernel picks a free port) and says which in its log once it
+listens: a port picked here and handed over would be free only when picked, and another process
+(a test's server, another service starting) may take it before the service binds it."""
 
 from __future__ import annotations
 
@@ -17,28 +21,44 @@ from pathlib import Path
 import requests
 
 from .errors import TeaclaveInferError
-from .serve import DB_ENV
+from .serve import DB_ENV, READY
 
 __all__ = ["Served", "free_port", "local_service", "serve_process"]
 
 
 def free_port() -> int:
+    """A port that was free when asked (and may be taken as soon as this returns)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+def _announced(log: Path, start: int) -> str | None:
+    """The URL the service announced in its log, past byte `start` (where its output begins:
+    the log may hold earlier runs'); None while it has not."""
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read().decode(errors="replace")
+    for line in text.splitlines(keepends=True):
+        if line.startswith(READY) and line.endswith("\n"):
+            return line.removeprefix(READY).strip()
+    return None
+
+
+def _wait_until_up(process: subprocess.Popen, log: Path, start: int, timeout: float) -> str:
+    """The service's URL once it announced it and /v1/health answers there."""
     deadline = time.monotonic() + timeout
+    url = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:]
             raise TeaclaveInferError(
                 f"the service exited with status {process.returncode}; its log ({log}):\n{tail}"
             )
+        url = url or _announced(log, start)
         try:
-            if requests.get(f"{url}/v1/health", timeout=1).ok:
-                return
+            if url is not None and requests.get(f"{url}/v1/health", timeout=1).ok:
+                return url
         except requests.RequestException:
             pass
         time.sleep(0.1)
@@ -73,21 +93,20 @@ def serve_process(
     log (the workers' too) is `data_dir/serve.log`. `entry` is what the interpreter runs (the
     tests run the CLI through a script of theirs)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     cmd = [
         *(sys.executable, *python_flags, *entry, "serve"),
-        *("--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)),
+        *("--data-dir", str(data_dir), "--port", "0", "--workers", str(workers)),
         *("--admin-password-file", str(admin_password_file)),
         *flags,
     ]
     log_path = data_dir / "serve.log"
-    url = f"http://127.0.0.1:{port}"
     # The log is the service's own: owner-only, like everything in its data dir.
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
+        start = os.fstat(log.fileno()).st_size  # this run's output begins here
         env = {**os.environ, **({DB_ENV: db} if db else {})}  # not on its command line
         process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         try:
-            _wait_until_up(url, process, log_path, timeout)
+            url = _wait_until_up(process, log_path, start, timeout)
             yield Served(url, process, log_path)
         finally:
             _stop(process)

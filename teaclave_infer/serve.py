@@ -39,6 +39,7 @@ __all__ = [
 
 STOPPING = {signal.SIGTERM, signal.SIGINT}
 DB_ENV = "TEACLAVE_DB"  # the database URL: as a flag, its password would show in the process list
+READY = "teaclave-infer: serving on "  # then the URL, on stdout once the service listens
 
 
 def _add_settings(parser: argparse.ArgumentParser, command: Command) -> None:
@@ -184,7 +185,7 @@ def run_serve(args: argparse.Namespace) -> int:
             config = uvicorn.Config(app, log_config=None, proxy_headers=False)
 
             def ready() -> None:
-                print(f"teaclave-infer: serving on {_address(sock)}", flush=True)
+                print(f"{READY}{_address(sock)}", flush=True)
 
             _server_class()(config, app.state.platform.waits.finish, ready).run([sock])
         finally:

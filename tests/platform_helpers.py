@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from guests import guest
 from service_helpers import HttpClient, Users, builder_manifest
 from teaclave_client import Task
 from teaclave_client.crypto import encrypt, generate_key
-from teaclave_client.models import ENDED
 from teaclave_client.sealing import verify_receipt, wrap_key
 
 from teaclave_infer.api import create_app
@@ -148,18 +146,11 @@ class Platform(Users):
     def task(self, task_id: str, who: str = "do1") -> dict:
         return _plain(self.sdk(who).get_task(task_id))
 
-    def wait(self, task_id: str, timeout: float = 60.0, states=ENDED) -> dict:
-        """The task once it reaches one of `states`: the SDK's long-polls when that is an end
-        (the platform wakes them as the task ends); else polled, since the platform rechecks
-        other states only every few seconds, and a test waiting for Running must catch it."""
-        client = self.sdk("do1")
-        if set(states) <= ENDED:
-            return _plain(client.wait(task_id, timeout, states=states))
-        deadline = time.monotonic() + timeout
-        while (task := client.get_task(task_id)).state not in states:
-            assert time.monotonic() < deadline, f"task still {task.state}: {task}"
-            time.sleep(0.02)
-        return _plain(task)
+    def wait(self, task_id: str, timeout: float = 60.0) -> dict:
+        """The task once it ended (the SDK's long-poll: the platform wakes it as the task ends).
+        Nothing waits for Running: a run may be over before a test that saw it acts; a test
+        that must act on a running task holds it (held_store.py) and acts while it is held."""
+        return _plain(self.sdk("do1").wait(task_id, timeout))
 
     def fetch_output(self, who: str, file_id: str) -> bytes:
         """Downloads an output and decrypts it with its owner's key, checking its cmac."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,8 +19,6 @@ from requests.structures import CaseInsensitiveDict
 from sqlalchemy import Engine, create_engine, text
 from teaclave_client import Client
 from teaclave_client.vocabulary import MANIFEST_FORMAT
-
-from teaclave_infer.local import free_port
 
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -176,19 +175,32 @@ class Users:
 @contextmanager
 def serving(app, hang_guard_s: float = 30.0) -> Iterator[str]:
     """The app under uvicorn in a thread of this process (so a test can patch it), without
-    its lifespan; its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + hang_guard_s
-    while not server.started:  # waits for a condition, not for time to pass
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(hang_guard_s)
+    its lifespan; its base URL. uvicorn is handed a socket bound here: a port only picked here
+    could be taken by another process before uvicorn bound it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+        )
+        thread = threading.Thread(target=server.run, args=([sock],), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + hang_guard_s
+        while not server.started:  # waits for a condition, not for time to pass
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(hang_guard_s)
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port where connections are refused for as long as the block runs: bound by
+    this socket, which does not listen, so that no other process can listen there meanwhile (a
+    port that was merely free when picked could be)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])

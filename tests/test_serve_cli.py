@@ -13,8 +13,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import requests
+from cheap_kdf import ENTRY
 from conftest import ADMIN_PASSWORD
+from service_helpers import refused_port
 
+from teaclave_infer import local
 from teaclave_infer.cli import main
 from teaclave_infer.domain.setting_sources import definitions, from_sources, table
 from teaclave_infer.domain.settings import Settings
@@ -153,6 +157,20 @@ def test_serve_says_where_it_serves_once_ready(tmp_path):
         process.communicate(timeout=60)
 
 
+def test_serve_process_serves_on_the_port_the_service_bound(tmp_path, monkeypatch):
+    """The service binds port 0 itself and serve_process reads the port from its log: a port
+    picked for it beforehand is free only when picked, and another process may take it before
+    the service starts (here, one that never answers has it from the moment it is picked)."""
+    (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setattr(local, "free_port", lambda: taken.getsockname()[1])
+        with local.serve_process(tmp_path / "data", tmp_path / "admin.txt", 0, entry=ENTRY) as s:
+            assert s.url != f"http://127.0.0.1:{taken.getsockname()[1]}"
+            assert requests.get(f"{s.url}/v1/health", timeout=60).json()["status"] == "ok"
+
+
 def test_a_busy_port_fails_before_the_admin_is_made(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -167,13 +185,11 @@ def test_a_busy_port_fails_before_the_admin_is_made(tmp_path):
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_a_database_that_is_down_is_one_line_without_its_password(tmp_path, command):
-    with socket.socket() as closed:  # a port nothing listens on
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    url = f"postgresql://teaclave:hunter2secret@127.0.0.1:{port}/teaclave"
-    flags = ("--port", "0") if command == "serve" else ()
-    process = _serve(tmp_path, *flags, env={DB_ENV: url}, command=command)
-    out, err = process.communicate(timeout=120)
+    with refused_port() as port:
+        url = f"postgresql://teaclave:hunter2secret@127.0.0.1:{port}/teaclave"
+        flags = ("--port", "0") if command == "serve" else ()
+        process = _serve(tmp_path, *flags, env={DB_ENV: url}, command=command)
+        out, err = process.communicate(timeout=120)
     assert process.returncode == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from service_helpers import refused_port
+
 from teaclave_infer.cli import main
-from teaclave_infer.local import free_port
 
 
 def one_line_error(capsys) -> str:
@@ -25,9 +26,10 @@ def test_a_missing_images_folder_is_one_line_before_anything_starts(tmp_path, ca
 
 def test_an_unreachable_url_is_one_line(tmp_path, capsys):
     (tmp_path / "admin.txt").write_text("whatever")
-    url = f"http://127.0.0.1:{free_port()}"
-    args = ["demo", "--url", url, "--admin-password-file", str(tmp_path / "admin.txt")]
-    assert main([*args, "--out", str(tmp_path / "build")]) == 1
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        args = ["demo", "--url", url, "--admin-password-file", str(tmp_path / "admin.txt")]
+        assert main([*args, "--out", str(tmp_path / "build")]) == 1
     assert f"cannot reach the service at {url}" in one_line_error(capsys)
     assert not (tmp_path / "build").exists()
 

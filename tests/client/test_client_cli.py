@@ -14,8 +14,7 @@ from c_functions import SIMPLE_ADD
 from cli_helpers import Cli, make_users, register_echo
 from guests import guest
 from paths import MNIST
-
-from teaclave_infer.local import free_port
+from service_helpers import refused_port
 
 SAMPLES = MNIST / "samples"
 
@@ -90,8 +89,9 @@ def test_login_failures_and_a_service_that_is_down(module_service, tmp_path, cap
     assert "401" in cli.err and not (tmp_path / "home" / "session.json").exists()
     cli("function", "list", code=4)
     assert "not logged in" in cli.err
-    down = Cli(capsys, tmp_path / "home", f"http://127.0.0.1:{free_port()}")
-    err = down.json("login", "admin", "--password-file", str(tmp_path / "bad.txt"), code=3)
+    with refused_port() as port:
+        down = Cli(capsys, tmp_path / "home", f"http://127.0.0.1:{port}")
+        err = down.json("login", "admin", "--password-file", str(tmp_path / "bad.txt"), code=3)
     assert err["exit_code"] == 3 and "cannot reach the service" in err["message"]
 
 

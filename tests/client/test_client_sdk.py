@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from guests import ECHO, guest
 from paths import MNIST
-from service_helpers import ADMIN_PASSWORD, BUILDER
+from service_helpers import ADMIN_PASSWORD, BUILDER, refused_port
 from teaclave_client import Client, DirectoryKeyStore, MemoryKeyStore
 from teaclave_client.crypto import generate_key
 from teaclave_client.errors import (
@@ -35,8 +35,6 @@ from teaclave_client.errors import (
     TeaclaveClientError,
 )
 from teaclave_client.images import npy_bytes, prepare_for
-
-from teaclave_infer.local import free_port
 
 SAMPLES = MNIST / "samples"
 LABELS: dict[str, int] = json.loads((SAMPLES / "labels.json").read_text())
@@ -232,8 +230,11 @@ def test_wait_gives_up_after_its_timeout(people, mnist_function):
 
 
 def test_a_service_that_is_down_is_a_clear_error():
-    client = Client(f"http://127.0.0.1:{free_port()}", retries=1)
-    with client, pytest.raises(ServiceUnavailable, match="cannot reach the service at http://127"):
+    with (
+        refused_port() as port,
+        Client(f"http://127.0.0.1:{port}", retries=1) as client,
+        pytest.raises(ServiceUnavailable, match="cannot reach the service at http://127"),
+    ):
         client.login("admin", "whatever")
 
 

@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from guests import ECHO
 from paths import REPO
 from platform_helpers import Platform, app_with_workers
+from service_helpers import refused_port
 from teaclave_client.vocabulary import FailureKind
 
 from teaclave_infer.domain.blobs import LocalBlobStore
@@ -298,20 +299,14 @@ def garbage_server() -> Iterator[int]:
             tcp.shutdown()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_open_and_closed_ports_fail_alike(tmp_path, server):
     """Closed, open with a 404, open with a 500, open but not HTTP, refused by the policy: a
     task's result cannot tell them apart (nor can a store's)."""
     server.routes["/broken"] = (500, {}, b"stack trace")
     s = storage(tmp_path, LOCAL)
-    with garbage_server() as ssh:
+    with garbage_server() as ssh, refused_port() as closed:
         urls = [
-            f"http://127.0.0.1:{closed_port()}/in.bin",
+            f"http://127.0.0.1:{closed}/in.bin",
             server.url("/missing"),
             server.url("/broken"),
             f"http://127.0.0.1:{ssh}/in.bin",
@@ -319,7 +314,7 @@ def test_open_and_closed_ports_fail_alike(tmp_path, server):
         ]
         assert {fetch_failure(s, url) for url in urls} == {"input x: cannot fetch it"}
         stores = set()
-        for url in (f"http://127.0.0.1:{closed_port()}/o", f"http://127.0.0.1:{ssh}/o"):
+        for url in (f"http://127.0.0.1:{closed}/o", f"http://127.0.0.1:{ssh}/o"):
             with pytest.raises(TaskFailed) as failed:
                 s.store(url, b"sealed", "output y")
             stores.add((failed.value.kind, failed.value.message))

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +39,7 @@ from teaclave_infer.domain.passwords import KdfPool, PasswordKdf, password_kdf
 from teaclave_infer.domain.setting_sources import definitions
 from teaclave_infer.domain.settings import Settings
 from teaclave_infer.errors import TeaclaveInferError
-from teaclave_infer.local import free_port
+from teaclave_infer.local import serve_process
 
 # Made once with the cryptography Argon2id the service used before (64 MiB, 3 passes, 4 lanes).
 LEGACY_PASSWORD = "legacy-password-1"
@@ -92,33 +91,11 @@ def _set_hash(client: TestClient, username: str, password_hash: str) -> None:
 
 @contextmanager
 def _served(tmp_path: Path, db: str | None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`teaclave-infer serve` (no workers) and its process, killed if it outlives the test."""
+    """`teaclave-infer serve` (no workers, the real KDF) and its process, stopped if it
+    outlives the test."""
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
-    port, data = free_port(), tmp_path / "data"
-    cmd = [
-        *(sys.executable, "-m", "teaclave_infer.cli", "serve", "--data-dir", str(data)),
-        *("--port", str(port), "--workers", "0"),
-        *("--admin-password-file", str(tmp_path / "admin.txt")),
-        *(("--db", db) if db else ()),
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with (tmp_path / "serve.log").open("wb") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + HANG_GUARD_S
-            while True:
-                assert process.poll() is None, (tmp_path / "serve.log").read_text()
-                assert time.monotonic() < deadline, "the service did not come up"
-                try:
-                    if requests.get(f"{url}/v1/health", timeout=1).ok:
-                        break
-                except requests.RequestException:
-                    time.sleep(0.1)
-            yield url, process
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with serve_process(tmp_path / "data", tmp_path / "admin.txt", 0, HANG_GUARD_S, db) as served:
+        yield served.url, served.process
 
 
 @pytest.mark.slow  # many processes or requests: the full tier
@@ -351,7 +328,7 @@ def test_serve_refuses_an_empty_admin_password_file_in_one_line(tmp_path):
     (tmp_path / "admin.txt").write_text("   \n")
     cmd = [
         *(sys.executable, "-m", "teaclave_infer.cli", "serve", "--data-dir", str(tmp_path / "d")),
-        *("--workers", "0", "--port", str(free_port())),
+        *("--workers", "0", "--port", "0"),  # the kernel picks the port: never one in use
         *("--admin-password-file", str(tmp_path / "admin.txt")),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=HANG_GUARD_S)

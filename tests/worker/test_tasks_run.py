@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from guests import ECHO, guest
+from held_store import ALLOW, HANG_GUARD_S, held_store
 from paths import MNIST, VECTORS
 from platform_helpers import Platform, app_with_workers
 from service_helpers import HttpClient
@@ -406,16 +407,24 @@ def test_an_output_feeds_a_later_task_with_the_key_bound_to_it(platform):
 
 
 def test_a_task_canceled_while_running_stays_canceled(settings, caplog):
+    """Canceled while its worker stores the output (Running; the store holds its answer), the
+    task stays Canceled: the worker's end finds it no longer its own and lets it go."""
     caplog.set_level(logging.INFO, logger="teaclave_infer")
-    with app_with_workers(settings, workers=1) as client:
+    allowed = {"fetch_allow": (ALLOW,), "fetch_timeout_s": HANG_GUARD_S}
+    with (
+        app_with_workers(settings.model_copy(update=allowed), workers=1) as client,
+        held_store() as store,  # inside: a failing test releases its PUT before the join
+    ):
         p = Platform(client)
-        fid = p.register_guest(slow(ECHO, 1_000_000_000))
-        out = p.output("do1")
+        fid = p.register_guest(ECHO)
+        out = p.output("do1", url=store.url("/out.bin"))
         task_id = p.submit(fid, {"in": ("do1", p.input("do1", b"never"))}, {"out": ("do1", out)})
-        p.wait(task_id, states={"Running"})
+        store.wait_for_a_put()  # the run is over; the task stays Running until answered
+        assert p.task(task_id)["state"] == "Running"
         canceled = p.client.post(f"/v1/tasks/{task_id}/cancel", headers=p.auth["do1"])
         assert canceled.status_code == 200 and canceled.json()["state"] == "Canceled"
-        deadline = time.monotonic() + 60
+        store.release()
+        deadline = time.monotonic() + HANG_GUARD_S
         while not any(
             r.getMessage() == "discarded" and getattr(r, "task_id", None) == task_id
             for r in caplog.records

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from cheap_kdf import ENTRY
 from guests import ECHO
+from held_store import ALLOW, held_store
 from platform_helpers import Platform
 from service_helpers import ADMIN_PASSWORD, HttpClient
 from sqlalchemy import event
@@ -200,11 +201,16 @@ def test_a_worker_process_gets_the_settings_of_its_supervisor(tmp_path, monkeypa
 
 
 @contextmanager
-def served(tmp_path: Path, workers: int, python_flags: tuple[str, ...] = ()) -> Iterator[Served]:
+def served(
+    tmp_path: Path,
+    workers: int,
+    python_flags: tuple[str, ...] = (),
+    flags: tuple[str, ...] = (),
+) -> Iterator[Served]:
     (tmp_path / "admin.txt").write_text(ADMIN_PASSWORD)
     data = tmp_path / "live"
     with serve_process(
-        data, tmp_path / "admin.txt", workers, python_flags=python_flags, entry=ENTRY
+        data, tmp_path / "admin.txt", workers, flags=flags, python_flags=python_flags, entry=ENTRY
     ) as s:
         until(lambda: len(events(s, "worker started")) >= workers, "the workers did not start")
         yield s
@@ -297,13 +303,20 @@ def test_a_killed_worker_process_is_replaced_and_workers_outlive_no_supervisor(t
 
 @pytest.mark.slow  # many processes or requests: the full tier
 def test_sigterm_stops_the_api_and_lets_the_running_task_finish(tmp_path):
-    with served(tmp_path, workers=1) as s:
+    """SIGTERM while the worker stores the task's output (Running; the store holds its answer
+    until the worker has taken the signal): the task still finishes, then the worker stops."""
+    allowed = ("--allow-fetch", ALLOW, "--fetch-timeout", str(GUARD_S))
+    # the store inside: a failing test releases its PUT before the service is stopped
+    with served(tmp_path, workers=1, flags=allowed) as s, held_store() as store:
         p = Platform(HttpClient(s.url))
-        fid = p.register_guest(slow(ECHO, 600_000_000))
-        out = p.output("do1")
+        fid = p.register_guest(ECHO)
+        out = p.output("do1", url=store.url("/out.bin"))
         task_id = p.submit(fid, {"in": ("do1", p.input("do1", b"finished"))}, {"out": ("do1", out)})
-        p.wait(task_id, timeout=GUARD_S, states={"Running"})
+        store.wait_for_a_put()
+        assert p.task(task_id)["state"] == "Running"
         s.process.send_signal(signal.SIGTERM)
+        until(lambda: events(s, "stopping"), "the worker was not told to stop")
+        store.release()
         assert s.process.wait(GUARD_S) == 0
     engine = make_engine(f"sqlite:///{tmp_path / 'live' / 'teaclave.db'}")
     with session_factory(engine)() as session:

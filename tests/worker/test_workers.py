@@ -16,8 +16,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from guests import ECHO
+from held_store import ALLOW, HANG_GUARD_S, held_store
 from platform_helpers import Platform
 from sqlalchemy import update
+from teaclave_client.crypto import decrypt
 from teaclave_client.vocabulary import FailureKind, ResultKind
 from test_tasks_run import slow
 
@@ -119,14 +121,20 @@ class WorkerProcess:
     worker processes); its JSON log lines, and its workers', are kept in a file."""
 
     def __init__(
-        self, settings, log: Path, lease_s: float = 30.0, poll_s: float = 5.0, concurrency: int = 1
+        self,
+        settings,
+        log: Path,
+        lease_s: float = 30.0,
+        poll_s: float = 5.0,
+        concurrency: int = 1,
+        flags: tuple[str, ...] = (),
     ) -> None:
         self.log, self.concurrency = log, concurrency
         cmd = [
             *(sys.executable, "-m", "teaclave_infer.cli", "worker"),
             *("--db", settings.database_url, "--data-dir", str(settings.data_dir)),
             *("--lease", str(lease_s), "--poll", str(poll_s)),
-            *("--concurrency", str(concurrency)),
+            *("--concurrency", str(concurrency), *flags),
         ]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
 
@@ -161,29 +169,40 @@ def events_of(task_id: str, *workers: WorkerProcess, event: str) -> list[dict]:
 
 @pytest.mark.slow  # many processes or requests: the full tier
 def test_a_worker_killed_mid_task_leaves_it_to_another_that_finishes_it_once(settings, tmp_path):
+    """The first worker is killed while it stores the task's output (Running; the store holds
+    its answer): the second claims the task once the lease runs out, and finishes it."""
     p = Platform(TestClient(create_app(settings)))  # no workers in the service's process
-    fid = p.register_guest(slow(ECHO, 1_500_000_000))
-    out = p.output("do1")
-    task_id = p.submit(fid, {"in": ("do1", p.input("do1", b"survives"))}, {"out": ("do1", out)})
+    fid = p.register_guest(ECHO)
     # the second worker looks again after its fallback period: a lease running out is no signal
-    first = WorkerProcess(settings, tmp_path / "first.log", lease_s=1.0, poll_s=0.5)
-    second = None
-    try:
-        running = p.wait(task_id, timeout=60, states={"Running"})
-        assert running["attempts"] == 1
-        first.process.kill()  # SIGKILL: no clean-up, the lease just stops being renewed
-        first.process.wait(10)
-        second = WorkerProcess(settings, tmp_path / "second.log", lease_s=1.0, poll_s=0.5)
-        task = p.wait(task_id, timeout=120)
-    finally:
-        first.stop()
-        if second is not None:
-            second.stop()
+    fast = {"lease_s": 1.0, "poll_s": 0.5}
+    fast |= {"flags": ("--allow-fetch", ALLOW, "--fetch-timeout", str(HANG_GUARD_S))}
+    with held_store() as store:
+        out = p.output("do1", url=store.url("/out.bin"))
+        task_id = p.submit(fid, {"in": ("do1", p.input("do1", b"survives"))}, {"out": ("do1", out)})
+        first = WorkerProcess(settings, tmp_path / "first.log", **fast)
+        second = None
+        try:
+            store.wait_for_a_put()
+            running = p.task(task_id)
+            assert running["state"] == "Running" and running["attempts"] == 1
+            first.process.kill()  # SIGKILL: no clean-up, the lease just stops being renewed
+            first.process.wait(HANG_GUARD_S)
+            store.release()
+            second = WorkerProcess(settings, tmp_path / "second.log", **fast)
+            task = p.wait(task_id, timeout=HANG_GUARD_S)
+        finally:
+            store.release()
+            first.stop()
+            if second is not None:
+                second.stop()
     assert task["state"] == "Finished" and task["attempts"] == 2, task["result"]
     assert task["result"]["worker"] == events_of(task_id, second, event="claimed")[0]["worker"]
     assert not events_of(task_id, first, event="finished")
     assert len(events_of(task_id, second, event="finished")) == 1
-    assert p.fetch_output("do1", out) == b"survives"
+    written = task["result"]["outputs"]["out"]  # the second worker's PUT, after the first's
+    iv, cmac = bytes.fromhex(written["iv"]), bytes.fromhex(written["cmac"])
+    schema, key = p.file_keys[out]
+    assert decrypt(schema, key, iv, store.stored["/out.bin"], cmac) == b"survives"
     p.verified_receipt(task)
 
 
