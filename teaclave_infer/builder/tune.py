@@ -303,6 +303,12 @@ def _distinct(funcs: dict[str, tirx.PrimFunc]) -> dict[str, tirx.PrimFunc]:
     return kept
 
 
+_SEARCHES = {
+    "xgb": "evolutionary, ranked by XGBoost",
+    "random": 'candidates drawn at random (pip install ".[tune]" for a cost model)',
+}
+
+
 def _cost_model() -> str:
     # The XGBoost model learns from each batch; without xgboost MetaSchedule can only rank
     # candidates at random (the search still keeps the fastest it measured).
@@ -341,6 +347,8 @@ def _search(
     if meta_logger.level == logging.NOTSET:
         meta_logger.setLevel(logging.WARNING)  # else MetaSchedule prints DEBUG lines to stdout
     cost_model = _cost_model()
+    if report.progress:
+        report.progress(f"tune     search: {_SEARCHES[cost_model]}")
     callbacks = [*ms.measure_callback.MeasureCallback.create("default"), report]
     logs = tempfile.TemporaryDirectory(prefix="ti-tune-logs-")  # MetaSchedule's, not kept
     with logs as work_dir, _without_tensor_intrinsics():

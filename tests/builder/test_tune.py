@@ -4,6 +4,7 @@ the tuned kernels compute what the untuned ones do."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,10 @@ from teaclave_infer.builder.kernel_bench import BENCH_SYMBOL, bench_module, run_
 from teaclave_infer.builder.lower import lower
 from teaclave_infer.builder.plan import kernel_functions, read_plan
 from teaclave_infer.builder.tune import (
+    _SEARCHES,
     KEEP_RECORDS,
     TunedKernel,
+    _cost_model,
     _workload,
     apply_database,
     lookup,
@@ -128,6 +131,15 @@ def test_progress_counts_trials_of_the_budget_and_the_time():
     assert lines[1] == f"tune     {bar} 15/20 trials, 20 s, about 7 s left: b 10/10, best 42.0 us"
     progress.measured("a", 5, 3e-6)
     assert lines[2].startswith(f"tune     [{'#' * BAR_WIDTH}] 20/20 trials, 20 s: a 10/10")
+
+
+def test_the_build_says_how_it_searches(tuned, monkeypatch):
+    """A search without a cost model is random sampling: the build says so, and how to get one."""
+    _, _, lines = tuned
+    searches = [line for line in lines if line.startswith("tune     search: ")]
+    assert searches == [f"tune     search: {_SEARCHES[_cost_model()]}"]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert _cost_model() == "random" and ".[tune]" in _SEARCHES["random"]
 
 
 def test_trials_must_be_positive(kernels, tmp_path):
