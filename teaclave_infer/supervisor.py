@@ -97,7 +97,8 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):  # it just exited
                 process.send_signal(signal.SIGTERM)
         for t in self._threads:
-            t.join(timeout)
+            if t.ident is not None:  # a stop signal may have cut start() short: never started
+                t.join(timeout)
 
     def kill(self) -> None:
         """SIGKILL to every copy: for a second stop request. Takes no lock (a signal handler

@@ -111,6 +111,34 @@ def test_stop_reaches_every_copy_and_none_starts_again():
     assert spawned.empty() and supervisor.pids() == []
 
 
+def test_a_stop_signal_during_start_stops_what_started(monkeypatch):
+    """SIGTERM raises SystemExit in serve's main thread, which may be inside start(): the
+    copies started so far are stopped, and stop() does not trip over the threads never started."""
+    spawned: queue.Queue[FakeProcess] = queue.Queue()
+
+    def spawn(command):
+        spawned.put(process := FakeProcess(300 + spawned.qsize()))
+        return process
+
+    real_start, starts = threading.Thread.start, []
+
+    def start_or_interrupt(thread: threading.Thread) -> None:
+        starts.append(thread)
+        if len(starts) == 2:
+            raise SystemExit(0)  # what serve's handler raises, here as the second thread starts
+        real_start(thread)
+
+    supervisor = Supervisor(["worker"], 3, spawn=spawn, clock=Clock(), pause=lambda s: None)
+    monkeypatch.setattr(threading.Thread, "start", start_or_interrupt)
+    with pytest.raises(SystemExit):
+        supervisor.start()
+    monkeypatch.undo()
+    first = spawned.get(timeout=GUARD_S)
+    supervisor.stop()
+    assert first.signals == [signal.SIGTERM]
+    assert spawned.empty() and supervisor.pids() == []
+
+
 # --- an idle worker: wake-ups, not polling ------------------------------------------------
 
 
