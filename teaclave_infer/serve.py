@@ -164,6 +164,14 @@ def _address(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def announce(url: str) -> None:
+    """The READY line, in one write: the workers and the supervisor's threads log to the same
+    file, and print() writes the text and its newline apart when stdout is unbuffered
+    (PYTHONUNBUFFERED), so a log line could land between them and hide the line from a reader."""
+    sys.stdout.write(f"{READY}{url}\n")
+    sys.stdout.flush()
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -185,7 +193,7 @@ def run_serve(args: argparse.Namespace) -> int:
             config = uvicorn.Config(app, log_config=None, proxy_headers=False)
 
             def ready() -> None:
-                print(f"{READY}{_address(sock)}", flush=True)
+                announce(_address(sock))
 
             _server_class()(config, app.state.platform.waits.finish, ready).run([sock])
         finally:

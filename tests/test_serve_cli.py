@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ from cheap_kdf import ENTRY
 from conftest import ADMIN_PASSWORD
 from service_helpers import refused_port
 
-from teaclave_infer import local
+from teaclave_infer import local, serve
 from teaclave_infer.cli import main
 from teaclave_infer.domain.setting_sources import definitions, from_sources, table
 from teaclave_infer.domain.settings import Settings
@@ -155,6 +156,22 @@ def test_serve_says_where_it_serves_once_ready(tmp_path):
     finally:
         process.terminate()
         process.communicate(timeout=60)
+
+
+def test_the_ready_line_is_one_write(monkeypatch):
+    """With stdout unbuffered (PYTHONUNBUFFERED, as on CI), print() writes a line's text and its
+    newline apart, and a worker's log line, written to the same file, landed between them: the
+    reader never saw the line and waited out its timeout."""
+    writes: list[str] = []
+
+    class Unbuffered(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr(sys, "stdout", Unbuffered())
+    serve.announce("http://127.0.0.1:8000")
+    assert writes == [f"{serve.READY}http://127.0.0.1:8000\n"]
 
 
 def test_serve_process_serves_on_the_port_the_service_bound(tmp_path, monkeypatch):
